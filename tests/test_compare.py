@@ -18,7 +18,8 @@ from lrlab.cli import main
 from lrlab.executors import InProcess, LocalPool, Outcome, make_executor
 from lrlab.record import RunConfig
 from lrlab.store import Store
-from lrlab.sweep import Sweep, parse_lr_grid, parse_method
+from lrlab.cli.common import parse_lr_grid, parse_method
+from lrlab.sweep import Sweep
 
 
 def test_grid_tunes_only_methods_that_take_an_lr() -> None:
@@ -63,9 +64,9 @@ def test_lr_grid_and_method_parsing() -> None:
 def test_executor_choice() -> None:
     assert isinstance(make_executor("local", workers=1), InProcess)
     assert isinstance(make_executor("local", workers=2, runs=5), LocalPool)
-    with pytest.raises(ValueError, match="--address is for --executor ray"):
+    with pytest.raises(ValueError, match="address is for executor=ray"):
         make_executor("local", workers=2, address="auto")
-    with pytest.raises(ValueError, match="--workers must be >= 1"):
+    with pytest.raises(ValueError, match="workers must be >= 1"):
         make_executor("local", workers=0, runs=3)
 
 
@@ -131,7 +132,7 @@ def test_compare_stores_ranks_and_resumes(
     code, out, err = _compare(capsys, *argv)
     assert code == 0
     # sgd, adam: 2 LRs x 2 seeds each; the two LipschitzLR methods: 2 seeds each.
-    assert "iris: 12 runs in the grid, 0 already in" in err
+    assert "12 runs, 0 already in" in err
     with Store(db) as store:
         counts = store.count()
     assert sum(counts.values()) == 12
@@ -240,7 +241,7 @@ def test_report_regenerates_from_the_store_alone(
         (["iris", "--optimizers", "sgd", "--lr-grid", "1:0"], "--lr-grid must be"),
         (["iris", "--optimizers", "sgd", "--seeds", "0"], "--seeds must be >= 1"),
         (["mnist", "--optimizers", "sgd", "--data-dir", "/nonexistent"], "lrlab download mnist"),
-        (["iris"], "--optimizers must name at least one optimizer"),
+        (["iris"], "--optimizers must be at least one optimizer name"),
     ],
 )
 def test_compare_errors_before_running(

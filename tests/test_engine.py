@@ -162,10 +162,11 @@ def test_record_json_round_trip() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "message"),
     [
-        ("batch_size", 0, "batch_size must be an integer >= 1, got batch_size=0"),
-        ("epochs", 0, "epochs must be an integer >= 1, got epochs=0"),
-        ("lr", float("nan"), "lr must be a finite number > 0, got lr=nan"),
-        ("sampling", "bootstrap", "sampling must be shuffle or replacement"),
+        ("batch_size", 0, "batch_size must be >= 1, got batch_size=0"),
+        ("epochs", 0, "epochs must be >= 1, got epochs=0"),
+        ("lr", float("nan"), "lr must be a finite number, got lr=nan"),
+        ("lr", 0.0, "lr must be > 0, got lr=0.0"),
+        ("sampling", "bootstrap", "sampling must be one of shuffle, replacement"),
         ("optimizer", "adamm", "unknown optimizer 'adamm'"),
         ("task", "iriss", "unknown task 'iriss'"),
         ("device", "tpu", "device must be cpu, cuda or auto"),

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from lrlab import LipschitzLR
 from lrlab.lipschitz import paper_constant, smooth_constant
-from lrlab.lipschitz.controller import TensorBatches
+from lrlab.tasks import TensorBatches
 
 torch.set_default_dtype(torch.float32)
 

@@ -328,7 +328,7 @@ def test_non_positive_counts_are_one_line_errors(
     code, out, err = _run(capsys, "reproduce", "seed-000", option, "0", "--out", str(out_dir))
     assert code == 2
     assert out == ""
-    assert err == f"lrlab: error: {option} must be an integer >= 1, got {option}=0\n"
+    assert err == f"lrlab: error: {option} must be >= 1, got {option}=0\n"
     assert not out_dir.exists()
 
 

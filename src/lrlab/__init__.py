@@ -26,12 +26,21 @@ from lrlab.schedules import (
     Seed000,
     Step,
     Warmup,
+    register_schedule,
 )
 
 __version__ = "0.1.0"
 
 # Public names that need torch, and the module each lives in.
 _LAZY = {
+    "Task": "lrlab.tasks",
+    "train": "lrlab.benchmark",
+    "compare": "lrlab.benchmark",
+    "Comparison": "lrlab.benchmark",
+    "RunRecord": "lrlab.record",
+    "register_optimizer": "lrlab.optimizers",
+    "register_controller": "lrlab.controllers",
+    "LRController": "lrlab.controllers",
     "ScheduleLR": "lrlab.torch_scheduler",
     "LipschitzLR": "lrlab.lipschitz",
     "KerasSGD": "lrlab.optimizers",
@@ -40,18 +49,24 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from lrlab.benchmark import Comparison, compare, train
+    from lrlab.controllers import LRController, register_controller
     from lrlab.lipschitz import LipschitzLR
-    from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer
+    from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
+    from lrlab.record import RunRecord
+    from lrlab.tasks import Task
     from lrlab.torch_scheduler import ScheduleLR
 
 __all__ = [
     "OPTIMIZERS",
+    "Comparison",
     "Constant",
     "Cosine",
     "Exponential",
     "InverseTime",
     "Join",
     "KerasSGD",
+    "LRController",
     "Linear",
     "LipschitzLR",
     "MultiStep",
@@ -59,14 +74,21 @@ __all__ = [
     "PerEpoch",
     "Piecewise",
     "Polynomial",
+    "RunRecord",
     "Scale",
     "Schedule",
     "ScheduleLR",
     "Seed000",
     "Step",
+    "Task",
     "Warmup",
     "__version__",
+    "compare",
     "make_optimizer",
+    "register_controller",
+    "register_optimizer",
+    "register_schedule",
+    "train",
 ]
 
 

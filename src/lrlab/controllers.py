@@ -15,6 +15,7 @@ so a new controller plugs in without touching the loop.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +23,9 @@ from torch import Tensor, device, nn
 from torch.optim import Optimizer
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
+from lrlab.registry import Registry
 from lrlab.schedules import SCHEDULES, Schedule, build
-from lrlab.tasks.task import LossKind, TaskData
+from lrlab.tasks.task import AnyData, LossKind, Task
 from lrlab.torch_scheduler import ScheduleLR
 
 
@@ -34,8 +36,8 @@ class TrainingContext:
 
     model: nn.Module
     optimizer: Optimizer
-    data: TaskData
-    loss: LossKind
+    data: AnyData
+    loss: LossKind | None  # None: the task's loss is a custom function
     batch_size: int
     steps_per_epoch: int
     total_steps: int
@@ -52,6 +54,10 @@ class LRController:
         """The base LR to build the optimizer with when the run gives none (``None``: the
         optimizer's default)."""
         return None
+
+    def check_task(self, task: Task) -> None:
+        """Refuse, with a one-line ``ValueError``, a task this controller cannot drive
+        (called before the model is built)."""
 
     def start(self, context: TrainingContext) -> None:
         """Called once, after the optimizer is built and before the first step."""
@@ -106,22 +112,91 @@ class ScheduleController(LRController):
             self._scheduler.load_state_dict(state)
 
 
-# Adaptive controllers by spec name: "module:function", the function taking the parsed
-# CallSpec. Imported only when named, so a schedule-only run never loads them.
-ADAPTIVE: dict[str, str] = {"lipschitz": "lrlab.lipschitz.controller:from_spec"}
+@dataclass(frozen=True)
+class ControllerEntry:
+    """An adaptive LR controller a spec can name.
+
+    ``factory`` builds it from the spec's keyword arguments (``lipschitz(bound=smooth)`` ->
+    ``factory(bound="smooth")``), or, when ``takes_spec``, from the parsed `CallSpec` itself;
+    a ``"module:function"`` string is imported on first use, so naming a controller costs
+    nothing until a run builds it. ``takes_lr``: whether the controller starts from a base LR
+    that a comparison tunes over its LR grid (a plateau rule), or computes its own
+    (LipschitzLR: such methods run once per seed, in the "no tuning" group).
+    """
+
+    factory: Callable[..., LRController] | str
+    takes_lr: bool
+    takes_spec: bool = False
+
+    def build(self, call: CallSpec) -> LRController:
+        factory = self.factory
+        if isinstance(factory, str):
+            module, _, function = factory.partition(":")
+            factory = getattr(importlib.import_module(module), function)
+        if self.takes_spec:
+            controller = factory(call)
+        else:
+            if call.args:
+                raise SpecError(
+                    f"{call.name}: takes keyword arguments only, got {len(call.args)} positional"
+                )
+            controller = factory(**call.kwargs)
+        if not isinstance(controller, LRController):
+            raise TypeError(
+                f"controller {call.name!r}: its factory returned {type(controller).__name__}, "
+                "not an LRController"
+            )
+        return controller
+
+
+#: Adaptive controllers by spec name: lrlab's, the ones users register, installed entry
+#: points (group ``lrlab.controllers``).
+CONTROLLERS: Registry[ControllerEntry] = Registry("LR controller", "lrlab.controllers")
+CONTROLLERS.register(
+    "lipschitz",
+    ControllerEntry("lrlab.lipschitz.controller:from_spec", takes_lr=False, takes_spec=True),
+)
+
+
+def register_controller(
+    name: str,
+    factory: Callable[..., LRController],
+    *,
+    takes_lr: bool = True,
+    replace: bool = False,
+) -> ControllerEntry:
+    """Make an `LRController` available as ``name(...)`` in ``--schedule`` specs and sweeps.
+
+    ``factory(**kwargs)`` gets the spec's keyword arguments and returns a fresh controller
+    (check them there, so a bad spec fails before a sweep starts: lrlab builds one controller
+    when it parses the spec). ``takes_lr=False`` for a rule that computes its own LR (such
+    methods run once per seed in a comparison, whatever the LR grid). Register at a module's
+    top level: sweep workers import that module again to see the name.
+    """
+    if not callable(factory):
+        raise TypeError(f"register_controller: factory must be callable, got factory={factory!r}")
+    if not isinstance(takes_lr, bool):
+        raise TypeError(f"register_controller: takes_lr must be true or false, got {takes_lr!r}")
+    if name in SCHEDULES:
+        raise ValueError(f"register_controller: {name!r} is a schedule's name")
+    entry = ControllerEntry(factory, takes_lr)
+    CONTROLLERS.register(name, entry, replace=replace, depth=2)
+    return entry
+
+
+def controller_entry(spec: str) -> ControllerEntry | None:
+    """The adaptive controller a spec names, or ``None`` for a schedule (or a bad spec)."""
+    return CONTROLLERS.find(parse_call(spec).name)
 
 
 def build_controller(spec: str, *, steps_per_epoch: int | None = None) -> LRController:
-    """The controller a ``--schedule`` spec names: an adaptive rule from `ADAPTIVE`, else a
-    schedule (``per_epoch(...)`` gets ``steps_per_epoch``)."""
+    """The controller a ``--schedule`` spec names: an adaptive rule from `CONTROLLERS`, else
+    a schedule (``per_epoch(...)`` gets ``steps_per_epoch``)."""
     call: CallSpec = parse_call(spec)
-    if call.name not in ADAPTIVE and call.name not in SCHEDULES:
-        known = ", ".join([*SCHEDULES, *ADAPTIVE])
+    entry = CONTROLLERS.find(call.name)
+    if entry is not None:
+        return entry.build(call)
+    if call.name not in SCHEDULES:
+        known = ", ".join([*SCHEDULES, *CONTROLLERS])
         raise SpecError(f"unknown schedule {call.name!r}; known: {known}")
-    target = ADAPTIVE.get(call.name)
-    if target is not None:
-        module, function = target.split(":")
-        factory = getattr(importlib.import_module(module), function)
-        controller: LRController = factory(call)
-        return controller
     return ScheduleController(build(call, steps_per_epoch=steps_per_epoch))

@@ -1,10 +1,17 @@
 """The training engine: one run of (task, optimizer, LR controller, seed, budget) -> `RunRecord`.
 
-The loop is a plain PyTorch loop over tensors already in memory: batches are indexed straight
-out of the training tensors (no per-sample ``Dataset.__getitem__``), the LR controller is four
-method calls, and the only per-step host work is reading the loss (on CPU, where it is free) to
-record it and to stop a diverged run at once. On CUDA the losses stay on the device and are read
-every `CUDA_SYNC_EVERY` steps, so the GPU is not stalled every step.
+One loop, two batch sources. A task's tensors held in memory are batched here: index tensors
+straight out of the training set (no per-sample ``Dataset.__getitem__``), a fresh permutation
+per epoch from the run's seed, or seed 003's sampling with replacement. A task's
+``DataLoader`` (or any re-iterable, sized collection of batches) is streamed as given, one pass
+an epoch, each batch moved to the run's device. Everything else is shared: the LR controller is
+four method calls, losses are read on the host every `host_sync_every` steps (every step on
+the CPU, where it is free, so a non-finite loss stops the run before its update; in blocks on
+a GPU, so it is not stalled every step), the record, divergence handling and metrics.
+
+A run draws all its randomness from its seed: the model's initial weights, the batch order,
+augmentation, dropout, a DataLoader's shuffling (torch's global RNG, seeded and restored
+around the run, so the caller's RNG state is untouched).
 """
 
 from __future__ import annotations
@@ -12,24 +19,29 @@ from __future__ import annotations
 import math
 import platform
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from lrlab.controllers import LRController, TrainingContext, build_controller
+from lrlab.controllers import LRController, TrainingContext, build_controller, controller_entry
 from lrlab.optimizers import make_optimizer, optimizer_entry, set_optimizer_mode
 from lrlab.record import EpochStats, RunConfig, RunRecord
-from lrlab.tasks import MetricSum, Task, TaskData, evaluate, get_task, load_task_data
-from lrlab.tasks.task import loss_function
+from lrlab.rng import seeded
+from lrlab.tasks import TASKS, AnyData, MetricSum, StreamData, Task, TaskData, get_task
+from lrlab.tasks.catalog import load_task_data
+from lrlab.tasks.task import SAMPLINGS, evaluate_batches, loss_function, to_device
+from lrlab.validate import check_choice, check_int, check_optional_lr
 
 CUDA_SYNC_EVERY = 50
-SAMPLINGS = ("shuffle", "replacement")
 
 
 class Observer(Protocol):
-    """Progress hooks (e.g. the CLI's progress bar). ``on_step`` runs every step: keep it cheap."""
+    """Progress hooks (e.g. the CLI's progress bar). ``on_step`` runs for every step, once its
+    loss has been read (on a GPU, in blocks): keep it cheap."""
 
     def on_start(self, config: RunConfig, total_steps: int, steps_per_epoch: int) -> None: ...
 
@@ -44,10 +56,15 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda"):
+    if isinstance(name, str) and name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}: no CUDA device is available; use --device cpu")
-        return torch.device(name)
+            raise ValueError(f"device {name!r}: no CUDA device is available; use device=cpu")
+        try:
+            return torch.device(name)
+        except RuntimeError:
+            raise ValueError(
+                f"device must be cpu, cuda, cuda:N or auto, got device={name!r}"
+            ) from None
     raise ValueError(f"device must be cpu, cuda or auto, got device={name!r}")
 
 
@@ -63,25 +80,41 @@ class Plan:
     device: torch.device
 
 
-def plan(config: RunConfig, data: TaskData) -> Plan:
+def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
     """Resolve defaults and validate the config (one-line ``ValueError`` naming the field)."""
-    task = get_task(config.task)
+    task = task if task is not None else get_task(config.task)
     optimizer_entry(config.optimizer)  # an unknown optimizer fails before any work
-    batch_size = config.batch_size if config.batch_size is not None else task.batch_size
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer >= 1, got batch_size={batch_size!r}")
-    sampling = config.sampling or task.sampling
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"sampling must be shuffle or replacement, got sampling={sampling!r}")
+    check_int("run", "seed", config.seed, minimum=0)
+    check_optional_lr("run", config.lr)
     if config.epochs is not None and config.steps is not None:
-        raise ValueError("give epochs or steps, not both")
+        raise ValueError(
+            f"give epochs or steps, not both, got epochs={config.epochs}, steps={config.steps}"
+        )
     for name in ("epochs", "steps"):
         value = getattr(config, name)
-        if value is not None and (not isinstance(value, int) or value < 1):
-            raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
-    if config.lr is not None and not (math.isfinite(config.lr) and config.lr > 0):
-        raise ValueError(f"lr must be a finite number > 0, got lr={config.lr!r}")
-    steps_per_epoch = math.ceil(data.train_size / batch_size)
+        if value is not None:
+            check_int("run", name, value, minimum=1)
+    if config.model is not None and config.model not in task.models:
+        task.build_model(config.model)  # the error that lists the task's models
+    sampling = config.sampling or task.sampling
+    check_choice("run", "sampling", sampling, SAMPLINGS)
+    if isinstance(data, StreamData):
+        if config.batch_size is not None:
+            raise ValueError(
+                f"task {task.name}: its training data is a DataLoader, which sets the batch "
+                f"size; leave batch_size out, got batch_size={config.batch_size!r}"
+            )
+        if config.sampling == "replacement":
+            raise ValueError(
+                f"task {task.name}: sampling=replacement needs tensor data; a DataLoader "
+                "chooses its own order"
+            )
+        batch_size = data.batch_size or 0
+        steps_per_epoch = data.steps_per_pass
+    else:
+        batch_size = config.batch_size if config.batch_size is not None else task.batch_size
+        check_int("run", "batch_size", batch_size, minimum=1)
+        steps_per_epoch = math.ceil(data.train_size / batch_size)
     if config.steps is not None:
         total = config.steps
     elif config.epochs is not None:
@@ -105,45 +138,73 @@ def versions() -> dict[str, str]:
     return {"lrlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
-def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
+def task_data(config: RunConfig, task: Task) -> AnyData:
+    """The run's data: cached per process when ``config.task`` names ``task`` (one of
+    lrlab's, or a reference), loaded afresh for a `Task` object given directly."""
+    if TASKS.get(config.task) is task or task.reference == config.task:
+        return load_task_data(config.task, config.split, config.data_dir)
+    return task.load(config.split, Path(config.data_dir) if config.data_dir else None)
+
+
+def train(
+    config: RunConfig, *, observer: Observer | None = None, task: Task | None = None
+) -> RunRecord:
     """Train one run and return its record.
 
-    A non-finite loss ends the run as ``diverged`` at that step (recorded, not raised). A bad
-    config raises ``ValueError`` before training starts; anything else that goes wrong during
-    training propagates (a sweep records it as ``failed``).
+    ``task`` is the `Task` object when the caller has one that ``config.task`` cannot name
+    (a task built in Python and never registered); otherwise it is resolved from
+    ``config.task``. A non-finite loss ends the run as ``diverged`` at that step (recorded,
+    not raised). A bad config raises ``ValueError`` before training starts; anything else
+    that goes wrong during training propagates (a sweep records it as ``failed``).
     """
-    task = get_task(config.task)
-    data = load_task_data(config.task, config.split, config.data_dir)
-    resolved = plan(config, data)
-    data = data.to(resolved.device)
+    task = task if task is not None else get_task(config.task)
+    data = task_data(config, task)
+    resolved = plan(config, data, task)
     controller = (
         build_controller(config.schedule, steps_per_epoch=resolved.steps_per_epoch)
         if config.schedule
         else None
     )
+    if controller is not None:
+        controller.check_task(task)
+    if isinstance(data, TaskData):
+        data = data.to(resolved.device)
+    with seeded(config.seed, resolved.device):
+        return _run(config, task, data, resolved, controller, observer)
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(config.seed)
-        model = task.build_model(config.model)
+
+def _run(
+    config: RunConfig,
+    task: Task,
+    data: AnyData,
+    resolved: Plan,
+    controller: LRController | None,
+    observer: Observer | None,
+) -> RunRecord:
+    model = task.build_model(config.model)
     model.to(resolved.device).train()
     lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
     optimizer = make_optimizer(config.optimizer, model.parameters(), lr=lr, **config.optimizer_args)
     set_optimizer_mode(optimizer, training=True)  # schedule-free: train at y, evaluate at x
+    entry = controller_entry(config.schedule) if config.schedule else None
     record = RunRecord(
         config=config,
         status="done",
-        metric=task.metric,
+        metric=task.metric_name,
         target=task.target,
-        higher_is_better=task.higher_is_better,
+        higher_is_better=bool(task.higher_is_better),
         steps_per_epoch=resolved.steps_per_epoch,
         device=str(resolved.device),
         versions=versions(),
+        self_tuning=optimizer_entry(config.optimizer).lr_free
+        or (entry is not None and not entry.takes_lr),
+        task_name=task.name,
     )
     context = TrainingContext(
         model,
         optimizer,
         data,
-        task.loss,
+        task.loss_kind,  # type: ignore[arg-type]
         resolved.batch_size,
         resolved.steps_per_epoch,
         resolved.total_steps,
@@ -160,6 +221,8 @@ def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
             controller.close()
     if controller is not None:
         record.extra["controller"] = {"spec": controller.spec, **controller.summary()}
+    if record.step_lr:
+        record.initial_lr = record.step_lr[0]
     return record
 
 
@@ -182,6 +245,9 @@ class _Loop:
         self.sync_every = host_sync_every(resolved.device)
         self.train_time = 0.0
         self.step = 0  # the update in progress, for errors raised inside it
+        self.reported = 0  # steps whose loss the observer has seen
+        self._stream: Iterator[tuple[Any, Tensor]] | None = None
+        self.pending: list[Tensor] = []  # losses not read on the host yet
 
     def run(self) -> None:
         plan, record = self.plan, self.record
@@ -190,19 +256,23 @@ class _Loop:
         while step < plan.total_steps and record.status == "done":
             steps = min(plan.steps_per_epoch, plan.total_steps - step)
             tick = time.perf_counter()
-            running = MetricSum(plan.task.metric, plan.task.loss)
+            running = MetricSum(plan.task.metric, plan.task.loss)  # type: ignore[arg-type]
             begin = step
             self.step = step
             try:
                 if self.controller is not None:
                     self.controller.on_epoch_start(epoch, step)
-                step = self._epoch(epoch, step, steps, running)
+                step = self._epoch(step, steps, running)
             except ArithmeticError as error:
                 # A controller met non-finite or all-zero activations mid-run: the run broke
                 # down there (a bad config raises before the loop and is not caught here).
                 step = self.step
-                self._diverged(step, math.nan, self.context.optimizer.param_groups[0]["lr"])
-                record.error = str(error).splitlines()[0]
+                read = len(record.step_loss) + len(self.pending)
+                if not (self.pending and self._flush(self.pending, read)):
+                    del record.step_loss[step:], record.step_lr[step:]
+                    self._diverged(step, math.nan, None)
+                    record.error = str(error).splitlines()[0]
+                step = self._diverged_step()
             self.train_time += time.perf_counter() - tick
             self._end_epoch(epoch, begin, step, running, start)
             epoch += 1
@@ -210,38 +280,54 @@ class _Loop:
         record.train_time = self.train_time
         record.wall_time = time.perf_counter() - start
 
-    def _batches(self, steps: int) -> list[Tensor]:
-        """The index tensors of an epoch's batches: a fresh permutation, or seed 003's
-        sampling with replacement."""
-        n, size = self.context.data.train_size, self.plan.batch_size
-        device = self.plan.device
+    def _batches(self, steps: int) -> Iterator[tuple[Any, Tensor]]:
+        """An epoch's ``steps`` training batches, on the run's device, augmented."""
+        data, device = self.context.data, self.plan.device
+        if isinstance(data, StreamData):
+            for inputs, targets in _take(self._stream_batches(), steps):
+                yield to_device(inputs, device), to_device(targets, device)
+            return
+        n, size = data.train_size, self.plan.batch_size
         if self.plan.sampling == "replacement":
             draws = torch.randint(n, (steps, size), generator=self.generator)
-            return list(draws.to(device).unbind(0))
-        order = torch.randperm(n, generator=self.generator).to(device)
-        return list(torch.split(order, size))[:steps]
-
-    def _epoch(self, epoch: int, step: int, steps: int, running: MetricSum) -> int:
-        data, optimizer, model = self.context.data, self.context.optimizer, self.context.model
-        controller, observer, record = self.controller, self.observer, self.record
-        group = optimizer.param_groups[0]
-        pending: list[Tensor] = []
-        for index in self._batches(steps):
-            self.step = step
+            indices = list(draws.to(device).unbind(0))
+        else:
+            order = torch.randperm(n, generator=self.generator).to(device)
+            indices = list(torch.split(order, size))[:steps]
+        for index in indices:
             inputs, targets = data.x_train[index], data.y_train[index]
             if data.transform is not None:
                 inputs = data.transform(inputs)
             if data.augment is not None:
                 inputs = data.augment(inputs, self.generator)
+            yield inputs, targets
+
+    def _stream_batches(self) -> Iterator[tuple[Any, Tensor]]:
+        """The loader's batches, a new pass whenever one ends (so a budget in steps that
+        ends mid-pass resumes there in the next epoch)."""
+        while True:
+            if self._stream is None:
+                self._stream = iter(self.context.data.train)  # type: ignore[union-attr]
+            yield from self._stream
+            self._stream = None
+
+    def _epoch(self, step: int, steps: int, running: MetricSum) -> int:
+        """Train ``steps`` updates from ``step``; return the step count reached (the step
+        of divergence when the run diverged)."""
+        optimizer, model = self.context.optimizer, self.context.model
+        controller, record = self.controller, self.record
+        group = optimizer.param_groups[0]
+        pending = self.pending
+        for inputs, targets in self._batches(steps):
+            self.step = step
             outputs = model(inputs)
             loss = self.loss_fn(outputs, targets)
-            if self.sync_every == 1:
-                value = loss.item()
-                if not math.isfinite(value):
-                    self._diverged(step, value, group["lr"])
-                    return step
-            else:
-                pending.append(loss.detach())
+            pending.append(loss.detach())
+            # On the CPU every loss is read here, before its update: a non-finite one stops
+            # the run with the weights it had. On a GPU, in blocks (the updates between are
+            # dropped from the record).
+            if len(pending) == self.sync_every and self._flush(pending, step + 1):
+                return self._diverged_step()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             if controller is not None:
@@ -251,39 +337,52 @@ class _Loop:
             optimizer.step()
             if controller is not None:
                 controller.after_update(step)
-            record.step_lr.append(lr)
+            record.step_lr.append(float(lr))
             running.add(outputs, targets)
-            if self.sync_every == 1:
-                record.step_loss.append(value)
-                if observer is not None:
-                    observer.on_step(step, value, lr)
-            elif len(pending) == self.sync_every and self._flush(pending, step + 1):
-                return self.record.diverged_at or step
+            self._report()
             step += 1
         if pending and self._flush(pending, step):
-            return self.record.diverged_at or step
+            return self._diverged_step()
+        self._report()
         return step
 
+    def _diverged_step(self) -> int:
+        diverged = self.record.diverged_at
+        return self.step if diverged is None else diverged
+
     def _flush(self, pending: list[Tensor], end: int) -> bool:
-        """Record losses held on the device; mark divergence at the first non-finite one."""
-        values = torch.stack(pending).tolist()
+        """Record the losses of steps ``end - len(pending) .. end - 1``; at the first
+        non-finite one, mark the run diverged there and drop what came after."""
+        values = torch.stack(pending).tolist() if len(pending) > 1 else [pending[0].item()]
         pending.clear()
         first = end - len(values)
         for offset, value in enumerate(values):
-            self.record.step_loss.append(value)
             if not math.isfinite(value):
-                self.record.status = "diverged"
-                self.record.diverged_at = first + offset
-                del self.record.step_lr[first + offset + 1 :]
-                del self.record.step_loss[first + offset + 1 :]
+                step = first + offset
+                lr = self.record.step_lr[step] if step < len(self.record.step_lr) else None
+                del self.record.step_lr[step:]
+                self._diverged(step, value, lr)
+                self._report()
                 return True
+            self.record.step_loss.append(value)
         return False
 
-    def _diverged(self, step: int, value: float, lr: float) -> None:
+    def _report(self) -> None:
+        """Tell the observer about every step whose loss and LR are both recorded."""
+        if self.observer is None:
+            return
+        loss, lrs = self.record.step_loss, self.record.step_lr
+        ready = min(len(loss), len(lrs))
+        for step in range(self.reported, ready):
+            self.observer.on_step(step, loss[step], lrs[step])
+        self.reported = max(self.reported, ready)
+
+    def _diverged(self, step: int, value: float, lr: float | None) -> None:
         self.record.status = "diverged"
         self.record.diverged_at = step
         self.record.step_loss.append(value)
-        self.record.step_lr.append(float(lr))
+        group = self.context.optimizer.param_groups[0]
+        self.record.step_lr.append(float(group["lr"] if lr is None else lr))
 
     def _end_epoch(
         self, epoch: int, begin: int, step: int, running: MetricSum, start: float
@@ -301,15 +400,15 @@ class _Loop:
         ]
         train_loss = sum(losses) / len(losses) if losses else None
         test_loss = test_metric = None
-        if data.x_test is not None and data.y_test is not None:
+        batches = data.test_batches()
+        if batches is not None:
             set_optimizer_mode(self.context.optimizer, training=False)
-            test_loss, test_metric = evaluate(
+            test_loss, test_metric = evaluate_batches(
                 self.context.model,
-                data.x_test,
-                data.y_test,
+                batches,
                 loss=task.loss,
-                metric=task.metric,
-                transform=data.transform,
+                metric=task.metric,  # type: ignore[arg-type]
+                device=self.plan.device if isinstance(data, StreamData) else None,
             )
             set_optimizer_mode(self.context.optimizer, training=True)
         stats = EpochStats(
@@ -326,3 +425,11 @@ class _Loop:
         self.record.epochs.append(stats)
         if self.observer is not None:
             self.observer.on_epoch(stats)
+
+
+def _take(batches: Iterator[tuple[Any, Tensor]], count: int) -> Iterator[tuple[Any, Tensor]]:
+    for _ in range(count):
+        batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch

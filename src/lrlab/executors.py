@@ -14,9 +14,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lrlab.record import RunConfig, RunRecord
+from lrlab.registry import import_plugins, plugin_sources
+from lrlab.validate import check_choice, check_int
+
+if TYPE_CHECKING:
+    from lrlab.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -31,14 +36,21 @@ class Outcome:
 OnResult = Callable[[Outcome], None]
 
 
-def run_one(config_data: dict[str, Any]) -> tuple[str | None, str | None]:
+class Executor(Protocol):
+    """Runs configs, calling ``on_result`` once per run, in the calling process."""
+
+    def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None: ...
+
+
+def run_one(config_data: dict[str, Any], task: Task | None = None) -> tuple[str | None, str | None]:
     """Train one run from a plain config dict; return ``(record JSON, None)`` or
-    ``(None, error)``. Plain data in and out, so any process or machine can run it."""
+    ``(None, error)``. Plain data in and out, so any process or machine can run it
+    (``task``: the `Task` object, in the process that has it)."""
     from lrlab.engine import train
 
     config = RunConfig.from_dict(config_data)
     try:
-        return train(config).to_json(), None
+        return train(config, task=task).to_json(), None
     except Exception as error:  # a failing run is a result, not a crash of the sweep
         message = str(error).strip().splitlines()[0] if str(error).strip() else ""
         return None, f"{type(error).__name__}: {message}" if message else type(error).__name__
@@ -50,23 +62,34 @@ def _outcome(config: RunConfig, result: tuple[str | None, str | None]) -> Outcom
     return Outcome(config, record, error)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, plugins: Sequence[str] = ()) -> None:
+    """A worker's set-up: torch's thread count, then the user modules that registered
+    schedules, optimizers or controllers in the parent (so their names work here too)."""
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 
     torch.set_num_threads(threads)
+    import_plugins(list(plugins))
 
 
 class InProcess:
-    """Runs one after another in this process (``--workers 1``: no start-up cost)."""
+    """Runs one after another in this process (``workers=1``: no start-up cost). ``task``:
+    a `Task` object the configs' task names (one that no other process could build)."""
 
-    def __init__(self, threads: int = 1) -> None:
-        self.threads = threads
+    def __init__(self, threads: int = 1, task: Task | None = None) -> None:
+        self.threads = check_int("InProcess", "threads", threads, minimum=1)
+        self.task = task
 
     def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None:
-        _init_worker(self.threads)
-        for config in configs:
-            on_result(_outcome(config, run_one(config.to_dict())))
+        import torch
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            for config in configs:
+                on_result(_outcome(config, run_one(config.to_dict(), self.task)))
+        finally:
+            torch.set_num_threads(previous)
 
 
 class LocalPool:
@@ -83,10 +106,12 @@ class LocalPool:
         workers: int,
         threads: int = 1,
         target: Callable[[dict[str, Any]], tuple[str | None, str | None]] = run_one,
+        plugins: Sequence[str] | None = None,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"--workers must be >= 1, got --workers={workers}")
-        self.workers, self.threads, self.target = workers, threads, target
+        self.workers = check_int("LocalPool", "workers", workers, minimum=1)
+        self.threads = check_int("LocalPool", "threads", threads, minimum=1)
+        self.target = target
+        self.plugins = tuple(plugin_sources() if plugins is None else plugins)
 
     def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None:
         queue = list(reversed(configs))
@@ -109,7 +134,10 @@ class LocalPool:
         runs that were in flight when one died."""
         context = get_context("spawn")  # fork after torch initialised threads can deadlock
         with ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_init_worker, initargs=(self.threads,)
+            workers,
+            mp_context=context,
+            initializer=_init_worker,
+            initargs=(self.threads, self.plugins),
         ) as pool:
             flight: dict[Future[tuple[str | None, str | None]], RunConfig] = {}
             while queue or flight:
@@ -139,13 +167,15 @@ class RayExecutor:
         threads: int = 1,
         runtime_env: dict[str, Any] | None = None,
         local_cpus: int | None = None,
+        plugins: Sequence[str] | None = None,
     ) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
-            raise ValueError("--executor ray needs Ray: pip install 'lrlab[ray]'") from None
+            raise ValueError("executor=ray needs Ray: pip install 'lrlab[ray]'") from None
         self.address, self.cpus_per_run, self.threads = address, cpus_per_run, threads
         self.runtime_env, self.local_cpus = runtime_env, local_cpus
+        self.plugins = tuple(plugin_sources() if plugins is None else plugins)
 
     def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None:
         import ray
@@ -160,7 +190,7 @@ class RayExecutor:
             ray.init(address=self.address, **options)
         try:
             remote = ray.remote(num_cpus=self.cpus_per_run, max_retries=1)(_ray_task)
-            refs = {remote.remote(c.to_dict(), self.threads): c for c in configs}
+            refs = {remote.remote(c.to_dict(), self.threads, self.plugins): c for c in configs}
             waiting = list(refs)
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
@@ -184,21 +214,42 @@ class RayExecutor:
                 ray.shutdown()
 
 
-def _ray_task(config_data: dict[str, Any], threads: int) -> tuple[str | None, str | None]:
-    _init_worker(threads)
+def _ray_task(
+    config_data: dict[str, Any], threads: int, plugins: Sequence[str] = ()
+) -> tuple[str | None, str | None]:
+    _init_worker(threads, plugins)
     return run_one(config_data)
 
 
 def make_executor(
-    kind: str, *, workers: int, threads: int = 1, address: str | None = None, runs: int = 0
-) -> InProcess | LocalPool | RayExecutor:
-    """The executor for ``--executor`` (``local`` or ``ray``) and ``--workers``."""
+    kind: str,
+    *,
+    workers: int,
+    threads: int = 1,
+    address: str | None = None,
+    runs: int = 0,
+    task: Task | None = None,
+) -> Executor:
+    """The executor for ``kind`` (``local`` or ``ray``) with ``workers`` parallel runs.
+
+    One run, or one worker, runs in this process. ``task``: a `Task` object the runs need
+    that other processes cannot build (no reference): it runs here, one run after another.
+    """
+    check_choice("", "executor", kind, ("local", "ray"))
+    check_int("", "workers", workers, minimum=1)
+    check_int("", "threads", threads, minimum=1)
+    if task is not None and task.reference is None and (kind == "ray" or workers > 1):
+        from lrlab.tasks import TASKS
+
+        if TASKS.get(task.name) is not task:
+            raise ValueError(
+                f"task {task.name}: a Task object runs in this process only (workers=1); "
+                "to run it in parallel, give its reference 'path/to/file.py:function'"
+            )
     if kind == "ray":
         return RayExecutor(address=address, threads=threads, local_cpus=workers)
-    if kind != "local":
-        raise ValueError(f"--executor must be local or ray, got --executor={kind}")
     if address is not None:
-        raise ValueError("--address is for --executor ray")
+        raise ValueError(f"address is for executor=ray, got address={address!r}")
     if workers == 1 or runs == 1:
-        return InProcess(threads)
+        return InProcess(threads, task)
     return LocalPool(workers, threads)

@@ -32,10 +32,9 @@ any optimizer with ``train()``/``eval()`` methods, and is a no-op for the others
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeGuard
 
 import torch
@@ -43,6 +42,8 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from lrlab.peers import PEERS, PeerEntry
+from lrlab.registry import Registry
+from lrlab.validate import ArgumentTypeError, check_bool, check_lr, check_number
 
 
 class KerasSGD(Optimizer):
@@ -64,11 +65,10 @@ class KerasSGD(Optimizer):
         nesterov: bool = False,
         weight_decay: float = 0.0,
     ) -> None:
-        _check_nonnegative("KerasSGD", "lr", lr)
-        _check_nonnegative("KerasSGD", "momentum", momentum)
-        _check_nonnegative("KerasSGD", "weight_decay", weight_decay)
-        if not isinstance(nesterov, bool):
-            raise ValueError(f"KerasSGD: nesterov must be true or false, got nesterov={nesterov!r}")
+        check_number("KerasSGD", "lr", lr, nonnegative=True)
+        check_number("KerasSGD", "momentum", momentum, nonnegative=True)
+        check_number("KerasSGD", "weight_decay", weight_decay, nonnegative=True)
+        check_bool("KerasSGD", "nesterov", nesterov)
         defaults = {
             "lr": lr,
             "momentum": momentum,
@@ -107,27 +107,83 @@ class KerasSGD(Optimizer):
         return loss
 
 
-def _check_nonnegative(owner: str, name: str, value: object) -> None:
-    if not (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and value == value
-        and value >= 0
-        and value != float("inf")
-    ):
-        raise ValueError(f"{owner}: {name} must be a finite number >= 0, got {name}={value!r}")
-
-
 @dataclass(frozen=True)
 class OptimizerEntry:
-    """A named update rule: the ``torch.optim`` class and the seeds' defaults."""
+    """A named update rule: the optimizer class (``torch.optim`` or any class taking
+    ``params`` first), the arguments lrlab builds it with, and whether it needs LR tuning.
+
+    ``lr_free``: the optimizer estimates its own step size (a comparison puts it in the
+    "no tuning" group beside LipschitzLR and runs it once per seed whatever the LR grid).
+    """
 
     cls: type[Optimizer]
     defaults: dict[str, Any]
     summary: str
+    lr_free: bool = False
+    name: str = ""
+
+    def build(
+        self,
+        params: Iterable[Tensor] | Iterable[dict[str, Any]],
+        lr: float | None = None,
+        **overrides: Any,
+    ) -> Optimizer:
+        """The optimizer over ``params``: ``defaults``, then ``lr`` and ``overrides``."""
+        kwargs = dict(self.defaults)
+        if lr is not None:
+            kwargs["lr"] = check_lr(self.name or self.cls.__name__, lr)
+        accepted = set(inspect.signature(self.cls).parameters) - {"params"}
+        for key in overrides:
+            if key not in accepted:
+                raise ValueError(f"optimizer {self.name!r} takes no argument {key!r}")
+        kwargs.update(overrides)
+        return self.cls(params, **kwargs)
 
 
-OPTIMIZERS: dict[str, OptimizerEntry] = {
+#: Every optimizer by name: lrlab's, the peers (their packages imported only when built),
+#: the ones users register, installed entry points (group ``lrlab.optimizers``).
+OPTIMIZERS: Registry[OptimizerEntry | PeerEntry] = Registry("optimizer", "lrlab.optimizers")
+
+
+def register_optimizer(
+    name: str,
+    cls: type[Optimizer],
+    *,
+    defaults: dict[str, Any] | None = None,
+    summary: str = "",
+    lr_free: bool = False,
+    replace: bool = False,
+) -> OptimizerEntry:
+    """Make ``cls`` available as ``name`` in `make_optimizer`, ``--optimizer``,
+    ``--optimizers`` and sweeps, built with ``defaults`` (``lr`` among them unless ``cls``
+    has a default LR). ``lr_free=True`` for a method that estimates its own step size (it
+    then runs once per seed in a comparison, in the "no tuning" group).
+
+    Example::
+
+        register_optimizer("lion", Lion, defaults={"lr": 1e-4, "betas": (0.9, 0.99)})
+
+    Register at a module's top level (or in a task file): sweep workers import that module
+    again to see the name. A taken name is a ``ValueError`` unless ``replace=True``.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Optimizer)):
+        raise ArgumentTypeError(
+            f"register_optimizer: cls must be a torch.optim.Optimizer subclass, got cls={cls!r}"
+        )
+    check_bool("register_optimizer", "lr_free", lr_free)
+    values = dict(defaults or {})
+    accepted = set(inspect.signature(cls).parameters) - {"params"}
+    for key in values:
+        if key not in accepted:
+            raise ValueError(
+                f"register_optimizer: {cls.__name__} takes no argument {key!r} (in defaults)"
+            )
+    entry = OptimizerEntry(cls, values, summary or cls.__name__, lr_free, name)
+    OPTIMIZERS.register(name, entry, replace=replace, depth=2)
+    return entry
+
+
+for _name, _entry in {
     "sgd": OptimizerEntry(torch.optim.SGD, {"lr": 0.01}, "plain SGD, w -= lr g"),
     "momentum": OptimizerEntry(
         torch.optim.SGD, {"lr": 0.01, "momentum": 0.9}, "PyTorch momentum, b = mu b + g; w -= lr b"
@@ -160,27 +216,22 @@ OPTIMIZERS: dict[str, OptimizerEntry] = {
         {"lr": 0.001, "betas": (0.9, 0.999), "weight_decay": 0.01},
         "Adam with decoupled weight decay",
     ),
-}
+}.items():
+    OPTIMIZERS.register(_name, replace(_entry, name=_name))
+for _name, _peer in PEERS.items():
+    OPTIMIZERS.register(_name, _peer)
 
 
 def known_optimizers() -> tuple[str, ...]:
-    """Every name `make_optimizer` takes: the ``torch.optim`` registry, then the peers (whose
-    packages need not be installed for their names to be known)."""
-    return (*OPTIMIZERS, *PEERS)
+    """Every name `make_optimizer` takes, the peers included (their packages need not be
+    installed for their names to be known)."""
+    return tuple(OPTIMIZERS)
 
 
 def optimizer_entry(name: str) -> OptimizerEntry | PeerEntry:
     """The registry entry for ``name`` (a `PeerEntry` for a peer, without importing its
-    package); an unknown name is a ``ValueError`` listing the known, peers included."""
-    entry: OptimizerEntry | PeerEntry | None = OPTIMIZERS.get(name) or PEERS.get(name)
-    if entry is None:
-        close = difflib.get_close_matches(name, known_optimizers(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(
-            f"unknown optimizer {name!r}{hint}; known: {', '.join(OPTIMIZERS)}; "
-            f"with lrlab[peers]: {', '.join(PEERS)}"
-        )
-    return entry
+    package); an unknown name is a ``ValueError`` listing the known."""
+    return OPTIMIZERS.lookup(name)
 
 
 def lr_free(name: str) -> bool:
@@ -191,8 +242,7 @@ def lr_free(name: str) -> bool:
     >>> lr_free("prodigy"), lr_free("sgd-schedulefree"), lr_free("adam")
     (True, False, False)
     """
-    entry = optimizer_entry(name)
-    return isinstance(entry, PeerEntry) and entry.lr_free
+    return optimizer_entry(name).lr_free
 
 
 class TrainEvalOptimizer(Protocol):
@@ -241,16 +291,4 @@ def make_optimizer(
     >>> type(opt).__name__, opt.defaults["lr"], opt.defaults["momentum"]
     ('SGD', 0.01, 0.9)
     """
-    entry = optimizer_entry(name)
-    if isinstance(entry, PeerEntry):
-        return entry.build(params, lr=lr, **overrides)
-    kwargs = dict(entry.defaults)
-    if lr is not None:
-        _check_nonnegative(name, "lr", lr)
-        kwargs["lr"] = lr
-    accepted = set(inspect.signature(entry.cls).parameters) - {"params"}
-    for key in overrides:
-        if key not in accepted:
-            raise ValueError(f"optimizer {name!r} takes no argument {key!r}")
-    kwargs.update(overrides)
-    return entry.cls(params, **kwargs)
+    return optimizer_entry(name).build(params, lr=lr, **overrides)

@@ -11,7 +11,10 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+# Version 1 records lack self_tuning, initial_lr and task_name; `RunRecord.from_dict` fills
+# them in. These were the methods that set their own LR then.
+_V1_SELF_TUNING_OPTIMIZERS = ("prodigy", "dadapt-adam")
 
 Status = Literal["done", "diverged", "failed"]
 
@@ -89,12 +92,20 @@ class EpochStats:
 @dataclass
 class RunRecord:
     """One run's outcome and traces. ``step_loss[i]`` is the loss of the batch at step ``i``
-    (before its update), ``step_lr[i]`` the LR of that update (first param group)."""
+    (before its update), ``step_lr[i]`` the LR of that update (first param group).
+
+    What a report needs to know about the method is written here by the engine, so the report
+    reads records only: ``self_tuning`` (the method sets its own LR, LipschitzLR or an
+    LR-free optimizer, so it is not tuned over an LR grid), ``initial_lr`` (the LR of the
+    first update, what a method without a given LR effectively started from), ``task_name``
+    (the task's own name, ``config.task`` being how to find it again: a name or a
+    ``file.py:function`` reference). ``target`` is ``None`` for a task without one.
+    """
 
     config: RunConfig
     status: Status
     metric: str
-    target: float
+    target: float | None
     higher_is_better: bool
     steps_per_epoch: int
     steps: int = 0
@@ -108,12 +119,15 @@ class RunRecord:
     device: str = "cpu"
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    self_tuning: bool = False
+    initial_lr: float | None = None
+    task_name: str = ""
     version: int = RECORD_VERSION
 
     # -- derived results ---------------------------------------------------------------------
 
     def reached(self, value: float | None) -> bool:
-        if value is None or not math.isfinite(value):
+        if value is None or self.target is None or not math.isfinite(value):
             return False
         return value >= self.target if self.higher_is_better else value <= self.target
 
@@ -155,12 +169,20 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         version = data.get("version")
-        if version != RECORD_VERSION:
+        if version not in (1, RECORD_VERSION):
             raise ValueError(
-                f"run record: version must be {RECORD_VERSION}, got version={version!r}"
+                f"run record: version must be 1 or {RECORD_VERSION}, got version={version!r}"
             )
         values = dict(data)
         values["config"] = RunConfig.from_dict(values["config"])
+        if version == 1:
+            config: RunConfig = values["config"]
+            values["self_tuning"] = config.optimizer in _V1_SELF_TUNING_OPTIMIZERS or (
+                config.schedule or ""
+            ).startswith("lipschitz")
+            values["initial_lr"] = values["step_lr"][0] if values.get("step_lr") else None
+            values["task_name"] = config.task
+            values["version"] = RECORD_VERSION
         values["epochs"] = [EpochStats(**e) for e in values["epochs"]]
         return cls(**values)
 

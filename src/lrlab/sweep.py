@@ -1,92 +1,91 @@
-"""A comparison grid: optimizers x schedules x seeds (x an LR grid for the methods that take one).
+"""Sweeps: the grid of runs a comparison performs, and running whatever a store lacks.
 
-Methods whose learning rate is not a hyperparameter, LipschitzLR (its LR is computed) and the
-learning-rate-free peers, run once per seed whatever ``lr_grid`` says; that is their "no
-tuning" group in the report. Every other method runs every LR of the grid with every seed, so
-each tuned method gets the same budget.
+`Sweep` is the grid: optimizers x schedules x seeds (x an LR grid for the methods that take
+one). Methods whose learning rate is not a hyperparameter, an adaptive controller that
+computes its own (LipschitzLR) and the learning-rate-free optimizers, run once per seed
+whatever ``lr_grid`` says; that is their "no tuning" group in the report. Every other method
+runs every LR of the grid with every seed, so each tuned method gets the same budget.
+
+`run_missing` is the one way lrlab runs a list of configs: it skips what the store has
+finished, runs the rest on an executor (longest first when costs are given) and stores each
+outcome as it arrives; `lrlab compare`, `lrlab.compare` and `lrlab reproduce` all use it.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
-from lrlab.callspec import parse_call
-from lrlab.controllers import ADAPTIVE
 from lrlab.record import RunConfig
+from lrlab.validate import check_lr
+
+if TYPE_CHECKING:
+    from lrlab.executors import Executor, Outcome
+    from lrlab.store import Store
+    from lrlab.tasks import Task
 
 
 def is_self_tuning(optimizer: str, schedule: str | None) -> bool:
-    """Whether a method sets its own LR: an adaptive controller or an LR-free optimizer."""
-    if schedule is not None and parse_call(schedule).name in ADAPTIVE:
-        return True
-    from lrlab.optimizers import lr_free
+    """Whether a method sets its own LR: an adaptive controller that computes it, or an
+    LR-free optimizer. Unknown names are a ``ValueError``."""
+    from lrlab.controllers import controller_entry
+    from lrlab.optimizers import optimizer_entry
 
-    return lr_free(optimizer)
-
-
-def parse_method(text: str) -> tuple[str, str | None]:
-    """``"sgd:lipschitz(bound=smooth)"`` -> ``("sgd", "lipschitz(bound=smooth)")``; a bare
-    optimizer name means a constant LR.
-
-    >>> parse_method("momentum:cosine(lr=0.1, steps=100)")
-    ('momentum', 'cosine(lr=0.1, steps=100)')
-    """
-    optimizer, _, schedule = text.partition(":")
-    if not optimizer.strip():
-        raise ValueError(f"--method must look like OPTIMIZER[:SCHEDULE], got --method={text!r}")
-    schedule = schedule.strip()
-    return optimizer.strip(), (None if schedule.lower() in ("", "none", "constant") else schedule)
+    if schedule is not None:
+        entry = controller_entry(schedule)
+        if entry is not None and not entry.takes_lr:
+            return True
+    return optimizer_entry(optimizer).lr_free
 
 
-def parse_lr_grid(text: str) -> tuple[float, ...]:
-    """``"1e-3,1e-2,0.1"`` (a list) or ``"1e-4:1:9"`` (9 log-spaced values from 1e-4 to 1).
-
-    >>> parse_lr_grid("0.001:0.1:3")
-    (0.001, 0.01, 0.1)
-    """
-    text = text.strip()
-    try:
-        if ":" in text:
-            low_text, high_text, count_text = text.split(":")
-            low, high, count = float(low_text), float(high_text), int(count_text)
-            if not (0 < low < high and math.isfinite(high) and count >= 2):
-                raise ValueError
-            ratio = math.log10(high / low) / (count - 1)
-            return tuple(float(f"{low * 10 ** (ratio * i):.6g}") for i in range(count))
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise ValueError(
-            f"--lr-grid must be a comma list of LRs or LOW:HIGH:COUNT, got --lr-grid={text!r}"
-        ) from None
-    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
-        raise ValueError(f"--lr-grid values must be finite and > 0, got --lr-grid={text!r}")
-    return tuple(sorted(set(values)))
+def task_id(task: str | Task) -> str:
+    """What a run config stores as its task: a name or reference as given, or for a `Task`
+    object its reference (``file.py:function``) when it has one, else its name."""
+    if isinstance(task, str):
+        return task
+    return task.reference or task.name
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """The grid of runs a ``compare`` performs. ``None`` in ``schedules`` means a constant LR
-    (the optimizer's default, or each grid value)."""
+    """The grid of runs a comparison performs. ``None`` in ``schedules`` means a constant LR
+    (the optimizer's default, or each grid value). ``run`` holds the other `RunConfig`
+    fields every run shares (epochs, steps, batch_size, model, ...); ``extra`` the
+    (optimizer, schedule) pairs beyond the grid."""
 
     task: str
     optimizers: tuple[str, ...]
     schedules: tuple[str | None, ...] = (None,)
     seeds: tuple[int, ...] = (0,)
     lr_grid: tuple[float, ...] | None = None
-    run: dict[str, Any] = field(default_factory=dict)  # epochs, steps, batch_size, model, ...
-    extra: tuple[tuple[str, str | None], ...] = ()  # (optimizer, schedule) pairs beyond the grid
+    run: dict[str, Any] = field(default_factory=dict)
+    extra: tuple[tuple[str, str | None], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.optimizers and not self.extra:
-            raise ValueError("--optimizers must name at least one optimizer")
+            raise ValueError(
+                "optimizers must be at least one optimizer name (or give methods), "
+                "got optimizers=[]"
+            )
         if not self.seeds:
-            raise ValueError("--seeds must be at least 1")
+            raise ValueError("seeds must be at least 1, got seeds=0")
+        if not self.schedules:
+            raise ValueError("schedules must hold at least one schedule (None: constant)")
+        if self.lr_grid is not None:
+            if not self.lr_grid:
+                raise ValueError("lr_grid must hold at least one LR, got lr_grid=[]")
+            for i, lr in enumerate(self.lr_grid):
+                check_lr("", lr, f"lr_grid[{i}]")
+        from lrlab.controllers import build_controller
         from lrlab.optimizers import optimizer_entry
 
         for name in [*self.optimizers, *(o for o, _ in self.extra)]:
             optimizer_entry(name)  # an unknown name fails before anything runs
+        for spec in [*self.schedules, *(s for _, s in self.extra)]:
+            if spec is not None:
+                build_controller(spec, steps_per_epoch=1)  # a bad spec, too
 
     def methods(self) -> list[tuple[str, str | None]]:
         """The grid's (optimizer, schedule) pairs, then the extra ones, without repeats."""
@@ -112,3 +111,56 @@ class Sweep:
                         )
                     )
         return configs
+
+
+class Progress(Protocol):
+    """What `run_missing` reports while it runs (the CLI draws a progress bar)."""
+
+    def start(self, total: int, stored: int, pending: int, store: Path) -> None: ...
+
+    def update(self, outcome: Outcome) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def run_missing(
+    store: Store,
+    configs: Sequence[RunConfig],
+    executor: Executor | Callable[[int], Executor],
+    progress: Progress | None = None,
+    *,
+    cost: Callable[[RunConfig], float] | None = None,
+) -> int:
+    """Run the ``configs`` the store has not finished (done or diverged; failed runs run
+    again), each once, storing every outcome as it arrives; return how many ran.
+
+    ``executor`` runs them, or builds the executor from the number of runs pending (so a
+    single pending run needs no process pool). With ``cost``, the longest runs start first
+    (stable: the given order within equal costs), which keeps every worker busy to the end.
+    """
+    finished = store.finished_keys()
+    unique: dict[str, RunConfig] = {}
+    for config in configs:
+        unique.setdefault(config.key(), config)
+    pending = [config for key, config in unique.items() if key not in finished]
+    if cost is not None:
+        pending.sort(key=lambda config: -cost(config))
+    if progress is not None:
+        progress.start(len(unique), len(unique) - len(pending), len(pending), store.path)
+    if not pending:
+        if progress is not None:
+            progress.close()
+        return 0
+    runner = executor(len(pending)) if callable(executor) else executor
+
+    def on_result(outcome: Outcome) -> None:
+        store.put(outcome.config, outcome.record, outcome.error)
+        if progress is not None:
+            progress.update(outcome)
+
+    try:
+        runner.run(pending, on_result)
+    finally:
+        if progress is not None:
+            progress.close()
+    return len(pending)

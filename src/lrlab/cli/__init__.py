@@ -17,6 +17,7 @@ from lrlab.cli import (
     schedule_cmd,
     tasks_cmd,
 )
+from lrlab.cli.common import flag_message
 
 _COMMANDS = (schedule_cmd, run_cmd, tasks_cmd, compare_cmd, report_cmd, download_cmd, reproduce_cmd)
 
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("LRLAB_TRACEBACK"):
             raise
         message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"lrlab: error: {message}", file=sys.stderr)
+        print(f"lrlab: error: {flag_message(message, args)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("lrlab: interrupted", file=sys.stderr)

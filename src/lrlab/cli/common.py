@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -66,3 +68,63 @@ def write_and_show_report(runs: list[Any], db: Path, out: Path | None, note: str
         f"tables: {', '.join(str(p) for p in files.csv)}" + (f"\n{note}" if note else "")
     )
     return 0
+
+
+def parse_method(text: str) -> tuple[str, str | None]:
+    """``"sgd:lipschitz(bound=smooth)"`` -> ``("sgd", "lipschitz(bound=smooth)")``; a bare
+    optimizer name means a constant LR.
+
+    >>> parse_method("momentum:cosine(lr=0.1, steps=100)")
+    ('momentum', 'cosine(lr=0.1, steps=100)')
+    """
+    optimizer, _, schedule = text.partition(":")
+    if not optimizer.strip():
+        raise ValueError(f"--method must look like OPTIMIZER[:SCHEDULE], got --method={text!r}")
+    schedule = schedule.strip()
+    return optimizer.strip(), (None if schedule.lower() in ("", "none", "constant") else schedule)
+
+
+def parse_lr_grid(text: str) -> tuple[float, ...]:
+    """``"1e-3,1e-2,0.1"`` (a list) or ``"1e-4:1:9"`` (9 log-spaced values from 1e-4 to 1).
+
+    >>> parse_lr_grid("0.001:0.1:3")
+    (0.001, 0.01, 0.1)
+    """
+    text = text.strip()
+    try:
+        if ":" in text:
+            low_text, high_text, count_text = text.split(":")
+            low, high, count = float(low_text), float(high_text), int(count_text)
+            if not (0 < low < high and math.isfinite(high) and 2 <= count <= 1000):
+                raise ValueError
+            ratio = math.log10(high / low) / (count - 1)
+            return tuple(float(f"{low * 10 ** (ratio * i):.6g}") for i in range(count))
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ValueError(
+            f"--lr-grid must be a comma list of LRs or LOW:HIGH:COUNT, got --lr-grid={text!r}"
+        ) from None
+    if not values or any(not (math.isfinite(v) and v > 0) for v in values):
+        raise ValueError(f"--lr-grid values must be finite and > 0, got --lr-grid={text!r}")
+    return tuple(sorted(set(values)))
+
+
+_PARAMETER_ERROR = re.compile(r"^(?:run: )?(\w+)(\[\d+\])? must be (.*), got \1(\[\d+\])?=(.*)$")
+
+
+def flag_message(message: str, args: argparse.Namespace) -> str:
+    """A library error naming a parameter (``lr_grid must be ..., got lr_grid=...``) in the
+    terms of the command line (``--lr-grid must be ..., got --lr-grid=...``), when the
+    command has that flag; other messages unchanged."""
+    match = _PARAMETER_ERROR.match(message)
+    if match is None:
+        return message
+    name = match.group(1)
+    dest = {"methods": "method"}.get(name, name)
+    if not hasattr(args, dest):
+        return message
+    flag = "--" + dest.replace("_", "-")
+    index = match.group(2) or ""
+    return (
+        f"{flag}{index} must be {match.group(3)}, got {flag}{match.group(4) or ''}={match.group(5)}"
+    )

@@ -8,11 +8,16 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrlab.cli.common import add_threads_argument, write_and_show_report
+from lrlab.cli.common import (
+    add_threads_argument,
+    parse_lr_grid,
+    parse_method,
+    set_threads,
+    write_and_show_report,
+)
 
 if TYPE_CHECKING:
     from lrlab.executors import Outcome
-    from lrlab.store import Store
 
 
 def add_parser(commands: Any) -> None:
@@ -23,7 +28,11 @@ def add_parser(commands: Any) -> None:
         "again skips finished runs (a killed sweep resumes). Then print the ranking and write "
         "the report (Markdown, CSV, PNG plots).",
     )
-    parser.add_argument("task", metavar="TASK", help="a task from `lrlab tasks`")
+    parser.add_argument(
+        "task",
+        metavar="TASK",
+        help="a task from `lrlab tasks`, or your own: path/to/file.py:function",
+    )
     parser.add_argument(
         "--optimizers",
         default="",
@@ -81,112 +90,72 @@ def _schedules(text: str) -> tuple[str | None, ...]:
     return tuple(None if item.lower() in ("none", "constant") else item for item in items)
 
 
-def run(args: argparse.Namespace) -> int:
-    import os
+RUN_OPTIONS = ("epochs", "steps", "batch_size", "model", "split", "sampling", "device", "data_dir")
 
-    from lrlab.controllers import build_controller
-    from lrlab.executors import make_executor
-    from lrlab.store import Store
-    from lrlab.sweep import Sweep, parse_lr_grid, parse_method
+
+def run(args: argparse.Namespace) -> int:
+    from lrlab.benchmark import compare
 
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got --seeds={args.seeds}")
-    schedules = _schedules(args.schedules)
-    extra = tuple(parse_method(text) for text in args.method)
-    for spec in [*schedules, *(s for _, s in extra)]:
-        if spec is not None:
-            build_controller(spec, steps_per_epoch=1)  # a bad spec fails before anything runs
-    run_options = {
-        name: getattr(args, name)
-        for name in (
-            "epochs",
-            "steps",
-            "batch_size",
-            "model",
-            "split",
-            "sampling",
-            "device",
-            "data_dir",
-        )
-        if getattr(args, name) is not None
-    }
-    sweep = Sweep(
-        task=args.task,
-        optimizers=tuple(o.strip() for o in args.optimizers.split(",") if o.strip()),
-        schedules=schedules,
-        seeds=tuple(range(args.seeds)),
-        lr_grid=parse_lr_grid(args.lr_grid) if args.lr_grid else None,
-        run=run_options,
-        extra=extra,
-    )
-    _check_task_data(sweep)
-    configs = sweep.configs()
+    set_threads(args.threads)
     db = Path(args.db)
+    progress = SweepProgress(verbose=args.verbose)
     start = time.perf_counter()
-    with Store(db) as store:
-        finished = store.finished_keys()
-        pending = [c for c in configs if c.key() not in finished]
+    try:
+        result = compare(
+            args.task,
+            optimizers=[o.strip() for o in args.optimizers.split(",") if o.strip()],
+            schedules=_schedules(args.schedules),
+            methods=[parse_method(text) for text in args.method],
+            seeds=args.seeds,
+            lr_grid=parse_lr_grid(args.lr_grid) if args.lr_grid else None,
+            db=db,
+            workers=args.workers,
+            threads=args.threads or 1,
+            executor=args.executor,
+            address=args.address,
+            progress=progress,
+            **{name: getattr(args, name) for name in RUN_OPTIONS},
+        )
+    except KeyboardInterrupt:
+        progress.close()
         print(
-            f"{args.task}: {len(configs)} runs in the grid, {len(configs) - len(pending)} "
-            f"already in {db}, {len(pending)} to run",
+            f"interrupted: {progress.finished} runs stored in {db}; run the same "
+            "command again to resume",
             file=sys.stderr,
         )
-        if pending:
-            workers = args.workers or os.cpu_count() or 1
-            executor = make_executor(
-                args.executor,
-                workers=workers,
-                threads=args.threads or 1,
-                address=args.address,
-                runs=len(pending),
-            )
-            progress = SweepProgress(len(pending), verbose=args.verbose)
-            try:
-                executor.run(pending, lambda outcome: _store(store, outcome, progress))
-            except KeyboardInterrupt:
-                progress.close()
-                print(
-                    f"interrupted: {progress.finished} runs stored in {db}; run the same "
-                    "command again to resume",
-                    file=sys.stderr,
-                )
-                return 130
-            progress.close()
-        runs = store.runs(keys=[c.key() for c in configs])
+        return 130
     elapsed = f"({time.perf_counter() - start:.0f} s)"
-    return write_and_show_report(runs, db, Path(args.out) if args.out else None, elapsed)
-
-
-def _check_task_data(sweep: Any) -> None:
-    """Load the task's data once here, so missing data is one error, not a failed grid."""
-    from lrlab.tasks import load_task_data
-
-    options = sweep.run
-    load_task_data(sweep.task, options.get("split"), options.get("data_dir"))
-
-
-def _store(store: Store, outcome: Outcome, progress: SweepProgress) -> None:
-    store.put(outcome.config, outcome.record, outcome.error)
-    progress.update(outcome)
+    return write_and_show_report(result.runs, db, Path(args.out) if args.out else None, elapsed)
 
 
 class SweepProgress:
-    """The sweep's progress bar: runs finished, diverged, failed, and the time left."""
+    """The sweep's progress: a line saying what the store already has, then a bar of runs
+    finished, diverged and failed, and the time left (`lrlab.sweep.Progress`)."""
 
-    def __init__(self, total: int, *, verbose: bool) -> None:
-        from tqdm import tqdm
-
-        self.verbose = verbose
+    def __init__(self, *, verbose: bool, label: str = "") -> None:
+        self.verbose, self.label = verbose, label
         self.finished = 0
         self.counts = {"done": 0, "diverged": 0, "failed": 0}
-        self._bar = tqdm(
-            total=total,
-            unit="run",
+        self._bar: Any = None
+
+    def start(self, total: int, stored: int, pending: int, store: Path) -> None:
+        from tqdm import tqdm
+
+        print(
+            f"{self.label}{total} runs, {stored} already in {store}, {pending} to run",
             file=sys.stderr,
-            dynamic_ncols=True,
-            desc="sweep",
-            smoothing=0.1,
         )
+        if pending:
+            self._bar = tqdm(
+                total=pending,
+                unit="run",
+                file=sys.stderr,
+                dynamic_ncols=True,
+                desc="sweep",
+                smoothing=0.1,
+            )
 
     def update(self, outcome: Outcome) -> None:
         status = (
@@ -194,6 +163,8 @@ class SweepProgress:
         )
         self.counts[status] += 1
         self.finished += 1
+        if self._bar is None:
+            return
         self._bar.set_postfix_str(
             ", ".join(f"{k} {v}" for k, v in self.counts.items()), refresh=False
         )
@@ -215,4 +186,6 @@ class SweepProgress:
             )
 
     def close(self) -> None:
-        self._bar.close()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

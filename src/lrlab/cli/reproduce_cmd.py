@@ -7,13 +7,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lrlab.reproduce import NAMES
-
-if TYPE_CHECKING:
-    from lrlab.cli.compare_cmd import SweepProgress
-    from lrlab.executors import Outcome
 
 SEEDS = NAMES
 
@@ -55,6 +51,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lrlab.cli.compare_cmd import SweepProgress
     from lrlab.reproduce import seed002
     from lrlab.reproduce.experiments import EXPERIMENTS
     from lrlab.reproduce.runner import Options, reproduce
@@ -73,7 +70,11 @@ def run(args: argparse.Namespace) -> int:
         for epoch in seed002.run():
             sys.stdout.write(epoch.line() + "\n")
         sys.stdout.flush()
-    result = reproduce([EXPERIMENTS[name] for name in names], options, _Progress())
+    result = reproduce(
+        [EXPERIMENTS[name] for name in names],
+        options,
+        SweepProgress(verbose=False, label="reproduce: "),
+    )
     verdicts = sys.stderr if only_002 else sys.stdout
     for section in result.sections:
         for line in section.verdicts:
@@ -84,29 +85,3 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
-
-
-class _Progress:
-    """The compare command's progress bar, started once the number of runs is known."""
-
-    def __init__(self) -> None:
-        self._bar: SweepProgress | None = None
-
-    def start(self, total: int, stored: int, pending: int, store: Path) -> None:
-        print(
-            f"reproduce: {total} runs, {stored} already in {store}, {pending} to run",
-            file=sys.stderr,
-        )
-        if pending:
-            from lrlab.cli.compare_cmd import SweepProgress
-
-            self._bar = SweepProgress(pending, verbose=False)
-
-    def update(self, outcome: Outcome) -> None:
-        if self._bar is not None:
-            self._bar.update(outcome)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None

@@ -20,7 +20,11 @@ def add_parser(commands: Any) -> None:
         description="Train one run and print a summary; --json writes the full record "
         "(per-step loss and LR, per-epoch metrics, wall time).",
     )
-    parser.add_argument("task", metavar="TASK", help="a task from `lrlab tasks`")
+    parser.add_argument(
+        "task",
+        metavar="TASK",
+        help="a task from `lrlab tasks`, or your own: path/to/file.py:function",
+    )
     parser.add_argument(
         "--optimizer",
         required=True,
@@ -76,11 +80,11 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    from lrlab.engine import train
-    from lrlab.record import RunConfig
+    from lrlab.benchmark import train
 
-    config = RunConfig(
-        task=args.task,
+    bar = None if args.quiet else ProgressBar()
+    record = train(
+        args.task,
         optimizer=args.optimizer,
         lr=args.lr,
         schedule=args.schedule,
@@ -94,9 +98,8 @@ def run(args: argparse.Namespace) -> int:
         sampling=args.sampling,
         device=args.device,
         data_dir=args.data_dir,
+        observer=bar,
     )
-    bar = None if args.quiet else ProgressBar()
-    record = train(config, observer=bar)
     if bar is not None:
         bar.close()
     print(summary(record))
@@ -116,7 +119,7 @@ def summary(record: RunRecord) -> str:
     """A few lines a person reads after a run."""
     config = record.config
     lines = [
-        f"{config.task} / {config.optimizer}"
+        f"{record.task_name or config.task} / {config.optimizer}"
         + (f" / {config.schedule}" if config.schedule else "")
         + f" / seed {config.seed}: {record.status}"
         + (f" at step {record.diverged_at}" if record.diverged_at is not None else "")
@@ -134,6 +137,8 @@ def summary(record: RunRecord) -> str:
             f"{_fmt(record.best_metric)}, final train loss {_fmt(last.train_loss)}"
         )
     reached = record.steps_to_target
+    if record.target is None:
+        return "\n".join(lines)
     target = f"target {record.metric} {'>=' if record.higher_is_better else '<='} {record.target:g}"
     if reached is None:
         lines.append(f"  {target}: not reached")

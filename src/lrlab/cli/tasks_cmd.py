@@ -20,18 +20,18 @@ def run(args: argparse.Namespace) -> int:
     from lrlab.tasks import TASKS
 
     header = ["task", "loss", "metric", "batch", "budget", "target", "models", "data"]
-    rows = []
+    rows: list[list[str]] = []
     for task in TASKS.values():
         budget = f"{task.epochs} epochs" if task.epochs is not None else f"{task.steps} steps"
         data = "--data-dir" if task.needs_data_dir else "bundled"
         rows.append(
             [
                 task.name,
-                task.loss,
-                task.metric,
+                task.loss_name,
+                task.metric_name,
                 str(task.batch_size),
                 budget,
-                f"{task.target:g}",
+                "-" if task.target is None else f"{task.target:g}",
                 ",".join(task.models),
                 data,
             ]
@@ -44,4 +44,8 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.write("\n")
     for task in TASKS.values():
         sys.stdout.write(f"{task.name}: {task.summary}\n")
+    sys.stdout.write(
+        "\nYour own task: TASK may be path/to/file.py:function or package.module:function, "
+        "the function returning an lrlab.Task (see examples/).\n"
+    )
     return 0

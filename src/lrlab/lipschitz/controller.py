@@ -12,43 +12,18 @@ from __future__ import annotations
 
 import difflib
 import inspect
-from collections.abc import Callable, Iterator
 from typing import Any
-
-from torch import Tensor
 
 from lrlab.callspec import CallSpec, SpecError
 from lrlab.controllers import LRController, TrainingContext
 from lrlab.lipschitz.scheduler import LipschitzLR, check_options
+from lrlab.tasks.task import Task
 
 OPTIONS = tuple(
     name
     for name, p in inspect.signature(LipschitzLR).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("loss", "data", "process_group")
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("data", "process_group")
 )
-
-
-class TensorBatches:
-    """Consecutive batches of in-memory tensors, re-iterable (one pass per epoch)."""
-
-    def __init__(
-        self,
-        x: Tensor,
-        y: Tensor,
-        batch_size: int,
-        transform: Callable[[Tensor], Tensor] | None = None,
-    ) -> None:
-        self.x, self.y, self.batch_size, self.transform = x, y, batch_size, transform
-
-    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        for start in range(0, self.x.shape[0], self.batch_size):
-            inputs = self.x[start : start + self.batch_size]
-            if self.transform is not None:
-                inputs = self.transform(inputs)
-            yield inputs, self.y[start : start + self.batch_size]
-
-    def __len__(self) -> int:
-        return -(-self.x.shape[0] // self.batch_size)
 
 
 class LipschitzController(LRController):
@@ -69,11 +44,22 @@ class LipschitzController(LRController):
             else None
         )
 
+    def check_task(self, task: Task) -> None:
+        if task.loss_kind is None and "loss" not in self.options:
+            raise ValueError(
+                f"lipschitz: the bounds need a known loss kind (cross_entropy, bce, mse), and "
+                f"task {task.name}'s loss is the function {task.loss_name}; declare the kind "
+                "it computes with lipschitz(loss=...)"
+            )
+
     def start(self, context: TrainingContext) -> None:
-        data = context.data
-        batches = TensorBatches(data.x_train, data.y_train, context.batch_size, data.transform)
+        options = dict(self.options)
+        loss = options.pop("loss", None) or context.loss
+        if loss is None:  # check_task refused this before the run started
+            raise ValueError("lipschitz: the task's loss is custom; declare lipschitz(loss=...)")
+        batches = context.data.train_pass(context.batch_size)
         self.scheduler = LipschitzLR(
-            context.optimizer, context.model, loss=context.loss, data=batches, **self.options
+            context.optimizer, context.model, loss=loss, data=batches, **options
         )
 
     def on_epoch_start(self, epoch: int, step: int) -> None:
@@ -119,7 +105,7 @@ def from_spec(call: CallSpec) -> LipschitzController:
             raise SpecError(
                 f"{call.name}: unknown argument {key!r}{hint}; expected one of {', '.join(OPTIONS)}"
             )
-    check_options(loss=None, **call.kwargs)  # type: ignore[arg-type]
+    check_options(**{"loss": None, **call.kwargs})  # type: ignore[arg-type]
     parts = ", ".join(f"{k}={_format(v)}" for k, v in call.kwargs.items())
     return LipschitzController(f"{call.name}({parts})", dict(call.kwargs))
 

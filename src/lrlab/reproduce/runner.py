@@ -16,14 +16,16 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from lrlab.record import RunConfig, RunRecord
+from lrlab.report.render import markdown_table as markdown_table  # the seeds use it
+from lrlab.validate import check_int
 
 if TYPE_CHECKING:
-    from lrlab.executors import Outcome
     from lrlab.report import Summary
     from lrlab.store import Store, StoredRun
+    from lrlab.sweep import Progress
 
 STORE_NAME = "reproduce.sqlite"
 REPORT_NAME = "report.md"
@@ -61,8 +63,7 @@ class Options:
 
 
 def _check_count(name: str, value: object) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"--{name} must be an integer >= 1, got --{name}={value}")
+    check_int("", name, value, minimum=1)
 
 
 @dataclass(frozen=True)
@@ -161,16 +162,6 @@ class Experiment:
     section: Callable[[Results, Options], Section]
 
 
-class Progress(Protocol):
-    """What `reproduce` reports while it runs (the CLI draws a progress bar)."""
-
-    def start(self, total: int, stored: int, pending: int, store: Path) -> None: ...
-
-    def update(self, outcome: Outcome) -> None: ...
-
-    def close(self) -> None: ...
-
-
 @dataclass(frozen=True)
 class Reproduction:
     """What `reproduce` did: the report, each experiment's section, the run counts."""
@@ -224,30 +215,16 @@ def _run_missing(
 ) -> int:
     """Run the configs the store has not finished, longest first; store each as it ends."""
     from lrlab.executors import make_executor
+    from lrlab.sweep import run_missing
 
-    finished = store.finished_keys()
-    unique: dict[str, tuple[RunConfig, float]] = {}
-    for config, cost in weighted:
-        unique.setdefault(config.key(), (config, cost))
-    pending = [item for key, item in unique.items() if key not in finished]
-    pending.sort(key=lambda item: -item[1])  # stable: plan order within equal costs
-    if progress is not None:
-        progress.start(len(unique), len(unique) - len(pending), len(pending), store.path)
-    if not pending:
-        return 0
-
-    def on_result(outcome: Outcome) -> None:
-        store.put(outcome.config, outcome.record, outcome.error)
-        if progress is not None:
-            progress.update(outcome)
-
-    executor = make_executor("local", workers=options.workers, runs=len(pending))
-    try:
-        executor.run([config for config, _ in pending], on_result)
-    finally:
-        if progress is not None:
-            progress.close()
-    return len(pending)
+    costs = {config.key(): cost for config, cost in reversed(weighted)}
+    return run_missing(
+        store,
+        [config for config, _ in weighted],
+        lambda runs: make_executor("local", workers=options.workers, runs=runs),
+        progress,
+        cost=lambda config: costs[config.key()],
+    )
 
 
 def _failures(results: Results) -> list[str]:
@@ -319,15 +296,6 @@ def last_epoch(record: RunRecord) -> tuple[float | None, float | None]:
         return None, None
     epoch = record.epochs[-1]
     return epoch.train_loss, epoch.train_metric
-
-
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    """A Markdown table (``|`` inside cells escaped)."""
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    return [line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, rows)]
 
 
 def save_plot(ax: Any, out: Path, name: str, title: str | None = None) -> str:

@@ -144,10 +144,10 @@ def claim(table: dict[int, dict[str, float]]) -> tuple[int, int, Overall]:
 
 
 def section(results: Results, options: Options) -> Section:
-    from lrlab.tasks import load_task_data
+    from lrlab.tasks import load_tensor_data
 
     task = str(results.plan.notes["task"])
-    data = load_task_data(task, None, options.data_dir)
+    data = load_tensor_data(task, None, options.data_dir)
     first = _any_record(results)
     steps = first.steps if first else 0
     passes = steps * BATCH / data.train_size if data.train_size else 0.0

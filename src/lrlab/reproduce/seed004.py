@@ -178,9 +178,9 @@ def first_inverse_k(record: RunRecord) -> tuple[float, int] | None:
 
 def _sizes() -> tuple[int, int]:
     """mnist5k's training and test set sizes."""
-    from lrlab.tasks import load_task_data
+    from lrlab.tasks import load_tensor_data
 
-    data = load_task_data("mnist5k", None, None)
+    data = load_tensor_data("mnist5k", None, None)
     return data.train_size, int(data.y_test.shape[0]) if data.y_test is not None else 0
 
 

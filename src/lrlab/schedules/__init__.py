@@ -6,9 +6,7 @@ into an equal schedule. No torch import here: one schedule object serves the PyT
 (`lrlab.ScheduleLR`), the Keras adapter and the CLI preview alike.
 """
 
-from lrlab.schedules.base import Schedule
-from lrlab.schedules.compose import Join, PerEpoch, Scale, Warmup
-from lrlab.schedules.cyclic import Cosine, OneCycle
+from lrlab.schedules.base import Schedule, register_schedule
 from lrlab.schedules.decays import (
     Constant,
     Exponential,
@@ -20,6 +18,9 @@ from lrlab.schedules.decays import (
     Seed000,
     Step,
 )
+
+from lrlab.schedules.cyclic import Cosine, OneCycle  # isort: skip
+from lrlab.schedules.compose import Join, PerEpoch, Scale, Warmup  # isort: skip
 from lrlab.schedules.parse import SCHEDULES, build, parse
 
 __all__ = [
@@ -42,4 +43,5 @@ __all__ = [
     "Warmup",
     "build",
     "parse",
+    "register_schedule",
 ]

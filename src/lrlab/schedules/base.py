@@ -10,8 +10,31 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, overload
+
+from lrlab.registry import Registry
+from lrlab.validate import (
+    ArgumentTypeError,
+    check_bool,
+    check_choice,
+    check_increasing,
+    check_int,
+    check_number,
+)
+
+__all__ = [
+    "SCHEDULES",
+    "Schedule",
+    "check_bool",
+    "check_choice",
+    "check_increasing",
+    "check_int",
+    "check_number",
+    "check_schedule",
+    "format_spec_value",
+    "freeze",
+    "register_schedule",
+]
 
 
 class Schedule(ABC):
@@ -60,6 +83,62 @@ class Schedule(ABC):
         return self.spec()
 
 
+#: Every schedule a spec may name: lrlab's, the ones users register, installed entry points.
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule", "lrlab.schedules")
+
+S = TypeVar("S", bound=type[Schedule])
+
+
+@overload
+def register_schedule(cls: S, *, replace: bool = False) -> S: ...
+@overload
+def register_schedule(cls: None = None, *, replace: bool = False) -> Any: ...
+def register_schedule(cls: S | None = None, *, replace: bool = False) -> S | Any:
+    """Class decorator: make a `Schedule` subclass (a frozen dataclass with a ``name``)
+    available by that name in spec strings, ``lrlab schedule``, ``--schedule`` and sweeps.
+
+    Example::
+
+        @register_schedule
+        @dataclass(frozen=True)
+        class Halving(Schedule):
+            lr: float
+            every: int
+            name = "halving"
+
+            @property
+            def reference_lr(self) -> float:
+                return self.lr
+
+            def value(self, t: float) -> float:
+                return self.lr * 0.5 ** (t // self.every)
+
+    A name already taken is a ``ValueError`` unless ``replace=True``. Register at a module's
+    top level: sweep workers import that module again to see the name.
+    """
+
+    def wrap(schedule_cls: S) -> S:
+        if not (isinstance(schedule_cls, type) and issubclass(schedule_cls, Schedule)):
+            raise ArgumentTypeError(
+                f"register_schedule: cls must be a Schedule subclass, got cls={schedule_cls!r}"
+            )
+        if not dataclasses.is_dataclass(schedule_cls):
+            raise ArgumentTypeError(
+                f"register_schedule: {schedule_cls.__name__} must be a dataclass "
+                "(its fields are the spec's arguments)"
+            )
+        name = schedule_cls.__dict__.get("name")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(
+                f"register_schedule: {schedule_cls.__name__}.name must be an identifier, "
+                f"got name={name!r}"
+            )
+        SCHEDULES.register(name, schedule_cls, replace=replace, depth=2)
+        return schedule_cls
+
+    return wrap if cls is None else wrap(cls)
+
+
 def format_spec_value(value: object) -> str:
     """A field value as the spec language writes it (floats by ``repr``, so they round-trip)."""
     if isinstance(value, Schedule):
@@ -72,79 +151,13 @@ def format_spec_value(value: object) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Eager checks. Each raises ValueError with one line naming the schedule, parameter and value.
-
-
-def _fail(owner: str, name: str, value: object, requirement: str) -> ValueError:
-    return ValueError(f"{owner}: {name} must be {requirement}, got {name}={value!r}")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def check_number(
-    owner: str,
-    name: str,
-    value: object,
-    *,
-    positive: bool = False,
-    nonnegative: bool = False,
-    maximum: float | None = None,
-) -> float:
-    """Check that ``value`` is a finite real number with the given sign; return it as float."""
-    if not _is_number(value) or not math.isfinite(value):  # type: ignore[arg-type]
-        raise _fail(owner, name, value, "a finite number")
-    number = float(value)  # type: ignore[arg-type]
-    if positive and not number > 0:
-        raise _fail(owner, name, value, "> 0")
-    if nonnegative and not number >= 0:
-        raise _fail(owner, name, value, ">= 0")
-    if maximum is not None and number > maximum:
-        raise _fail(owner, name, value, f"<= {maximum:g}")
-    return number
-
-
-def check_int(owner: str, name: str, value: object, *, minimum: int) -> int:
-    """Check that ``value`` is an integer ``>= minimum`` (a float with an integral value is not)."""
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise _fail(owner, name, value, f"an integer >= {minimum}")
-    if value < minimum:
-        raise _fail(owner, name, value, f">= {minimum}")
-    return value
-
-
-def check_increasing(owner: str, name: str, values: Sequence[object]) -> tuple[float, ...]:
-    """Check a sequence of finite numbers >= 0, strictly increasing; return it as a tuple."""
-    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
-        raise _fail(owner, name, values, "a list of numbers")
-    numbers = tuple(
-        check_number(owner, f"{name}[{i}]", v, nonnegative=True) for i, v in enumerate(values)
-    )
-    for i in range(1, len(numbers)):
-        if not numbers[i] > numbers[i - 1]:
-            raise _fail(owner, name, list(values), "strictly increasing")
-    return numbers
-
-
-def check_bool(owner: str, name: str, value: object) -> bool:
-    """Check that ``value`` is ``True`` or ``False`` (not merely truthy)."""
-    if not isinstance(value, bool):
-        raise _fail(owner, name, value, "true or false")
-    return value
-
-
-def check_choice(owner: str, name: str, value: object, choices: Sequence[str]) -> str:
-    """Check that ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise _fail(owner, name, value, "one of " + ", ".join(choices))
-    return str(value)
+# Eager checks: the shared validators (`lrlab.validate`), plus the one only schedules need.
 
 
 def check_schedule(owner: str, name: str, value: object) -> Schedule:
     """Check that ``value`` is a `Schedule`."""
     if not isinstance(value, Schedule):
-        raise _fail(owner, name, value, "a schedule")
+        raise ArgumentTypeError(f"{owner}: {name} must be a schedule, got {name}={value!r}")
     return value
 
 

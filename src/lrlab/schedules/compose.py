@@ -19,9 +19,11 @@ from lrlab.schedules.base import (
     check_number,
     check_schedule,
     freeze,
+    register_schedule,
 )
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Warmup(Schedule):
     """Linear warmup from ``start`` to ``schedule(0)`` over ``steps`` steps, then ``schedule``
@@ -57,6 +59,7 @@ class Warmup(Schedule):
         return self.start + (target - self.start) * (t / self.steps)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Join(Schedule):
     """Schedules one after another: ``schedules[i]`` runs from ``boundaries[i - 1]`` (0 for the
@@ -102,6 +105,7 @@ class Join(Schedule):
         return self.schedules[i].value(t - offset)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Scale(Schedule):
     """``lr(t) = factor * schedule(t)``.
@@ -130,6 +134,7 @@ class Scale(Schedule):
         return self.factor * self.schedule.value(t)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class PerEpoch(Schedule):
     """Evaluate a schedule written in epochs at a step count:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lrlab.schedules.base import Schedule, check_bool, check_choice, check_number
+from lrlab.schedules.base import Schedule, check_bool, check_choice, check_number, register_schedule
 
 
 def _cosine(start: float, end: float, fraction: float) -> float:
@@ -13,6 +13,7 @@ def _cosine(start: float, end: float, fraction: float) -> float:
     return end + (start - end) * (1.0 + math.cos(math.pi * fraction)) / 2.0
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Cosine(Schedule):
     """Cosine decay from ``lr`` to ``end`` over ``steps`` steps, with optional linear warmup
@@ -97,6 +98,7 @@ class Cosine(Schedule):
         return u - start, first * self.mult**n
 
 
+@register_schedule
 @dataclass(frozen=True)
 class OneCycle(Schedule):
     """The one-cycle policy (Smith & Topin 2018), exactly as PyTorch's ``OneCycleLR`` computes

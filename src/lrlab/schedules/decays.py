@@ -19,6 +19,7 @@ from lrlab.schedules.base import (
     check_increasing,
     check_number,
     freeze,
+    register_schedule,
 )
 
 
@@ -27,6 +28,7 @@ def _periods(t: float, every: float, staircase: bool) -> float:
     return math.floor(t / every) if staircase else t / every
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Constant(Schedule):
     """A constant learning rate: ``lr(t) = lr``.
@@ -49,6 +51,7 @@ class Constant(Schedule):
         return float(self.lr)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class InverseTime(Schedule):
     """Inverse-time decay: ``lr(t) = lr / (1 + decay * p)`` with ``p = t / every``
@@ -85,6 +88,7 @@ class InverseTime(Schedule):
         return self.lr / (1.0 + self.decay * _periods(t, self.every, self.staircase))
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Step(Schedule):
     """Step decay: ``lr(t) = lr * drop ** floor(t / every)``, a staircase that multiplies the LR
@@ -115,6 +119,7 @@ class Step(Schedule):
         return self.lr * self.drop ** math.floor(t / self.every)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class MultiStep(Schedule):
     """Multi-step decay: ``lr(t) = lr * drop ** n(t)``, ``n(t)`` = how many milestones are
@@ -145,6 +150,7 @@ class MultiStep(Schedule):
         return self.lr * self.drop ** bisect.bisect_right(self.milestones, t)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Piecewise(Schedule):
     """Piecewise constant: ``lr`` before ``boundaries[0]``, then ``values[i]`` from
@@ -189,6 +195,7 @@ class Piecewise(Schedule):
         return float(self.lr if i == 0 else self.values[i - 1])
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Exponential(Schedule):
     """Exponential decay: ``lr(t) = lr * rate ** p`` with ``p = t / every``
@@ -227,6 +234,7 @@ class Exponential(Schedule):
         return float(self.lr * self.rate ** _periods(t, self.every, self.staircase))
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Linear(Schedule):
     """Linear from ``lr`` to ``end`` over ``steps`` steps, then ``end``:
@@ -261,6 +269,7 @@ class Linear(Schedule):
         return self.lr + (self.end - self.lr) * (t / self.steps)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Polynomial(Schedule):
     """Polynomial decay: ``lr(t) = (lr - end) * (1 - min(t, steps) / steps) ** power + end``.
@@ -295,6 +304,7 @@ class Polynomial(Schedule):
         return float((self.lr - self.end) * remaining**self.power + self.end)
 
 
+@register_schedule
 @dataclass(frozen=True)
 class Seed000(Schedule):
     """Seed 000's "step decay" exactly as its code runs:

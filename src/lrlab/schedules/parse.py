@@ -6,41 +6,9 @@ import dataclasses
 import difflib
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
-from lrlab.schedules.base import Schedule
-from lrlab.schedules.compose import Join, PerEpoch, Scale, Warmup
-from lrlab.schedules.cyclic import Cosine, OneCycle
-from lrlab.schedules.decays import (
-    Constant,
-    Exponential,
-    InverseTime,
-    Linear,
-    MultiStep,
-    Piecewise,
-    Polynomial,
-    Seed000,
-    Step,
-)
+from lrlab.schedules.base import SCHEDULES, Schedule
 
-SCHEDULES: dict[str, type[Schedule]] = {
-    cls.name: cls
-    for cls in (
-        Constant,
-        InverseTime,
-        Step,
-        MultiStep,
-        Piecewise,
-        Exponential,
-        Linear,
-        Polynomial,
-        Cosine,
-        OneCycle,
-        Seed000,
-        Warmup,
-        Join,
-        Scale,
-        PerEpoch,
-    )
-}
+__all__ = ["SCHEDULES", "build", "parse"]
 
 
 def parse(spec: str, *, steps_per_epoch: int | None = None) -> Schedule:
@@ -60,7 +28,7 @@ def parse(spec: str, *, steps_per_epoch: int | None = None) -> Schedule:
 
 def build(call: CallSpec, *, steps_per_epoch: int | None = None) -> Schedule:
     """Build a schedule from a parsed `CallSpec` (see `parse`)."""
-    cls = SCHEDULES.get(call.name)
+    cls = SCHEDULES.find(call.name)
     if cls is None:
         raise SpecError(
             f"unknown schedule {call.name!r}{_suggest(call.name, SCHEDULES)}; "
@@ -83,7 +51,8 @@ def build(call: CallSpec, *, steps_per_epoch: int | None = None) -> Schedule:
         if key in values:
             raise SpecError(f"{call.name}: argument {key} given twice")
         values[key] = value
-    if cls is PerEpoch and "steps_per_epoch" not in values and steps_per_epoch is not None:
+    # A schedule counting epochs (``per_epoch``, or a user's with that field) gets the run's.
+    if "steps_per_epoch" in names and "steps_per_epoch" not in values and steps_per_epoch:
         values["steps_per_epoch"] = steps_per_epoch
     for f in fields:
         if f.name not in values and f.default is dataclasses.MISSING:

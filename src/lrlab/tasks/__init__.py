@@ -1,17 +1,45 @@
-"""Tasks: dataset + model + loss + metric + default batch size, budget and target."""
+"""Tasks: dataset + model + loss + metric + default batch size, budget and target.
 
-from lrlab.tasks.catalog import TASKS, get_task, load_task_data
-from lrlab.tasks.task import LossKind, MetricKind, MetricSum, Sampling, Task, TaskData, evaluate
+lrlab's own tasks are in `TASKS`; `get_task` also builds a user's task from a reference
+(``path/to/file.py:function`` or ``package.module:function``).
+"""
+
+from lrlab.tasks.catalog import (
+    TASKS,
+    get_task,
+    is_reference,
+    load_task_data,
+    load_tensor_data,
+)
+from lrlab.tasks.task import (
+    AnyData,
+    LossKind,
+    MetricKind,
+    MetricSum,
+    Sampling,
+    StreamData,
+    Task,
+    TaskData,
+    TensorBatches,
+    evaluate,
+    evaluate_batches,
+)
 
 __all__ = [
     "TASKS",
+    "AnyData",
     "LossKind",
     "MetricKind",
     "MetricSum",
     "Sampling",
+    "StreamData",
     "Task",
     "TaskData",
+    "TensorBatches",
     "evaluate",
+    "evaluate_batches",
     "get_task",
+    "is_reference",
     "load_task_data",
+    "load_tensor_data",
 ]

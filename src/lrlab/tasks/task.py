@@ -1,19 +1,52 @@
-"""What a task is: data + model + loss + metric + default batch size, budget and target."""
+"""What a task is: data + model + loss + metric + default budget and target.
+
+`Task` is public and built with keyword arguments, by lrlab for its own tasks and by users
+for theirs::
+
+    task = lrlab.Task(
+        name="my-cnn",
+        model=lambda: MyCNN(),                  # a fresh model per run
+        train=DataLoader(train_set, batch_size=64, shuffle=True),
+        test=DataLoader(test_set, batch_size=256),
+        loss="cross_entropy",                   # or any callable(outputs, targets) -> scalar
+        metric="accuracy",                      # or callable(outputs, targets) -> float
+        target=0.95,
+        epochs=5,
+    )
+
+Data comes in two kinds, one loop for both (`lrlab.engine`): ``(x, y)`` tensors held in
+memory, which the engine batches itself (shuffled per epoch from the run's seed, or drawn with
+replacement), the fast path; or a ``DataLoader`` / any re-iterable, sized collection of
+``(inputs, targets)`` batches, streamed as given (the loader owns batching and shuffling; the
+engine seeds torch's global RNG per run, so a shuffling loader gives the same order for the
+same seed).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeAlias
 
 import torch
 from torch import Tensor, nn
 
+from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_number
+
 LossKind = Literal["cross_entropy", "bce", "mse"]
 MetricKind = Literal["accuracy", "r2", "loss"]
 Sampling = Literal["shuffle", "replacement"]
+LossFn: TypeAlias = Callable[[Any, Tensor], Tensor]
+MetricFn: TypeAlias = Callable[[Any, Tensor], float]
+Batches: TypeAlias = Iterable[tuple[Any, Tensor]]
+Data: TypeAlias = tuple[Tensor, Tensor] | Batches
+
+LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "bce", "mse")
+METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss")
+SAMPLINGS: tuple[str, ...] = ("shuffle", "replacement")
+EVAL_CHUNK = 1024
 
 
 @dataclass(frozen=True)
@@ -28,7 +61,7 @@ class TaskData:
     y_train: Tensor
     x_test: Tensor | None
     y_test: Tensor | None
-    num_outputs: int
+    num_outputs: int | None = None
     transform: Callable[[Tensor], Tensor] | None = None
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
 
@@ -50,60 +83,267 @@ class TaskData:
             y_test=move(self.y_test),
         )
 
+    def train_pass(self, batch_size: int) -> Batches:
+        """The training set in consecutive, unshuffled, un-augmented batches (re-iterable)."""
+        return TensorBatches(self.x_train, self.y_train, batch_size, self.transform)
+
+    def test_batches(self) -> Batches | None:
+        """The test set in chunks (``None`` without one)."""
+        if self.x_test is None or self.y_test is None:
+            return None
+        return TensorBatches(self.x_test, self.y_test, EVAL_CHUNK, self.transform)
+
 
 @dataclass(frozen=True)
-class Task:
-    """A named learning problem and its defaults.
+class StreamData:
+    """A task's data as batches someone else makes: a ``DataLoader`` or any re-iterable,
+    sized collection of ``(inputs, targets)``. Moved to the run's device batch by batch."""
 
-    ``load(split, data_dir)`` gives the `TaskData`; ``build_model(name)`` a freshly initialised
-    model (under whatever RNG state the caller set). ``target`` is the metric value that counts
-    as solved: reached when ``metric >= target`` (``<=`` for the ``loss`` metric).
+    train: Batches
+    test: Batches | None = None
+
+    @property
+    def steps_per_pass(self) -> int:
+        return len(self.train)  # type: ignore[arg-type]
+
+    @property
+    def batch_size(self) -> int | None:
+        """The loader's batch size, when it says (a ``DataLoader`` does)."""
+        size = getattr(self.train, "batch_size", None)
+        return size if isinstance(size, int) else None
+
+    def train_pass(self, batch_size: int) -> Batches:
+        """The training batches as the loader gives them (``batch_size`` is the loader's)."""
+        return self.train
+
+    def test_batches(self) -> Batches | None:
+        return self.test
+
+
+class TensorBatches:
+    """Consecutive batches of in-memory tensors, re-iterable (one pass per iteration)."""
+
+    def __init__(
+        self,
+        x: Tensor,
+        y: Tensor,
+        batch_size: int,
+        transform: Callable[[Tensor], Tensor] | None = None,
+    ) -> None:
+        self.x, self.y, self.batch_size, self.transform = x, y, batch_size, transform
+
+    def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
+        for start in range(0, self.x.shape[0], self.batch_size):
+            inputs = self.x[start : start + self.batch_size]
+            if self.transform is not None:
+                inputs = self.transform(inputs)
+            yield inputs, self.y[start : start + self.batch_size]
+
+    def __len__(self) -> int:
+        return -(-self.x.shape[0] // self.batch_size)
+
+
+AnyData = TaskData | StreamData
+
+
+def _model_builders(
+    name: str, model: Callable[[], nn.Module] | Mapping[str, Callable[[], nn.Module]]
+) -> dict[str, Callable[[], nn.Module]]:
+    if isinstance(model, Mapping):
+        builders = dict(model)
+        if not builders:
+            raise ValueError(f"task {name}: model must name at least one model builder")
+    else:
+        builders = {"model": model}
+    for key, builder in builders.items():
+        if not callable(builder):
+            raise ArgumentTypeError(
+                f"task {name}: model must be a callable returning a fresh nn.Module "
+                f"(or a dict of them), got model[{key!r}]={builder!r}"
+            )
+    return builders
+
+
+def _check_data(name: str, role: str, data: object) -> None:
+    """Tensors ``(x, y)`` of equal length, or a re-iterable sized collection of batches."""
+    if data is None:
+        return
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
+        x, y = data
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(
+                f"task {name}: {role} inputs and targets must have as many rows, got "
+                f"{x.shape[0]} and {y.shape[0]}"
+            )
+        if x.shape[0] == 0:
+            raise ValueError(f"task {name}: {role} has no samples")
+        return
+    if isinstance(data, Iterator) or not isinstance(data, Iterable) or isinstance(data, Tensor):
+        raise ArgumentTypeError(
+            f"task {name}: {role} must be (x, y) tensors, a DataLoader or a re-iterable "
+            f"collection of (inputs, targets) batches, got {role}={type(data).__name__}"
+        )
+    if not isinstance(data, Sized):
+        raise ArgumentTypeError(
+            f"task {name}: {role} must have a len() (an epoch is one pass over it), got "
+            f"{type(data).__name__} without one"
+        )
+    if len(data) == 0:
+        raise ValueError(f"task {name}: {role} yields no batches")
+
+
+def default_metric(loss: object) -> str:
+    """Accuracy for classification losses, R^2 for MSE, the loss itself for a custom one."""
+    if loss in ("cross_entropy", "bce"):
+        return "accuracy"
+    return "r2" if loss == "mse" else "loss"
+
+
+@dataclass(frozen=True, eq=False)
+class Task:
+    """A learning problem and its defaults: what a run trains, on what, judged how.
+
+    Users build one with keyword arguments (see the module docstring): ``model`` a callable
+    returning a freshly initialised ``nn.Module`` (or a dict of them, the first the default),
+    ``train``/``test`` tensors ``(x, y)`` or a ``DataLoader`` / re-iterable sized collection
+    of batches, ``loss`` a known kind or a callable ``(outputs, targets) -> scalar tensor``
+    (mean-reduced), ``metric`` a known kind or a callable ``(outputs, targets) -> float`` over
+    the whole test set (``higher_is_better`` says which way it points), ``target`` the metric
+    value that counts as solved (``>=``, or ``<=`` when lower is better; ``None``: no
+    target), exactly one of ``epochs`` and ``steps``, ``batch_size`` for tensor data.
+
+    lrlab's own tasks load their data lazily: ``load(split, data_dir) -> TaskData`` with the
+    ``splits`` they offer; ``reference`` is the ``file.py:function`` or ``module:function``
+    a task was built from (set by `lrlab.tasks.resolve_task`), which sweep workers use to
+    build it again.
     """
 
     name: str
-    summary: str
-    loss: LossKind
-    metric: MetricKind
-    batch_size: int
-    target: float
-    loader: Callable[[str, Path | None], TaskData] = field(repr=False)
-    model_builders: Mapping[str, Callable[[], nn.Module]] = field(repr=False)
+    model: Callable[[], nn.Module] | Mapping[str, Callable[[], nn.Module]] = field(repr=False)
+    train: Data | None = field(default=None, repr=False)
+    test: Data | None = field(default=None, repr=False)
+    loss: str | LossFn = "cross_entropy"
+    metric: str | MetricFn | None = None
+    target: float | None = None
     epochs: int | None = None
     steps: int | None = None
+    batch_size: int = 32
+    higher_is_better: bool | None = None
+    summary: str = ""
+    sampling: str = "shuffle"
+    loader: Callable[[str, Path | None], AnyData] | None = field(default=None, repr=False)
     splits: tuple[str, ...] = ("holdout",)
-    sampling: Sampling = "shuffle"
     needs_data_dir: bool = False
+    reference: str | None = None
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ValueError(f"Task: name must be a non-empty string, got name={self.name!r}")
+        name = self.name
+        object.__setattr__(self, "model", _model_builders(name, self.model))
+        if (self.train is None) == (self.loader is None):
+            raise ValueError(
+                f"task {name}: give the training data as train=... (and no loader=), "
+                f"got train={type(self.train).__name__}"
+            )
+        _check_data(name, "train", self.train)
+        _check_data(name, "test", self.test)
+        if _is_tensors(self.train) and self.test is not None and not _is_tensors(self.test):
+            raise ArgumentTypeError(
+                f"task {name}: with train as (x, y) tensors, test must be tensors too"
+            )
+        if isinstance(self.loss, str):
+            check_choice(f"task {name}", "loss", self.loss, LOSS_KINDS)
+        elif not callable(self.loss):
+            raise ArgumentTypeError(
+                f"task {name}: loss must be one of {', '.join(LOSS_KINDS)} or a callable, "
+                f"got loss={self.loss!r}"
+            )
+        metric = self.metric if self.metric is not None else default_metric(self.loss)
+        if isinstance(metric, str):
+            check_choice(f"task {name}", "metric", metric, METRIC_KINDS)
+        elif not callable(metric):
+            raise ArgumentTypeError(
+                f"task {name}: metric must be one of {', '.join(METRIC_KINDS)} or a callable, "
+                f"got metric={metric!r}"
+            )
+        object.__setattr__(self, "metric", metric)
+        if self.higher_is_better is None:
+            object.__setattr__(self, "higher_is_better", metric != "loss")
+        if self.target is not None:
+            object.__setattr__(self, "target", check_number(f"task {name}", "target", self.target))
         if (self.epochs is None) == (self.steps is None):
-            raise ValueError(f"task {self.name}: give exactly one of epochs and steps")
+            raise ValueError(
+                f"task {name}: give exactly one of epochs and steps, got "
+                f"epochs={self.epochs!r}, steps={self.steps!r}"
+            )
+        for budget in ("epochs", "steps"):
+            value = getattr(self, budget)
+            if value is not None:
+                check_int(f"task {name}", budget, value, minimum=1)
+        check_int(f"task {name}", "batch_size", self.batch_size, minimum=1)
+        check_choice(f"task {name}", "sampling", self.sampling, SAMPLINGS)
+
+    # -- what runs see ----------------------------------------------------------------------
 
     @property
     def models(self) -> tuple[str, ...]:
         return tuple(self.model_builders)
 
     @property
+    def model_builders(self) -> Mapping[str, Callable[[], nn.Module]]:
+        return self.model  # type: ignore[return-value]  # normalised in __post_init__
+
+    @property
     def default_model(self) -> str:
         return self.models[0]
 
     @property
-    def higher_is_better(self) -> bool:
-        return self.metric != "loss"
+    def metric_name(self) -> str:
+        """The metric's name in records and reports (a callable's ``__name__``)."""
+        metric = self.metric
+        return metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
+
+    @property
+    def loss_name(self) -> str:
+        loss = self.loss
+        return loss if isinstance(loss, str) else getattr(loss, "__name__", "custom loss")
+
+    @property
+    def loss_kind(self) -> str | None:
+        """The loss as one of the known kinds (LipschitzLR's bounds need one), else ``None``."""
+        return self.loss if isinstance(self.loss, str) else None
+
+    @property
+    def streams(self) -> bool:
+        """Whether the training data comes as batches (a DataLoader) rather than tensors."""
+        return self.train is not None and not _is_tensors(self.train)
 
     def reached(self, value: float | None) -> bool:
-        """Whether a metric value meets the target."""
-        if value is None:
+        """Whether a metric value meets the target (never, without a target)."""
+        if value is None or self.target is None or not math.isfinite(value):
             return False
         return value >= self.target if self.higher_is_better else value <= self.target
 
-    def load(self, split: str | None = None, data_dir: Path | None = None) -> TaskData:
+    def load(self, split: str | None = None, data_dir: Path | None = None) -> AnyData:
+        """The task's data: lrlab's loaders read theirs (``split``, ``data_dir``); a user's
+        task hands over what it was given."""
         split = split or self.splits[0]
         if split not in self.splits:
             raise ValueError(
                 f"task {self.name}: split must be one of {', '.join(self.splits)}, "
                 f"got split={split!r}"
             )
-        return self.loader(split, data_dir)
+        if self.loader is not None:
+            return self.loader(split, data_dir)
+        if isinstance(self.train, tuple) and _is_tensors(self.train):
+            x, y = self.train
+            test = self.test if isinstance(self.test, tuple) else (None, None)
+            return TaskData(x, y, *test)
+        test_batches: Batches | None = self.test  # type: ignore[assignment]
+        if isinstance(self.test, tuple) and _is_tensors(self.test):
+            test_batches = TensorBatches(self.test[0], self.test[1], EVAL_CHUNK)
+        return StreamData(self.train, test_batches)  # type: ignore[arg-type]
 
     def build_model(self, name: str | None = None) -> nn.Module:
         name = name or self.default_model
@@ -113,18 +353,31 @@ class Task:
                 f"task {self.name}: model must be one of {', '.join(self.models)}, "
                 f"got model={name!r}"
             )
-        return builder()
+        model = builder()
+        if not isinstance(model, nn.Module):
+            raise ArgumentTypeError(
+                f"task {self.name}: its model builder must return an nn.Module, got "
+                f"{type(model).__name__}"
+            )
+        return model
 
 
-def loss_function(kind: LossKind) -> Callable[[Tensor, Tensor], Tensor]:
-    """The mean-reduced PyTorch loss of a kind (logits in, as the models produce them)."""
-    if kind == "cross_entropy":
+def _is_tensors(data: object) -> bool:
+    return isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, Tensor) for t in data)
+
+
+def loss_function(loss: str | LossFn) -> LossFn:
+    """The mean-reduced PyTorch loss of a kind (logits in, as the models produce them), or a
+    user's callable as it is."""
+    if callable(loss):
+        return loss
+    if loss == "cross_entropy":
         return nn.functional.cross_entropy
-    if kind == "bce":
+    if loss == "bce":
         return nn.functional.binary_cross_entropy_with_logits
-    if kind == "mse":
+    if loss == "mse":
         return nn.functional.mse_loss
-    raise ValueError(f"loss must be cross_entropy, bce or mse, got loss={kind!r}")
+    raise ValueError(f"loss must be cross_entropy, bce or mse, got loss={loss!r}")
 
 
 class MetricSum:
@@ -133,10 +386,11 @@ class MetricSum:
     ``add`` only keeps references to the (detached) outputs and targets: no kernel runs per
     batch, which matters on the training hot path. ``value`` concatenates and computes:
     ``accuracy`` (argmax of the logits, or ``logit > 0`` for one output), ``r2``
-    (``1 - SSE / SST``) or ``loss`` (the mean loss over every sample added).
+    (``1 - SSE / SST``), ``loss`` (the mean loss over every sample added), or a user's
+    callable on the concatenated outputs and targets.
     """
 
-    def __init__(self, kind: MetricKind, loss: LossKind) -> None:
+    def __init__(self, kind: str | MetricFn, loss: str | LossFn) -> None:
         self.kind = kind
         self.loss = loss
         self._outputs: list[Tensor] = []
@@ -153,6 +407,8 @@ class MetricSum:
             return None
         with torch.no_grad():
             outputs, targets = torch.cat(self._outputs), torch.cat(self._targets)
+            if callable(self.kind):
+                return float(self.kind(outputs, targets))
             if self.kind == "accuracy":
                 if outputs.shape[-1] == 1:
                     predicted = (outputs > 0).to(targets.dtype)
@@ -165,6 +421,8 @@ class MetricSum:
                 if not sst > 0:
                     return None
                 return float(1.0 - (outputs.double() - y).square().sum() / sst)
+            if callable(self.loss):
+                return float(self.loss(outputs, targets))
             return float(
                 loss_function(self.loss)(
                     outputs.double(),
@@ -173,26 +431,50 @@ class MetricSum:
             )
 
 
+def to_device(value: Any, device: torch.device) -> Any:
+    """Tensors (also inside tuples, lists and dicts) moved to ``device``; others unchanged."""
+    if isinstance(value, Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, tuple | list):
+        return type(value)(to_device(v, device) for v in value)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    return value
+
+
 def evaluate(
     model: nn.Module,
     x: Tensor,
     y: Tensor,
     *,
-    loss: LossKind,
-    metric: MetricKind,
+    loss: str | LossFn,
+    metric: str | MetricFn,
     transform: Callable[[Tensor], Tensor] | None = None,
-    batch_size: int = 1024,
+    batch_size: int = EVAL_CHUNK,
 ) -> tuple[float, float | None]:
-    """Mean loss and metric of ``model`` on ``(x, y)`` in eval mode, in chunks."""
+    """Mean loss and metric of ``model`` on tensors ``(x, y)`` in eval mode, in chunks."""
+    batches = TensorBatches(x, y, batch_size, transform)
+    return evaluate_batches(model, batches, loss=loss, metric=metric)
+
+
+def evaluate_batches(
+    model: nn.Module,
+    batches: Iterable[tuple[Any, Tensor]],
+    *,
+    loss: str | LossFn,
+    metric: str | MetricFn,
+    device: torch.device | None = None,
+) -> tuple[float, float | None]:
+    """Mean loss and metric of ``model`` over ``batches`` in eval mode (no gradients), each
+    batch moved to ``device`` first when given."""
     metrics = MetricSum(metric, loss)
     losses = MetricSum("loss", loss)
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for start in range(0, x.shape[0], batch_size):
-            inputs, targets = x[start : start + batch_size], y[start : start + batch_size]
-            if transform is not None:
-                inputs = transform(inputs)
+        for inputs, targets in batches:
+            if device is not None:
+                inputs, targets = to_device(inputs, device), to_device(targets, device)
             outputs = model(inputs)
             metrics.add(outputs, targets)
             losses.add(outputs, targets)

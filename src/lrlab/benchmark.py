@@ -1,0 +1,271 @@
+"""The benchmark from Python: `train` one run, `compare` a grid, both on lrlab's tasks or yours.
+
+`train` returns the run's `RunRecord`; `compare` runs optimizers x schedules x seeds (x an LR
+grid), stores every run in a SQLite file (a run already there is not redone, so a killed
+comparison resumes), and returns a `Comparison`: the ranking, per-method summaries, the runs,
+``to_pandas()`` and the report's plots. The ``lrlab run`` and ``lrlab compare`` commands are
+thin layers over these two.
+
+``task`` is an `lrlab.Task`, a built-in task's name, or a reference
+``path/to/file.py:function`` / ``package.module:function`` whose function returns a Task. A
+Task object without a reference runs in this process only (``workers=1``); a reference runs
+anywhere, since each worker builds the task again from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lrlab.record import RunConfig, RunRecord
+from lrlab.schedules import Schedule
+from lrlab.sweep import Progress, Sweep, run_missing, task_id
+from lrlab.validate import ArgumentTypeError, check_int
+
+if TYPE_CHECKING:
+    import pandas
+    from matplotlib.axes import Axes
+
+    from lrlab.engine import Observer
+    from lrlab.executors import Executor
+    from lrlab.report import ReportFiles, Summary
+    from lrlab.store import StoredRun
+    from lrlab.tasks import Task
+
+__all__ = ["Comparison", "compare", "train"]
+
+ScheduleLike = str | Schedule | None
+
+
+def _spec(schedule: ScheduleLike, name: str = "schedule") -> str | None:
+    """A schedule argument as a spec string (``None``, ``"none"`` and ``"constant"``: a
+    constant LR)."""
+    if schedule is None:
+        return None
+    if isinstance(schedule, Schedule):
+        return schedule.spec()
+    if isinstance(schedule, str):
+        text = schedule.strip()
+        return None if text.lower() in ("", "none", "constant") else text
+    raise ArgumentTypeError(
+        f"{name} must be a spec string, an lrlab Schedule or None, got {name}={schedule!r}"
+    )
+
+
+def _task(task: str | Task) -> tuple[str, Task]:
+    from lrlab.tasks import get_task
+
+    resolved = get_task(task)
+    return task_id(task if isinstance(task, str) else resolved), resolved
+
+
+def train(
+    task: str | Task,
+    *,
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    schedule: ScheduleLike = None,
+    seed: int = 0,
+    epochs: int | None = None,
+    steps: int | None = None,
+    batch_size: int | None = None,
+    model: str | None = None,
+    optimizer_args: dict[str, Any] | None = None,
+    split: str | None = None,
+    sampling: str | None = None,
+    device: str = "cpu",
+    data_dir: str | Path | None = None,
+    observer: Observer | None = None,
+) -> RunRecord:
+    """Train one run and return its record (per-step loss and LR, per-epoch metrics, wall
+    time, outcome). ``lr`` is the base LR (``None``: the schedule's, else the optimizer's
+    default); ``schedule`` a spec string (``"cosine(lr=0.1, steps=1000)"``,
+    ``"lipschitz(bound=smooth)"``) or a `Schedule`. A bad argument is a one-line
+    ``ValueError`` before anything trains; a non-finite loss ends the run as ``diverged``.
+
+    >>> record = train("quadratic", lr=0.2, schedule="exponential(lr=0.2, rate=0.99)")
+    >>> record.status, round(record.step_loss[1], 4)
+    ('done', 12.96)
+    """
+    from lrlab.engine import train as train_run
+
+    name, resolved = _task(task)
+    config = RunConfig(
+        task=name,
+        optimizer=optimizer,
+        lr=lr,
+        schedule=_spec(schedule),
+        optimizer_args=dict(optimizer_args or {}),
+        epochs=epochs,
+        steps=steps,
+        batch_size=batch_size,
+        seed=seed,
+        model=model,
+        split=split,
+        sampling=sampling,
+        device=device,
+        data_dir=str(data_dir) if data_dir is not None else None,
+    )
+    return train_run(config, observer=observer, task=resolved)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What `compare` found: ``summaries`` ranked per task (best first), every stored run of
+    the grid, the store it lives in and how many runs ran now (the rest came from the
+    store)."""
+
+    summaries: list[Summary]
+    runs: list[StoredRun]
+    db: Path
+    ran: int
+
+    @property
+    def ranking(self) -> list[str]:
+        """Method labels, best first (one task: the grid's)."""
+        return [summary.label for summary in self.summaries]
+
+    def summary(self, label: str) -> Summary:
+        """The summary of the method labelled ``label``."""
+        for summary in self.summaries:
+            if summary.label == label:
+                return summary
+        raise ValueError(f"no method labelled {label!r}; methods: {', '.join(self.ranking)}")
+
+    def table(self, width: int | None = None) -> str:
+        """The ranking as terminal text (what ``lrlab compare`` prints)."""
+        from lrlab.report import terminal_table
+
+        return terminal_table(self.summaries, width=width)
+
+    def to_pandas(self, what: str = "summary") -> pandas.DataFrame:
+        """A ``pandas.DataFrame``: one row per method (``what="summary"``, the columns of
+        ``summary.csv``) or per run (``"runs"``). Needs pandas (``pip install
+        'lrlab[pandas]'``)."""
+        from lrlab.report import run_rows, summary_rows
+        from lrlab.validate import check_choice
+
+        check_choice("to_pandas", "what", what, ("summary", "runs"))
+        try:
+            import pandas
+        except ImportError:
+            raise ValueError("to_pandas needs pandas: pip install 'lrlab[pandas]'") from None
+        rows = summary_rows(self.summaries) if what == "summary" else run_rows(self.runs)
+        return pandas.DataFrame(rows)
+
+    def plot(self, kind: str = "loss", ax: Axes | None = None) -> Axes:
+        """The report's plots: ``"loss"`` (smoothed training loss, median over seeds, seed
+        003's figure), ``"lr"`` (LR per epoch) or ``"metric"`` (test metric per epoch), on
+        ``ax`` or a new figure (never shown)."""
+        from lrlab.report import plot_loss_curves, plot_per_epoch
+        from lrlab.validate import check_choice
+
+        check_choice("plot", "kind", kind, ("loss", "lr", "metric"))
+        if kind == "loss":
+            return plot_loss_curves(self.summaries, ax=ax)  # type: ignore[no-any-return]
+        return plot_per_epoch(self.summaries, kind, ax=ax)  # type: ignore[no-any-return]
+
+    def write_report(self, out: str | Path | None = None) -> ReportFiles:
+        """Write report.md, summary.csv, runs.csv and the plots (default folder: the store's
+        name with ``-report``, beside it)."""
+        from lrlab.report import write_report
+
+        folder = Path(out) if out is not None else self.db.with_name(self.db.stem + "-report")
+        return write_report(self.runs, folder, source=str(self.db))[1]
+
+
+def compare(
+    task: str | Task,
+    *,
+    optimizers: Sequence[str] = (),
+    schedules: Sequence[ScheduleLike] = (None,),
+    methods: Iterable[tuple[str, ScheduleLike]] = (),
+    seeds: int | Sequence[int] = 5,
+    lr_grid: Sequence[float] | None = None,
+    db: str | Path = "lrlab.sqlite",
+    workers: int | None = None,
+    threads: int = 1,
+    executor: str = "local",
+    address: str | None = None,
+    progress: Progress | None = None,
+    **run: Any,
+) -> Comparison:
+    """Run optimizers x schedules x seeds on ``task`` (plus ``methods``, extra (optimizer,
+    schedule) pairs), tuning every method that takes an LR over ``lr_grid`` with the same
+    budget, storing each run in ``db``; return the `Comparison`.
+
+    ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves. ``run`` holds
+    what every run shares: ``epochs``, ``steps``, ``batch_size``, ``model``, ``split``,
+    ``sampling``, ``device``, ``data_dir``, ``optimizer_args``. ``workers`` runs in
+    parallel (default: the CPU count; 1 runs here), ``executor="ray"`` on a Ray cluster
+    (``address``). Runs already finished in ``db`` are not redone; failed ones are retried.
+    Every argument is checked before anything runs.
+    """
+    import os
+
+    from lrlab.executors import make_executor
+    from lrlab.store import Store
+
+    name, resolved = _task(task)
+    seed_list = _seeds(seeds)
+    if isinstance(optimizers, str):
+        raise ArgumentTypeError(
+            f"optimizers must be a list of names, got optimizers={optimizers!r}"
+        )
+    known = {"epochs", "steps", "batch_size", "model", "split", "sampling", "device"}
+    known |= {"data_dir", "optimizer_args"}
+    for key in run:
+        if key not in known:
+            raise ArgumentTypeError(
+                f"compare() got an unexpected argument {key!r}; run options are "
+                f"{', '.join(sorted(known))}"
+            )
+    run_options = {k: (str(v) if k == "data_dir" else v) for k, v in run.items() if v is not None}
+    sweep = Sweep(
+        task=name,
+        optimizers=tuple(optimizers),
+        schedules=tuple(_spec(s, "schedules") for s in schedules),
+        seeds=seed_list,
+        lr_grid=tuple(lr_grid) if lr_grid is not None else None,
+        run=run_options,
+        extra=tuple((o, _spec(s, "methods")) for o, s in methods),
+    )
+    configs = sweep.configs()
+    probe = configs[0]
+    from lrlab.engine import plan, task_data
+
+    plan(probe, task_data(probe, resolved), resolved)  # bad options and missing data: now
+    count = workers if workers is not None else (os.cpu_count() or 1)
+
+    def executor_for(runs: int) -> Executor:
+        return make_executor(
+            executor, workers=count, threads=threads, address=address, runs=runs, task=resolved
+        )
+
+    executor_for(len(configs))  # its options are checked now, before anything runs
+    store_path = Path(db)
+    with Store(store_path) as store:
+        ran = run_missing(
+            store,
+            configs,
+            executor_for,
+            progress,
+        )
+        runs = store.runs(keys=[c.key() for c in configs])
+    from lrlab.report import summarize
+
+    return Comparison(summarize(runs), runs, store_path, ran)
+
+
+def _seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        check_int("", "seeds", seeds, minimum=1)
+        return tuple(range(seeds))
+    if isinstance(seeds, str) or not isinstance(seeds, Sequence):
+        raise ArgumentTypeError(f"seeds must be a count or a list of seeds, got seeds={seeds!r}")
+    values = tuple(check_int("", f"seeds[{i}]", s, minimum=0) for i, s in enumerate(seeds))
+    if not values:
+        raise ValueError("seeds must hold at least one seed, got seeds=[]")
+    return tuple(dict.fromkeys(values))

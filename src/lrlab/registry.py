@@ -1,0 +1,199 @@
+"""Open registries: the names a spec, ``--optimizers`` or a sweep may use, extensible by users.
+
+lrlab keeps three: schedules (`lrlab.schedules.register_schedule`), optimizers
+(`lrlab.optimizers.register_optimizer`) and LR controllers
+(`lrlab.controllers.register_controller`). Each is a `Registry`: lrlab's own entries, the
+entries user code registers at run time, and, on the first lookup of a name it does not have,
+the entry points installed packages declare (``[project.entry-points."lrlab.schedules"]``,
+``"lrlab.optimizers"``, ``"lrlab.controllers"``; each entry point names an object whose
+import registers it, or the object itself, registered under the entry point's name).
+
+Sweeps run in other processes (a local pool, Ray). A worker imports lrlab and so has lrlab's
+entries and the installed entry points, but not what a user's script registered: every
+registration made outside lrlab remembers where it was made (`Registry.sources`), and
+`plugin_sources` lists them so an executor can import them in each worker first
+(`import_plugins`). No torch import here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Iterator, Mapping
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_ALL: list[Registry[object]] = []
+
+
+class Registry(Mapping[str, T]):
+    """Named entries of one kind (``kind`` names it in errors: "schedule", "optimizer").
+
+    A read-only mapping from name to entry (``name in registry``, iteration, ``registry[name]``
+    raising ``KeyError``), plus `register` and `lookup` (a ``ValueError`` with suggestions).
+    """
+
+    def __init__(self, kind: str, group: str) -> None:
+        self.kind, self.group = kind, group
+        self._entries: dict[str, T] = {}
+        self._sources: dict[str, str] = {}
+        self._entry_points_loaded = False
+        _ALL.append(self)  # type: ignore[arg-type]
+
+    def register(self, name: str, entry: T, *, replace: bool = False, depth: int = 1) -> T:
+        """Add ``entry`` as ``name``. A name already taken is an error unless ``replace`` or
+        the same module registers it again (a module imported twice, e.g. in a worker).
+        ``depth`` is how many frames above this call the registering code sits."""
+        if not isinstance(name, str) or not name or name != name.strip():
+            raise ValueError(f"register: name must be a non-empty string, got name={name!r}")
+        source = _caller_source(depth + 1)
+        if name in self._entries and not replace and self._sources.get(name) != source:
+            raise ValueError(
+                f"register: {self.kind} {name!r} is already registered "
+                f"(from {self._sources.get(name) or 'lrlab'}); pass replace=True to replace it"
+            )
+        self._entries[name] = entry
+        self._sources[name] = source
+        return entry
+
+    def lookup(self, name: str) -> T:
+        """The entry called ``name``; an unknown name is a ``ValueError`` listing the known."""
+        entry = self.find(name)
+        if entry is None:
+            close = difflib.get_close_matches(str(name), list(self._entries), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"unknown {self.kind} {name!r}{hint}; known: {', '.join(self._entries)}"
+            )
+        return entry
+
+    def find(self, name: str) -> T | None:
+        """The entry called ``name``, or ``None`` (installed entry points are loaded on the
+        first miss)."""
+        entry = self._entries.get(name)
+        if entry is None and not self._entry_points_loaded:
+            self.load_entry_points()
+            entry = self._entries.get(name)
+        return entry
+
+    def __getitem__(self, name: str) -> T:
+        entry = self.find(name)
+        if entry is None:
+            raise KeyError(name)
+        return entry
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and self.find(name) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        """Every registered name (installed entry points included), in registration order."""
+        self.load_entry_points()
+        return iter(list(self._entries))
+
+    def __len__(self) -> int:
+        self.load_entry_points()
+        return len(self._entries)
+
+    def source(self, name: str) -> str:
+        """Where ``name`` was registered: a module name, a file path, or ``""`` for lrlab."""
+        return self._sources.get(name, "")
+
+    def load_entry_points(self) -> None:
+        """Register the entries installed packages declare in this registry's group."""
+        if self._entry_points_loaded:
+            return
+        self._entry_points_loaded = True
+        for point in entry_points(group=self.group):
+            if point.name in self._entries:
+                continue
+            try:
+                value = point.load()
+            except Exception as error:  # a broken plugin must not break lrlab
+                raise ValueError(
+                    f"{self.group} entry point {point.name!r} ({point.value}) failed to "
+                    f"load: {type(error).__name__}: {error}"
+                ) from None
+            if point.name not in self._entries:  # importing it did not register itself
+                self._entries[point.name] = value
+                self._sources[point.name] = ""
+
+    def plugin_sources(self) -> list[str]:
+        """The modules or files outside lrlab that registered entries here."""
+        return [s for s in dict.fromkeys(self._sources.values()) if s]
+
+
+def _caller_source(depth: int) -> str:
+    """The module (or, for a script run as ``__main__``, the file) ``depth`` frames up;
+    ``""`` for lrlab itself and for an interactive session, which a worker cannot import."""
+    frame = sys._getframe(depth + 1)
+    module = frame.f_globals.get("__name__", "")
+    if module == "lrlab" or module.startswith("lrlab."):
+        return ""
+    if module in ("__main__", "__mp_main__") or module.startswith("lrlab_plugin_"):
+        path = frame.f_globals.get("__file__")
+        return str(Path(path).resolve()) if path else ""
+    return str(module)
+
+
+def plugin_sources() -> list[str]:
+    """Every module or file outside lrlab that registered something, in all registries."""
+    return list(dict.fromkeys(s for r in _ALL for s in r.plugin_sources()))
+
+
+def import_plugins(sources: list[str] | tuple[str, ...]) -> None:
+    """Import what `plugin_sources` listed (in a worker, before it runs anything), so user
+    registrations exist there too. A file is imported under a private module name, so code
+    under ``if __name__ == "__main__":`` does not run again (as with multiprocessing's spawn).
+    """
+    main = sys.modules.get("__mp_main__") or sys.modules.get("__main__")
+    main_file = getattr(main, "__file__", None)
+    for source in sources:
+        if source.endswith(".py"):
+            if main_file and Path(main_file).resolve() == Path(source):
+                continue  # multiprocessing already ran this script's top level here
+            import_file(source)
+        else:
+            importlib.import_module(source)
+
+
+def import_file(path: str | Path, *, what: str = "plugin") -> object:
+    """Import a Python file by path (once per process) and return the module; a file that
+    does not exist or fails to import is a one-line ``ValueError`` naming it."""
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise ValueError(f"{what} file {str(path)!r} does not exist")
+    name = "lrlab_plugin_" + hashlib.sha1(str(file).encode()).hexdigest()[:12]
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{what} file {str(path)!r} cannot be imported as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    # Imports of the file's siblings work as they do when it runs as a script.
+    folder = str(file.parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as error:
+        del sys.modules[name]
+        if isinstance(error, KeyboardInterrupt | SystemExit):
+            raise
+        raise ValueError(
+            f"{what} file {str(path)!r} raised on import: {type(error).__name__}: "
+            f"{first_line(error)}"
+        ) from None
+    return module
+
+
+def first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
