@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from lrlab.cli import main
+from lrlab.cli.common import parse_lr_grid, parse_method
 from lrlab.executors import InProcess, LocalPool, Outcome, make_executor
 from lrlab.record import RunConfig
 from lrlab.store import Store
-from lrlab.cli.common import parse_lr_grid, parse_method
 from lrlab.sweep import Sweep
 
 
