@@ -8,6 +8,9 @@ reported (shared machines are noisy; a ratio measured side by side is what holds
     .venv/bin/python benchmarks/engine_overhead.py --rounds 21 --threads 1
 
 The plain loop is the minimal one: shuffle, index, forward, loss, zero_grad, backward, step.
+The DataLoader case serves the same tensors through ``DataLoader(TensorDataset(x, y),
+batch_size, shuffle=True)`` to both: a user task's streaming path against a hand-written loop
+over the same loader (goal <= 1.05).
 The engine does that plus what a run records: the loss of every step (read on the host), the
 LR trace, a running training metric and the divergence check. Evaluation is not timed (the
 engine's ``train_time`` leaves it out, and the plain loop has none).
@@ -21,11 +24,12 @@ import time
 from dataclasses import dataclass
 
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from lrlab.engine import train
 from lrlab.optimizers import make_optimizer
 from lrlab.record import RunConfig
-from lrlab.tasks import get_task, load_task_data
+from lrlab.tasks import Task, get_task, load_tensor_data
 from lrlab.tasks.task import loss_function
 
 
@@ -38,10 +42,12 @@ class Case:
     steps: int
     schedule: str | None = None
     goal: float | None = None
+    loader: bool = False  # serve the data through a DataLoader (a user task's path)
 
 
 CASES = [
     Case("mnist5k", 128, "sgd", 0.1, 640, goal=1.05),
+    Case("mnist5k", 128, "sgd", 0.1, 640, goal=1.05, loader=True),
     Case("mnist5k", 128, "momentum", 0.1, 640, schedule="cosine(lr=0.1, steps=640)", goal=1.05),
     Case("iris", 5, "sgd", 0.05, 1200),
     Case("iris", 5, "keras-momentum", 0.1, 1200, schedule="inverse_time(lr=0.1, decay=0.005)"),
@@ -51,7 +57,7 @@ CASES = [
 def plain_loop(case: Case, seed: int) -> float:
     """Seconds per step of the minimal hand-written loop (a schedule, if any, set by hand)."""
     task = get_task(case.task)
-    data = load_task_data(case.task, None, None)
+    data = load_tensor_data(case.task, None, None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = task.build_model()
@@ -67,6 +73,18 @@ def plain_loop(case: Case, seed: int) -> float:
     generator = torch.Generator().manual_seed(seed)
     step = 0
     start = time.perf_counter()
+    if case.loader:
+        loader = DataLoader(TensorDataset(x, y), batch_size=case.batch_size, shuffle=True)
+        while step < case.steps:
+            for inputs, targets in loader:
+                if step == case.steps:
+                    break
+                loss = loss_fn(model(inputs), targets)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+        return (time.perf_counter() - start) / case.steps
     while step < case.steps:
         for index in torch.randperm(x.shape[0], generator=generator).split(case.batch_size):
             if step == case.steps:
@@ -81,18 +99,28 @@ def plain_loop(case: Case, seed: int) -> float:
     return (time.perf_counter() - start) / case.steps
 
 
+def loader_task(case: Case) -> Task:
+    """The built-in task's tensors and model as a user's task served by a DataLoader."""
+    task = get_task(case.task)
+    data = load_tensor_data(case.task, None, None)
+    loader = DataLoader(
+        TensorDataset(data.x_train, data.y_train), batch_size=case.batch_size, shuffle=True
+    )
+    return Task(name=f"{case.task}-loader", model=task.build_model, train=loader, steps=1)
+
+
 def engine(case: Case, seed: int) -> float:
     """Seconds per training step of `lrlab.engine.train` (its ``train_time``)."""
     config = RunConfig(
-        task=case.task,
+        task=case.task if not case.loader else f"{case.task}-loader",
         optimizer=case.optimizer,
         lr=case.lr,
         schedule=case.schedule,
         steps=case.steps,
-        batch_size=case.batch_size,
+        batch_size=None if case.loader else case.batch_size,
         seed=seed,
     )
-    record = train(config)
+    record = train(config, task=loader_task(case) if case.loader else None)
     return record.train_time / record.steps
 
 
@@ -123,8 +151,10 @@ def main() -> None:
             ratios.append(e / p)
             plains.append(p)
             engines.append(e)
-        label = f"{case.task} b{case.batch_size} {case.optimizer}" + (
-            f" {case.schedule}" if case.schedule else ""
+        label = (
+            f"{case.task} b{case.batch_size} {case.optimizer}"
+            + (f" {case.schedule}" if case.schedule else "")
+            + (" DataLoader" if case.loader else "")
         )
         goal = f"<= {case.goal}" if case.goal else "report"
         q1, _, q3 = statistics.quantiles(ratios, n=4)

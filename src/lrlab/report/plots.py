@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lrlab.report.summary import Summary, by_task, smooth_curve
+from lrlab.report.summary import Summary, by_task, file_stem, smooth_curve
 
 
 def _median_series(series: Sequence[Sequence[float | None]]) -> list[float]:
@@ -109,15 +109,20 @@ def write_plots(
         "metric": "test metric per epoch",
     }
     written: dict[str, list[str]] = {}
+    stems: set[str] = set()
     for task, group in by_task(summaries).items():
+        stem = file_stem(group[0].task_name or task)
+        while stem in stems:  # two tasks of one name (two files' make_task)
+            stem += "-2"
+        stems.add(stem)
         for kind, title in titles.items():
-            name = f"{task}-{kind}.png"
+            name = f"{stem}-{kind}.png"
             ax = (
                 plot_loss_curves(group, loss_ylim)
                 if kind == "loss"
                 else plot_per_epoch(group, kind)
             )
-            ax.set_title(f"{task}: {title}")
+            ax.set_title(f"{group[0].task_name or task}: {title}")
             save_figure(ax.figure, out / name)
             written[f"{task}:{kind}"] = [name]
     return written

@@ -86,10 +86,10 @@ def terminal_table(summaries: Sequence[Summary], width: int | None = None) -> st
         color_system=None,
         soft_wrap=False,
     )
-    for task, group in by_task(summaries).items():
+    for group in by_task(summaries).values():
         header, table = rows(group)
         grid = Table(
-            title=f"{task}: target {_target_text(group[0])}",
+            title=f"{group[0].title}: target {_target_text(group[0])}",
             title_justify="left",
             box=None,
             pad_edge=False,
@@ -155,7 +155,7 @@ def markdown(
         )
     for task, group in by_task(summaries).items():
         first = next((s.records[0] for s in group if s.records), None)
-        lines += ["", f"## {task}", ""]
+        lines += ["", f"## {group[0].title}", ""]
         if first is not None:
             config = first.config
             budget = (

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Sequence
@@ -109,7 +110,7 @@ class Method:
 class Summary:
     """One method at its chosen LR, over its seeds."""
 
-    task: str
+    task: str  # as runs name it: a task's name or a file.py:function reference
     label: str
     group: str  # "tuned" or "no tuning"
     lr: float | None
@@ -129,6 +130,13 @@ class Summary:
     target: float | None
     records: tuple[RunRecord, ...]
     errors: tuple[str, ...]
+    task_name: str = ""  # the task's own name, for titles
+
+    @property
+    def title(self) -> str:
+        """The task as a heading: its name (its reference too, when that differs)."""
+        name = self.task_name or self.task
+        return name if name == self.task else f"{name} ({self.task})"
 
     @property
     def tuning(self) -> str:
@@ -239,7 +247,18 @@ def _summary(method: Method, label: str) -> Summary:
         target=records[0].target if records else None,
         records=tuple(records),
         errors=tuple(r.error for r in chosen if r.error),
+        task_name=next((r.task_name for r in records_any if r.task_name), method.task),
     )
+
+
+def file_stem(name: str) -> str:
+    """A task's name made safe as a file name (a reference holds slashes and a colon).
+
+    >>> file_stem("examples/digits_cnn.py:make_task")
+    'examples-digits_cnn.py-make_task'
+    """
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return stem or "task"
 
 
 def by_task(summaries: Sequence[Summary]) -> dict[str, list[Summary]]:
