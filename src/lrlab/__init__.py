@@ -12,6 +12,7 @@ from lrlab.lazy import lazy_getattr
 from lrlab.schedules import (
     Constant,
     Cosine,
+    Cyclic,
     Exponential,
     InverseTime,
     Join,
@@ -26,6 +27,7 @@ from lrlab.schedules import (
     Seed000,
     Step,
     Warmup,
+    Wsd,
 )
 
 __version__ = "0.1.0"
@@ -48,6 +50,7 @@ __all__ = [
     "OPTIMIZERS",
     "Constant",
     "Cosine",
+    "Cyclic",
     "Exponential",
     "InverseTime",
     "Join",
@@ -65,6 +68,7 @@ __all__ = [
     "Seed000",
     "Step",
     "Warmup",
+    "Wsd",
     "__version__",
     "make_optimizer",
 ]

@@ -8,7 +8,7 @@ into an equal schedule. No torch import here: one schedule object serves the PyT
 
 from lrlab.schedules.base import Schedule
 from lrlab.schedules.compose import Join, PerEpoch, Scale, Warmup
-from lrlab.schedules.cyclic import Cosine, OneCycle
+from lrlab.schedules.cyclic import Cosine, Cyclic, OneCycle
 from lrlab.schedules.decays import (
     Constant,
     Exponential,
@@ -21,11 +21,13 @@ from lrlab.schedules.decays import (
     Step,
 )
 from lrlab.schedules.parse import SCHEDULES, build, parse
+from lrlab.schedules.wsd import Wsd
 
 __all__ = [
     "SCHEDULES",
     "Constant",
     "Cosine",
+    "Cyclic",
     "Exponential",
     "InverseTime",
     "Join",
@@ -40,6 +42,7 @@ __all__ = [
     "Seed000",
     "Step",
     "Warmup",
+    "Wsd",
     "build",
     "parse",
 ]

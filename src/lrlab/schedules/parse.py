@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from typing import TypeVar
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
 from lrlab.schedules.base import Schedule
 from lrlab.schedules.compose import Join, PerEpoch, Scale, Warmup
-from lrlab.schedules.cyclic import Cosine, OneCycle
+from lrlab.schedules.cyclic import Cosine, Cyclic, OneCycle
 from lrlab.schedules.decays import (
     Constant,
     Exponential,
@@ -20,6 +21,9 @@ from lrlab.schedules.decays import (
     Seed000,
     Step,
 )
+from lrlab.schedules.wsd import Wsd
+
+T = TypeVar("T")
 
 SCHEDULES: dict[str, type[Schedule]] = {
     cls.name: cls
@@ -34,6 +38,8 @@ SCHEDULES: dict[str, type[Schedule]] = {
         Polynomial,
         Cosine,
         OneCycle,
+        Wsd,
+        Cyclic,
         Seed000,
         Warmup,
         Join,
@@ -66,6 +72,13 @@ def build(call: CallSpec, *, steps_per_epoch: int | None = None) -> Schedule:
             f"unknown schedule {call.name!r}{_suggest(call.name, SCHEDULES)}; "
             f"known: {', '.join(SCHEDULES)}"
         )
+    return from_call(cls, call, steps_per_epoch=steps_per_epoch)
+
+
+def from_call(cls: type[T], call: CallSpec, *, steps_per_epoch: int | None = None) -> T:
+    """Instantiate the dataclass ``cls`` from ``call``'s arguments: positional ones in field
+    order, keyword ones by name, nested calls built as schedules. An unknown, repeated or
+    missing argument, or a value ``cls`` refuses, raises `SpecError` naming it."""
     fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
     names = [f.name for f in fields]
     if len(call.args) > len(names):
