@@ -8,6 +8,7 @@ per run::
     on_epoch_start(epoch, step)          at the start of every epoch
     before_update(step, inputs, targets) after backward, before optimizer.step(): set the LR
     after_update(step)                   after optimizer.step()
+    on_epoch_end(epoch, step, stats)     after each epoch's metrics are measured
 
 so a new controller plugs in without touching the loop.
 """
@@ -15,13 +16,15 @@ so a new controller plugs in without touching the loop.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from torch import Tensor, device, nn
 from torch.optim import Optimizer
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
+from lrlab.record import EpochStats
 from lrlab.schedules import SCHEDULES, Schedule, build
 from lrlab.tasks.task import LossKind, TaskData
 from lrlab.torch_scheduler import ScheduleLR
@@ -30,7 +33,7 @@ from lrlab.torch_scheduler import ScheduleLR
 @dataclass(frozen=True)
 class TrainingContext:
     """What a controller may look at: the run's model, optimizer, data (on the run's device),
-    loss kind and batching."""
+    loss kind, batching, and whether the task's metric improves upwards."""
 
     model: nn.Module
     optimizer: Optimizer
@@ -40,6 +43,7 @@ class TrainingContext:
     steps_per_epoch: int
     total_steps: int
     device: device
+    higher_is_better: bool = True
 
 
 class LRController:
@@ -64,6 +68,10 @@ class LRController:
 
     def after_update(self, step: int) -> None:
         """Called after ``optimizer.step()`` of update ``step``."""
+
+    def on_epoch_end(self, epoch: int, step: int, stats: EpochStats) -> None:
+        """Called at the end of each epoch (``step`` updates done so far) once its metrics
+        are measured, before the next epoch starts: the next epoch's LR may depend on them."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -108,7 +116,32 @@ class ScheduleController(LRController):
 
 # Adaptive controllers by spec name: "module:function", the function taking the parsed
 # CallSpec. Imported only when named, so a schedule-only run never loads them.
-ADAPTIVE: dict[str, str] = {"lipschitz": "lrlab.lipschitz.controller:from_spec"}
+ADAPTIVE: dict[str, str] = {
+    "lipschitz": "lrlab.lipschitz.controller:from_spec",
+    "plateau": "lrlab.plateau.controller:from_spec",
+}
+
+Factory = TypeVar("Factory", bound=Callable[..., LRController])
+
+
+def takes_base_lr(factory: Factory) -> Factory:
+    """Mark an adaptive controller's factory as starting from the run's base LR (``--lr``,
+    ``--lr-grid``) rather than computing its own: a sweep tunes it like a schedule. Unmarked
+    factories (LipschitzLR) set their own LR and run once per seed."""
+    factory.takes_base_lr = True  # type: ignore[attr-defined]
+    return factory
+
+
+def adaptive_factory(name: str) -> Callable[[CallSpec], LRController]:
+    """The factory `ADAPTIVE` names for ``name`` (imports its module)."""
+    module, function = ADAPTIVE[name].split(":")
+    factory: Callable[[CallSpec], LRController] = getattr(importlib.import_module(module), function)
+    return factory
+
+
+def sets_own_lr(name: str) -> bool:
+    """Whether the adaptive controller ``name`` computes its LR itself (see `takes_base_lr`)."""
+    return not getattr(adaptive_factory(name), "takes_base_lr", False)
 
 
 def build_controller(spec: str, *, steps_per_epoch: int | None = None) -> LRController:
@@ -118,10 +151,6 @@ def build_controller(spec: str, *, steps_per_epoch: int | None = None) -> LRCont
     if call.name not in ADAPTIVE and call.name not in SCHEDULES:
         known = ", ".join([*SCHEDULES, *ADAPTIVE])
         raise SpecError(f"unknown schedule {call.name!r}; known: {known}")
-    target = ADAPTIVE.get(call.name)
-    if target is not None:
-        module, function = target.split(":")
-        factory = getattr(importlib.import_module(module), function)
-        controller: LRController = factory(call)
-        return controller
+    if call.name in ADAPTIVE:
+        return adaptive_factory(call.name)(call)
     return ScheduleController(build(call, steps_per_epoch=steps_per_epoch))

@@ -148,6 +148,7 @@ def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
         resolved.steps_per_epoch,
         resolved.total_steps,
         resolved.device,
+        higher_is_better=task.higher_is_better,
     )
     if controller is not None:
         controller.start(context)
@@ -324,5 +325,7 @@ class _Loop:
             wall_time=time.perf_counter() - start,
         )
         self.record.epochs.append(stats)
+        if self.controller is not None:
+            self.controller.on_epoch_end(epoch, step, stats)
         if self.observer is not None:
             self.observer.on_epoch(stats)

@@ -13,13 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrlab.callspec import parse_call
-from lrlab.controllers import ADAPTIVE
+from lrlab.controllers import ADAPTIVE, sets_own_lr
 from lrlab.record import RunConfig
 
 
 def is_self_tuning(optimizer: str, schedule: str | None) -> bool:
-    """Whether a method sets its own LR: an adaptive controller or an LR-free optimizer."""
-    if schedule is not None and parse_call(schedule).name in ADAPTIVE:
+    """Whether a method sets its own LR: an adaptive controller that computes it (LipschitzLR,
+    not reduce-on-plateau, which starts from the LR it is given), or an LR-free optimizer."""
+    name = parse_call(schedule).name if schedule is not None else None
+    if name in ADAPTIVE and sets_own_lr(name):
         return True
     from lrlab.optimizers import lr_free
 
