@@ -36,6 +36,8 @@ __version__ = "0.1.0"
 _LAZY = {
     "ScheduleLR": "lrlab.torch_scheduler",
     "LipschitzLR": "lrlab.lipschitz",
+    "Plateau": "lrlab.plateau",
+    "PlateauLR": "lrlab.plateau",
     "KerasSGD": "lrlab.optimizers",
     "make_optimizer": "lrlab.optimizers",
     "OPTIMIZERS": "lrlab.optimizers",
@@ -44,6 +46,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from lrlab.lipschitz import LipschitzLR
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer
+    from lrlab.plateau import Plateau, PlateauLR
     from lrlab.torch_scheduler import ScheduleLR
 
 __all__ = [
@@ -61,6 +64,8 @@ __all__ = [
     "OneCycle",
     "PerEpoch",
     "Piecewise",
+    "Plateau",
+    "PlateauLR",
     "Polynomial",
     "Scale",
     "Schedule",
