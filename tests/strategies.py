@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from lrlab.schedules import (
     Constant,
     Cosine,
+    Cyclic,
     Exponential,
     InverseTime,
     Join,
@@ -24,6 +25,7 @@ from lrlab.schedules import (
     Seed000,
     Step,
     Warmup,
+    Wsd,
 )
 
 lrs = st.floats(1e-6, 10.0)
@@ -104,6 +106,45 @@ one_cycle = st.builds(
 ).map(lambda s: Case(s, False))
 seed000 = st.builds(Seed000, lr=lrs, drop=fractions, every=durations).map(lambda s: Case(s, True))
 
+
+@st.composite
+def _wsd(draw: st.DrawFn) -> Case:
+    """Warmup and decay as counts (>= 1) or fractions of steps (< 1), W + D <= steps."""
+    steps = draw(st.integers(2, 2000))
+    warmup = draw(st.just(0) | st.integers(1, steps // 2) | st.floats(0.01, 0.49))
+    decay = draw(st.integers(1, steps // 2) | st.floats(0.01, 0.5))
+    lr = draw(lrs)
+    schedule = Wsd(
+        lr=lr,
+        steps=steps,
+        warmup=warmup,
+        decay=decay,
+        end=lr * draw(st.floats(0, 1)),
+        shape=draw(st.sampled_from(["linear", "cosine", "sqrt"])),
+    )
+    return Case(schedule, True, schedule.warmup_steps)
+
+
+wsd = _wsd()
+
+
+@st.composite
+def _cyclic(draw: st.DrawFn) -> Case:
+    lr = draw(lrs)
+    mode = draw(st.sampled_from(["triangular", "triangular2", "exp_range"]))
+    schedule = Cyclic(
+        lr=lr,
+        max_lr=lr * draw(st.floats(1.0, 100.0)),
+        step_size=draw(st.integers(1, 500) | st.floats(0.5, 500)),
+        mode=mode,
+        gamma=draw(st.floats(0.9, 1.0)) if mode == "exp_range" else 1.0,
+        step_size_down=draw(st.none() | st.integers(1, 500) | st.floats(0.5, 500)),
+    )
+    return Case(schedule, False)
+
+
+cyclic = _cyclic()
+
 leaves = st.one_of(
     constant,
     inverse_time,
@@ -116,6 +157,8 @@ leaves = st.one_of(
     cosine,
     cosine_restarts,
     one_cycle,
+    wsd,
+    cyclic,
     seed000,
 )
 warmup = leaves.flatmap(
@@ -161,6 +204,8 @@ BY_NAME = {
     "polynomial": polynomial,
     "cosine": st.one_of(cosine, cosine_restarts),
     "one_cycle": one_cycle,
+    "wsd": wsd,
+    "cyclic": cyclic,
     "seed000": seed000,
     "warmup": warmup,
     "join": join,

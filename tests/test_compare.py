@@ -132,7 +132,7 @@ def test_compare_stores_ranks_and_resumes(
     code, out, err = _compare(capsys, *argv)
     assert code == 0
     # sgd, adam: 2 LRs x 2 seeds each; the two LipschitzLR methods: 2 seeds each.
-    assert "12 runs, 0 already in" in err
+    assert "iris: 12 runs in the grid, 0 already in" in err
     with Store(db) as store:
         counts = store.count()
     assert sum(counts.values()) == 12

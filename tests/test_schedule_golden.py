@@ -9,6 +9,7 @@ import pytest
 from lrlab.schedules import (
     Constant,
     Cosine,
+    Cyclic,
     Exponential,
     InverseTime,
     Join,
@@ -23,6 +24,7 @@ from lrlab.schedules import (
     Seed000,
     Step,
     Warmup,
+    Wsd,
 )
 
 GOLDEN: list[tuple[Schedule, dict[float, float]]] = [
@@ -66,6 +68,27 @@ GOLDEN: list[tuple[Schedule, dict[float, float]]] = [
         OneCycle(lr=1.0, steps=100, pct_start=0.25, div=10.0, final_div=10.0, three_phase=True),
         {0: 0.1, 24: 1.0, 48: 0.1, 99: 0.01},
     ),
+    # Warmup 10, stable to 80, linear decay over the last 20% to 0.
+    (
+        Wsd(lr=1.0, steps=100, warmup=10, decay=0.2),
+        {0: 0.0, 5: 0.5, 10: 1.0, 79: 1.0, 80: 1.0, 90: 0.5, 95: 0.25, 100: 0.0, 500: 0.0},
+    ),
+    # 1 - sqrt cooldown: 1 - sqrt(1/4) = 0.5 a quarter of the way down.
+    (
+        Wsd(lr=1.0, steps=100, decay=40, end=0.2, shape="sqrt"),
+        {60: 1.0, 70: 0.6, 100: 0.2},
+    ),
+    (Wsd(lr=1.0, steps=100, decay=40, shape="cosine"), {60: 1.0, 80: 0.5, 100: 0.0}),
+    # Up 10, down 30: peaks at 10, 50, 90; troughs at 0, 40, 80.
+    (
+        Cyclic(lr=0.1, max_lr=1.0, step_size=10, step_size_down=30),
+        {0: 0.1, 5: 0.55, 10: 1.0, 25: 0.55, 40: 0.1, 50: 1.0, 80: 0.1},
+    ),
+    (
+        Cyclic(lr=0.5, max_lr=1.5, step_size=10, mode="triangular2"),
+        {10: 1.5, 30: 1.0, 50: 0.75, 60: 0.5},
+    ),
+    (Cyclic(lr=0.5, max_lr=1.5, step_size=2, mode="exp_range", gamma=0.5), {1: 0.75, 2: 0.75}),
     # The seed's code: 0.01 * 0.05 ** (floor(1 + epoch) / 10).
     (Seed000(), {0: 0.01 * 0.05**0.1, 9: 0.01 * 0.05, 19: 0.01 * 0.05**2}),
     (Warmup(Constant(lr=0.1), steps=4, start=0.02), {0: 0.02, 2: 0.06, 4: 0.1, 100: 0.1}),

@@ -12,6 +12,7 @@ from lrlab.lazy import lazy_getattr
 from lrlab.schedules import (
     Constant,
     Cosine,
+    Cyclic,
     Exponential,
     InverseTime,
     Join,
@@ -26,6 +27,7 @@ from lrlab.schedules import (
     Seed000,
     Step,
     Warmup,
+    Wsd,
     register_schedule,
 )
 
@@ -43,6 +45,8 @@ _LAZY = {
     "LRController": "lrlab.controllers",
     "ScheduleLR": "lrlab.torch_scheduler",
     "LipschitzLR": "lrlab.lipschitz",
+    "Plateau": "lrlab.plateau",
+    "PlateauLR": "lrlab.plateau",
     "KerasSGD": "lrlab.optimizers",
     "make_optimizer": "lrlab.optimizers",
     "OPTIMIZERS": "lrlab.optimizers",
@@ -53,6 +57,7 @@ if TYPE_CHECKING:
     from lrlab.controllers import LRController, register_controller
     from lrlab.lipschitz import LipschitzLR
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
+    from lrlab.plateau import Plateau, PlateauLR
     from lrlab.record import RunRecord
     from lrlab.tasks import Task
     from lrlab.torch_scheduler import ScheduleLR
@@ -62,6 +67,7 @@ __all__ = [
     "Comparison",
     "Constant",
     "Cosine",
+    "Cyclic",
     "Exponential",
     "InverseTime",
     "Join",
@@ -73,6 +79,8 @@ __all__ = [
     "OneCycle",
     "PerEpoch",
     "Piecewise",
+    "Plateau",
+    "PlateauLR",
     "Polynomial",
     "RunRecord",
     "Scale",
@@ -82,6 +90,7 @@ __all__ = [
     "Step",
     "Task",
     "Warmup",
+    "Wsd",
     "__version__",
     "compare",
     "make_optimizer",

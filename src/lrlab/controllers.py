@@ -8,6 +8,7 @@ per run::
     on_epoch_start(epoch, step)          at the start of every epoch
     before_update(step, inputs, targets) after backward, before optimizer.step(): set the LR
     after_update(step)                   after optimizer.step()
+    on_epoch_end(epoch, step, stats)     after each epoch's metrics are measured
 
 so a new controller plugs in without touching the loop.
 """
@@ -23,6 +24,7 @@ from torch import Tensor, device, nn
 from torch.optim import Optimizer
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
+from lrlab.record import EpochStats
 from lrlab.registry import Registry
 from lrlab.schedules import SCHEDULES, Schedule, build
 from lrlab.tasks.task import AnyData, LossKind, Task
@@ -32,7 +34,7 @@ from lrlab.torch_scheduler import ScheduleLR
 @dataclass(frozen=True)
 class TrainingContext:
     """What a controller may look at: the run's model, optimizer, data (on the run's device),
-    loss kind and batching."""
+    loss kind, batching, and whether the task's metric improves upwards."""
 
     model: nn.Module
     optimizer: Optimizer
@@ -42,6 +44,7 @@ class TrainingContext:
     steps_per_epoch: int
     total_steps: int
     device: device
+    higher_is_better: bool = True
 
 
 class LRController:
@@ -70,6 +73,10 @@ class LRController:
 
     def after_update(self, step: int) -> None:
         """Called after ``optimizer.step()`` of update ``step``."""
+
+    def on_epoch_end(self, epoch: int, step: int, stats: EpochStats) -> None:
+        """Called at the end of each epoch (``step`` updates done so far) once its metrics
+        are measured, before the next epoch starts: the next epoch's LR may depend on them."""
 
     def state_dict(self) -> dict[str, Any]:
         return {}
@@ -155,6 +162,10 @@ CONTROLLERS: Registry[ControllerEntry] = Registry("LR controller", "lrlab.contro
 CONTROLLERS.register(
     "lipschitz",
     ControllerEntry("lrlab.lipschitz.controller:from_spec", takes_lr=False, takes_spec=True),
+)
+CONTROLLERS.register(
+    "plateau",
+    ControllerEntry("lrlab.plateau.controller:from_spec", takes_lr=True, takes_spec=True),
 )
 
 

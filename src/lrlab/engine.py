@@ -209,6 +209,7 @@ def _run(
         resolved.steps_per_epoch,
         resolved.total_steps,
         resolved.device,
+        higher_is_better=bool(task.higher_is_better),
     )
     if controller is not None:
         controller.start(context)
@@ -423,6 +424,8 @@ class _Loop:
             wall_time=time.perf_counter() - start,
         )
         self.record.epochs.append(stats)
+        if self.controller is not None:
+            self.controller.on_epoch_end(epoch, step, stats)
         if self.observer is not None:
             self.observer.on_epoch(stats)
 

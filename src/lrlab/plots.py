@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,13 +32,32 @@ def plot_schedule(
     log: bool = False,
 ) -> Axes:
     """Draw ``schedule`` over ``steps`` steps (x in epochs when ``steps_per_epoch`` is given)."""
-    ax = ax if ax is not None else new_axes()
-    lrs = schedule.preview(steps)
     xs: list[float] = list(range(steps))
     if steps_per_epoch:
         xs = [t / steps_per_epoch for t in xs]
-    ax.plot(xs, lrs, label=label or schedule.spec())
-    ax.set_xlabel("epoch" if steps_per_epoch else "step")
+    return plot_lrs(
+        xs,
+        schedule.preview(steps),
+        xlabel="epoch" if steps_per_epoch else "step",
+        ax=ax,
+        label=label or schedule.spec(),
+        log=log,
+    )
+
+
+def plot_lrs(
+    xs: Sequence[float],
+    lrs: Sequence[float],
+    *,
+    xlabel: str,
+    label: str,
+    ax: Axes | None = None,
+    log: bool = False,
+) -> Axes:
+    """Draw learning rates ``lrs`` against ``xs`` (steps or epochs, named by ``xlabel``)."""
+    ax = ax if ax is not None else new_axes()
+    ax.plot(xs, lrs, label=label)
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("learning rate")
     if log:
         ax.set_yscale("log")

@@ -100,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1, got --seeds={args.seeds}")
     set_threads(args.threads)
     db = Path(args.db)
-    progress = SweepProgress(verbose=args.verbose)
+    progress = SweepProgress(verbose=args.verbose, label=f"{args.task}: ", runs="runs in the grid")
     start = time.perf_counter()
     try:
         result = compare(
@@ -134,8 +134,8 @@ class SweepProgress:
     """The sweep's progress: a line saying what the store already has, then a bar of runs
     finished, diverged and failed, and the time left (`lrlab.sweep.Progress`)."""
 
-    def __init__(self, *, verbose: bool, label: str = "") -> None:
-        self.verbose, self.label = verbose, label
+    def __init__(self, *, verbose: bool, label: str = "", runs: str = "runs") -> None:
+        self.verbose, self.label, self.runs = verbose, label, runs
         self.finished = 0
         self.counts = {"done": 0, "diverged": 0, "failed": 0}
         self._bar: Any = None
@@ -144,7 +144,7 @@ class SweepProgress:
         from tqdm import tqdm
 
         print(
-            f"{self.label}{total} runs, {stored} already in {store}, {pending} to run",
+            f"{self.label}{total} {self.runs}, {stored} already in {store}, {pending} to run",
             file=sys.stderr,
         )
         if pending:

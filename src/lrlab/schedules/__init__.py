@@ -19,14 +19,16 @@ from lrlab.schedules.decays import (
     Step,
 )
 
-from lrlab.schedules.cyclic import Cosine, OneCycle  # isort: skip
+from lrlab.schedules.cyclic import Cosine, Cyclic, OneCycle  # isort: skip
+from lrlab.schedules.wsd import Wsd  # isort: skip
 from lrlab.schedules.compose import Join, PerEpoch, Scale, Warmup  # isort: skip
-from lrlab.schedules.parse import SCHEDULES, build, parse
+from lrlab.schedules.parse import SCHEDULES, build, parse  # isort: skip
 
 __all__ = [
     "SCHEDULES",
     "Constant",
     "Cosine",
+    "Cyclic",
     "Exponential",
     "InverseTime",
     "Join",
@@ -41,6 +43,7 @@ __all__ = [
     "Seed000",
     "Step",
     "Warmup",
+    "Wsd",
     "build",
     "parse",
     "register_schedule",

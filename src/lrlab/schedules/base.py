@@ -71,13 +71,7 @@ class Schedule(ABC):
 
     def spec(self) -> str:
         """This schedule in the spec language; ``parse(s.spec()) == s``."""
-        parts = []
-        for field in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, field.name)
-            if field.default is not dataclasses.MISSING and value == field.default:
-                continue
-            parts.append(f"{field.name}={format_spec_value(value)}")
-        return f"{self.name}({', '.join(parts)})"
+        return call_spec(self.name, self)
 
     def __str__(self) -> str:
         return self.spec()
@@ -137,6 +131,18 @@ def register_schedule(cls: S | None = None, *, replace: bool = False) -> S | Any
         return schedule_cls
 
     return wrap if cls is None else wrap(cls)
+
+
+def call_spec(name: str, instance: Any) -> str:
+    """A dataclass instance as ``name(field=value, ...)`` in the spec language, leaving out the
+    fields that hold their default."""
+    parts = []
+    for field in dataclasses.fields(instance):
+        value = getattr(instance, field.name)
+        if field.default is not dataclasses.MISSING and value == field.default:
+            continue
+        parts.append(f"{field.name}={format_spec_value(value)}")
+    return f"{name}({', '.join(parts)})"
 
 
 def format_spec_value(value: object) -> str:

@@ -1,4 +1,5 @@
-"""Schedules shaped by a horizon: cosine (with warmup and warm restarts) and one-cycle."""
+"""Schedules shaped by a horizon or a cycle: cosine (with warmup and warm restarts), one-cycle and
+the cyclical LRs of Smith 2017."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 from lrlab.schedules.base import Schedule, check_bool, check_choice, check_number, register_schedule
 
 
-def _cosine(start: float, end: float, fraction: float) -> float:
+def half_cosine(start: float, end: float, fraction: float) -> float:
     """Half a cosine from ``start`` (fraction 0) to ``end`` (fraction 1)."""
     return end + (start - end) * (1.0 + math.cos(math.pi * fraction)) / 2.0
 
@@ -77,9 +78,9 @@ class Cosine(Schedule):
         u = t - self.warmup
         period = self.steps - self.warmup
         if not self.restarts:
-            return float(self.end) if u >= period else _cosine(self.lr, self.end, u / period)
+            return float(self.end) if u >= period else half_cosine(self.lr, self.end, u / period)
         u, period = self._position_in_cycle(u, period)
-        return _cosine(self.lr, self.end, u / period)
+        return half_cosine(self.lr, self.end, u / period)
 
     def _position_in_cycle(self, u: float, first: float) -> tuple[float, float]:
         """``(u - start of its cycle, length of its cycle)`` for warm restarts."""
@@ -165,7 +166,94 @@ class OneCycle(Schedule):
             if t <= end or i == len(phases) - 1:
                 fraction = min((t - start) / (end - start), 1.0)
                 if self.anneal == "cos":
-                    return _cosine(high, low, fraction)
+                    return half_cosine(high, low, fraction)
                 return (low - high) * fraction + high
             start = end
         raise AssertionError("unreachable: the last phase always returns")
+
+
+CYCLIC_MODES = ("triangular", "triangular2", "exp_range")
+
+
+@register_schedule
+@dataclass(frozen=True)
+class Cyclic(Schedule):
+    """Cyclical learning rates (Smith 2017, "Cyclical Learning Rates for Training Neural
+    Networks", arXiv 1506.01186): the LR goes up from ``lr`` towards ``max_lr`` over
+    ``step_size`` steps and back down over ``step_size_down`` (default ``step_size``), again
+    and again. Exactly PyTorch's ``CyclicLR(base_lr=lr, max_lr, step_size_up=step_size,
+    step_size_down, mode, gamma)`` LR, computed as its ``get_lr`` does
+    (``torch/optim/lr_scheduler.py``, torch 2.13); lrlab does not cycle momentum.
+
+    With ``C = step_size + step_size_down`` and ``r = step_size / C``:
+
+    - ``cycle = floor(1 + t / C)`` (from 1) and ``x = 1 + t / C - cycle`` (0 to 1 in a cycle);
+    - ``h = x / r`` while rising (``x <= r``), else ``(x - 1) / (r - 1)``: 0 -> 1 -> 0;
+    - ``lr(t) = lr + (max_lr - lr) * h * scale`` with ``scale = 1`` (``triangular``),
+      ``1 / 2 ** (cycle - 1)`` (``triangular2``: the amplitude halves every cycle) or
+      ``gamma ** t`` (``exp_range``; ``t`` counts every step from 0, as PyTorch's code does,
+      not the steps of the current cycle its docstring mentions).
+
+    ``lr(0) = lr``, ``lr(step_size) = max_lr`` (the first peak), back to ``lr`` at ``C``.
+    ``gamma`` only applies to ``exp_range``.
+
+    >>> s = Cyclic(lr=0.1, max_lr=1.0, step_size=10)
+    >>> s(0), s(5), s(10), s(15), s(20), s(30)
+    (0.1, 0.55, 1.0, 0.55, 0.1, 1.0)
+    >>> s = Cyclic(lr=0.1, max_lr=1.0, step_size=10, mode="triangular2")
+    >>> s(10), s(30), s(50)
+    (1.0, 0.55, 0.325)
+    >>> s = Cyclic(lr=0.1, max_lr=1.0, step_size=1, step_size_down=3)
+    >>> s(0), s(1), round(s(2), 12), s(4)
+    (0.1, 1.0, 0.7, 0.1)
+    """
+
+    lr: float
+    max_lr: float
+    step_size: float
+    mode: str = "triangular"
+    gamma: float = 1.0
+    step_size_down: float | None = None
+    name = "cyclic"
+
+    def __post_init__(self) -> None:
+        check_number(self.name, "lr", self.lr, positive=True)
+        check_number(self.name, "max_lr", self.max_lr, positive=True)
+        if not self.max_lr >= self.lr:
+            raise ValueError(
+                f"{self.name}: max_lr must be >= lr ({self.lr!r}), got max_lr={self.max_lr!r}"
+            )
+        check_number(self.name, "step_size", self.step_size, positive=True)
+        if self.step_size_down is not None:
+            check_number(self.name, "step_size_down", self.step_size_down, positive=True)
+        check_choice(self.name, "mode", self.mode, CYCLIC_MODES)
+        check_number(self.name, "gamma", self.gamma, positive=True, maximum=1.0)
+        if self.gamma != 1 and self.mode != "exp_range":
+            raise ValueError(
+                f"{self.name}: gamma applies to mode=exp_range only, got gamma={self.gamma!r} "
+                f"with mode={self.mode}"
+            )
+
+    @property
+    def reference_lr(self) -> float:
+        return self.lr
+
+    def value(self, t: float) -> float:
+        # PyTorch's arithmetic, operation for operation, so the values agree to the last bit.
+        up = float(self.step_size)
+        down = float(self.step_size_down) if self.step_size_down is not None else up
+        total = up + down
+        ratio = up / total
+        cycle = math.floor(1 + t / total)
+        x = 1.0 + t / total - cycle
+        height = x / ratio if x <= ratio else (x - 1) / (ratio - 1)
+        base_height = (self.max_lr - self.lr) * height
+        if self.mode == "triangular":
+            scale = 1.0
+        elif self.mode == "triangular2":
+            # PyTorch's 1 / (2.0 ** (cycle - 1)), the same value, without its OverflowError
+            # past cycle 1025 (this underflows to 0 instead).
+            scale = 0.5 ** (cycle - 1)
+        else:
+            scale = self.gamma**t
+        return float(self.lr + base_height * scale)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+from typing import TypeVar
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
 from lrlab.schedules.base import SCHEDULES, Schedule
 
 __all__ = ["SCHEDULES", "build", "parse"]
+
+T = TypeVar("T")
 
 
 def parse(spec: str, *, steps_per_epoch: int | None = None) -> Schedule:
@@ -34,6 +37,13 @@ def build(call: CallSpec, *, steps_per_epoch: int | None = None) -> Schedule:
             f"unknown schedule {call.name!r}{_suggest(call.name, SCHEDULES)}; "
             f"known: {', '.join(SCHEDULES)}"
         )
+    return from_call(cls, call, steps_per_epoch=steps_per_epoch)
+
+
+def from_call(cls: type[T], call: CallSpec, *, steps_per_epoch: int | None = None) -> T:
+    """Instantiate the dataclass ``cls`` from ``call``'s arguments: positional ones in field
+    order, keyword ones by name, nested calls built as schedules. An unknown, repeated or
+    missing argument, or a value ``cls`` refuses, raises `SpecError` naming it."""
     fields = [f for f in dataclasses.fields(cls) if f.init]  # type: ignore[arg-type]
     names = [f.name for f in fields]
     if len(call.args) > len(names):
