@@ -3,6 +3,7 @@ with what each promises about its shape."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
@@ -38,6 +39,15 @@ class Case:
     schedule: Schedule
     nonincreasing: bool  # promised non-increasing from step `monotone_from` on
     monotone_from: float = 0
+    peak: float | None = None  # promised never exceeded (None: the value at monotone_from)
+    nondecreasing: bool = False  # promised non-decreasing (a linear ramp up)
+
+    @property
+    def upper(self) -> float:
+        """The largest value the schedule promises (its peak)."""
+        if self.peak is not None:
+            return self.peak
+        return self.schedule(self.monotone_from)
 
 
 def _sorted_unique(values: list[int]) -> tuple[int, ...]:
@@ -66,13 +76,13 @@ piecewise = (
             values=st.lists(st.floats(0, 10), min_size=len(b), max_size=len(b)).map(tuple),
         )
     )
-    .map(lambda s: Case(s, False))
+    .map(lambda s: Case(s, False, peak=max(s.lr, *s.values)))
 )
 exponential = st.builds(
     Exponential, lr=lrs, rate=st.floats(0.5, 1.0), every=durations, staircase=st.booleans()
 ).map(lambda s: Case(s, True))
 linear = st.builds(Linear, lr=lrs, end=st.floats(0, 10), steps=durations).map(
-    lambda s: Case(s, s.end <= s.lr)
+    lambda s: Case(s, s.end <= s.lr, peak=max(s.lr, s.end), nondecreasing=s.end >= s.lr)
 )
 polynomial = st.builds(
     Polynomial, lr=lrs, steps=durations, end=st.just(0.0), power=st.floats(0.1, 5)
@@ -93,7 +103,7 @@ cosine_restarts = st.builds(
     end=st.just(0.0),
     restarts=st.just(True),
     mult=st.sampled_from([1.0, 1.5, 2.0, 3.0]),
-).map(lambda s: Case(s, False))
+).map(lambda s: Case(s, False, peak=s.lr))
 one_cycle = st.builds(
     OneCycle,
     lr=lrs,
@@ -103,7 +113,7 @@ one_cycle = st.builds(
     final_div=st.floats(1, 1e4),
     anneal=st.sampled_from(["cos", "linear"]),
     three_phase=st.booleans(),
-).map(lambda s: Case(s, False))
+).map(lambda s: Case(s, False, peak=s.lr))
 seed000 = st.builds(Seed000, lr=lrs, drop=fractions, every=durations).map(lambda s: Case(s, True))
 
 
@@ -140,7 +150,7 @@ def _cyclic(draw: st.DrawFn) -> Case:
         gamma=draw(st.floats(0.9, 1.0)) if mode == "exp_range" else 1.0,
         step_size_down=draw(st.none() | st.integers(1, 500) | st.floats(0.5, 500)),
     )
-    return Case(schedule, False)
+    return Case(schedule, False, peak=schedule.max_lr)
 
 
 cyclic = _cyclic()
@@ -164,24 +174,20 @@ leaves = st.one_of(
 warmup = leaves.flatmap(
     lambda c: st.builds(
         Warmup, schedule=st.just(c.schedule), steps=durations, start=st.floats(0, 1e-3)
-    )
-).map(lambda s: Case(s, False))
-join = (
-    st.lists(leaves, min_size=2, max_size=3)
-    .flatmap(
-        lambda cases: st.builds(
-            Join,
-            schedules=st.just(tuple(c.schedule for c in cases)),
-            boundaries=st.lists(
-                st.integers(1, 3000), min_size=len(cases) - 1, max_size=len(cases) - 1, unique=True
-            ).map(lambda b: tuple(sorted(b))),
-        )
-    )
-    .map(lambda s: Case(s, False))
+    ).map(lambda s: Case(s, False, peak=max(s.start, c.upper)))
+)
+join = st.lists(leaves, min_size=2, max_size=3).flatmap(
+    lambda cases: st.builds(
+        Join,
+        schedules=st.just(tuple(c.schedule for c in cases)),
+        boundaries=st.lists(
+            st.integers(1, 3000), min_size=len(cases) - 1, max_size=len(cases) - 1, unique=True
+        ).map(lambda b: tuple(sorted(b))),
+    ).map(lambda s: Case(s, False, peak=max(c.upper for c in cases)))
 )
 scale = leaves.flatmap(
     lambda c: st.builds(Scale, schedule=st.just(c.schedule), factor=st.floats(0.01, 10)).map(
-        lambda s: Case(s, c.nonincreasing, c.monotone_from)
+        lambda s: Case(s, c.nonincreasing, c.monotone_from, s.factor * c.upper, c.nondecreasing)
     )
 )
 per_epoch = leaves.flatmap(
@@ -190,7 +196,17 @@ per_epoch = leaves.flatmap(
         schedule=st.just(c.schedule),
         steps_per_epoch=st.integers(1, 50),
         fractional=st.booleans(),
-    ).map(lambda s: Case(s, c.nonincreasing, c.monotone_from * s.steps_per_epoch))
+    ).map(
+        lambda s: Case(
+            s,
+            c.nonincreasing,
+            # Without fractional epochs, epoch e holds the inner value at e: an inner warmup
+            # ending mid-epoch ends at the next whole epoch.
+            (c.monotone_from if s.fractional else math.ceil(c.monotone_from)) * s.steps_per_epoch,
+            c.upper,
+            c.nondecreasing,
+        )
+    )
 )
 
 BY_NAME = {

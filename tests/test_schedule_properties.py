@@ -34,14 +34,22 @@ def test_values_are_finite_and_nonnegative(name: str, data: st.DataObject) -> No
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))
 @given(data=st.data())
-def test_monotone_where_promised(name: str, data: st.DataObject) -> None:
+def test_shape_as_promised(name: str, data: st.DataObject) -> None:
+    """Every schedule promises a shape that a wrong formula breaks: non-increasing from some
+    step on (decays, warmup + decay), non-decreasing (a ramp up), and in every case never
+    above its peak (``Case.upper``: ``lr`` for one-cycle and restarts, ``max_lr`` for cyclic,
+    the largest piece for piecewise and join)."""
     case: Case = data.draw(BY_NAME[name])
-    if not case.nonincreasing:
-        return
     start = math.ceil(case.monotone_from)
     values = [case.schedule(t) for t in range(start, start + 1500)]
-    for before, after in itertools.pairwise(values):
-        assert after <= before * (1 + 1e-12) + 1e-300
+    if case.nonincreasing:
+        for before, after in itertools.pairwise(values):
+            assert after <= before * (1 + 1e-12) + 1e-300
+    if case.nondecreasing:
+        for before, after in itertools.pairwise(values):
+            assert after >= before * (1 - 1e-12) - 1e-300
+    everywhere = [case.schedule(t) for t in range(0, start + 3000, 3)]
+    assert max(everywhere) <= case.upper * (1 + 1e-12) + 1e-300
 
 
 @pytest.mark.parametrize("name", sorted(BY_NAME))

@@ -25,7 +25,7 @@ from torch.optim import Optimizer
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
 from lrlab.record import EpochStats
-from lrlab.registry import Registry
+from lrlab.registry import Registry, caller_source
 from lrlab.schedules import SCHEDULES, Schedule, build
 from lrlab.tasks.task import AnyData, LossKind, Task
 from lrlab.torch_scheduler import ScheduleLR
@@ -158,7 +158,19 @@ class ControllerEntry:
 
 #: Adaptive controllers by spec name: lrlab's, the ones users register, installed entry
 #: points (group ``lrlab.controllers``).
-CONTROLLERS: Registry[ControllerEntry] = Registry("LR controller", "lrlab.controllers")
+def _entry_point_controller(name: str, value: object) -> ControllerEntry:
+    """An ``lrlab.controllers`` entry point: a `ControllerEntry`, or a factory taking the
+    spec's keyword arguments (a controller that starts from the run's LR)."""
+    if isinstance(value, ControllerEntry):
+        return value
+    if callable(value):
+        return ControllerEntry(value, takes_lr=True)
+    raise ValueError(f"lrlab.controllers entry point {name!r} must be callable, got {value!r}")
+
+
+CONTROLLERS: Registry[ControllerEntry] = Registry(
+    "LR controller", "lrlab.controllers", _entry_point_controller
+)
 CONTROLLERS.register(
     "lipschitz",
     ControllerEntry("lrlab.lipschitz.controller:from_spec", takes_lr=False, takes_spec=True),
@@ -191,7 +203,7 @@ def register_controller(
     if name in SCHEDULES:
         raise ValueError(f"register_controller: {name!r} is a schedule's name")
     entry = ControllerEntry(factory, takes_lr)
-    CONTROLLERS.register(name, entry, replace=replace, depth=2)
+    CONTROLLERS.register(name, entry, replace=replace, source=caller_source(1))
     return entry
 
 

@@ -30,7 +30,7 @@ from torch import Tensor
 from lrlab.controllers import LRController, TrainingContext, build_controller, controller_entry
 from lrlab.optimizers import make_optimizer, optimizer_entry, set_optimizer_mode
 from lrlab.record import EpochStats, RunConfig, RunRecord
-from lrlab.rng import seeded
+from lrlab.rng import RNGState, seeded
 from lrlab.tasks import TASKS, AnyData, MetricSum, StreamData, Task, TaskData, get_task
 from lrlab.tasks.catalog import load_task_data
 from lrlab.tasks.task import SAMPLINGS, evaluate_batches, loss_function, to_device
@@ -403,6 +403,9 @@ class _Loop:
         test_loss = test_metric = None
         batches = data.test_batches()
         if batches is not None:
+            # Under its own RNG state: a DataLoader draws a seed per pass even unshuffled,
+            # and evaluating must not change the training's random stream.
+            state = RNGState.capture()
             set_optimizer_mode(self.context.optimizer, training=False)
             test_loss, test_metric = evaluate_batches(
                 self.context.model,
@@ -412,6 +415,7 @@ class _Loop:
                 device=self.plan.device if isinstance(data, StreamData) else None,
             )
             set_optimizer_mode(self.context.optimizer, training=True)
+            state.restore()
         stats = EpochStats(
             epoch=epoch,
             step=step,

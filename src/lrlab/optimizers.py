@@ -42,7 +42,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from lrlab.peers import PEERS, PeerEntry
-from lrlab.registry import Registry
+from lrlab.registry import Registry, caller_source
 from lrlab.validate import ArgumentTypeError, check_bool, check_lr, check_number
 
 
@@ -140,9 +140,23 @@ class OptimizerEntry:
         return self.cls(params, **kwargs)
 
 
+def _entry_point_optimizer(name: str, value: object) -> OptimizerEntry | PeerEntry:
+    """An ``lrlab.optimizers`` entry point: an `OptimizerEntry`, or an optimizer class
+    (built with its own defaults)."""
+    if isinstance(value, OptimizerEntry | PeerEntry):
+        return value
+    if isinstance(value, type) and issubclass(value, Optimizer):
+        return OptimizerEntry(value, {}, value.__name__, False, name)
+    raise ValueError(
+        f"lrlab.optimizers entry point {name!r} must name an Optimizer subclass, got {value!r}"
+    )
+
+
 #: Every optimizer by name: lrlab's, the peers (their packages imported only when built),
 #: the ones users register, installed entry points (group ``lrlab.optimizers``).
-OPTIMIZERS: Registry[OptimizerEntry | PeerEntry] = Registry("optimizer", "lrlab.optimizers")
+OPTIMIZERS: Registry[OptimizerEntry | PeerEntry] = Registry(
+    "optimizer", "lrlab.optimizers", _entry_point_optimizer
+)
 
 
 def register_optimizer(
@@ -179,7 +193,7 @@ def register_optimizer(
                 f"register_optimizer: {cls.__name__} takes no argument {key!r} (in defaults)"
             )
     entry = OptimizerEntry(cls, values, summary or cls.__name__, lr_free, name)
-    OPTIMIZERS.register(name, entry, replace=replace, depth=2)
+    OPTIMIZERS.register(name, entry, replace=replace, source=caller_source(1))
     return entry
 
 

@@ -22,10 +22,10 @@ import hashlib
 import importlib
 import importlib.util
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -39,20 +39,27 @@ class Registry(Mapping[str, T]):
     raising ``KeyError``), plus `register` and `lookup` (a ``ValueError`` with suggestions).
     """
 
-    def __init__(self, kind: str, group: str) -> None:
-        self.kind, self.group = kind, group
+    def __init__(
+        self, kind: str, group: str, coerce: Callable[[str, Any], T] | None = None
+    ) -> None:
+        """``coerce(name, value)`` turns what an entry point names into an entry (a class
+        into the registry's entry type), checking it; default: taken as it is."""
+        self.kind, self.group, self._coerce = kind, group, coerce
         self._entries: dict[str, T] = {}
         self._sources: dict[str, str] = {}
         self._entry_points_loaded = False
         _ALL.append(self)  # type: ignore[arg-type]
 
-    def register(self, name: str, entry: T, *, replace: bool = False, depth: int = 1) -> T:
+    def register(
+        self, name: str, entry: T, *, replace: bool = False, source: str | None = None
+    ) -> T:
         """Add ``entry`` as ``name``. A name already taken is an error unless ``replace`` or
         the same module registers it again (a module imported twice, e.g. in a worker).
-        ``depth`` is how many frames above this call the registering code sits."""
+        ``source``: where the registering code lives (`caller_source`; default: the caller
+        of this method)."""
         if not isinstance(name, str) or not name or name != name.strip():
             raise ValueError(f"register: name must be a non-empty string, got name={name!r}")
-        source = _caller_source(depth + 1)
+        source = caller_source(1) if source is None else source
         if name in self._entries and not replace and self._sources.get(name) != source:
             raise ValueError(
                 f"register: {self.kind} {name!r} is already registered "
@@ -120,7 +127,9 @@ class Registry(Mapping[str, T]):
                     f"load: {type(error).__name__}: {error}"
                 ) from None
             if point.name not in self._entries:  # importing it did not register itself
-                self._entries[point.name] = value
+                self._entries[point.name] = (
+                    self._coerce(point.name, value) if self._coerce else value
+                )
                 self._sources[point.name] = ""
 
     def plugin_sources(self) -> list[str]:
@@ -128,9 +137,10 @@ class Registry(Mapping[str, T]):
         return [s for s in dict.fromkeys(self._sources.values()) if s]
 
 
-def _caller_source(depth: int) -> str:
-    """The module (or, for a script run as ``__main__``, the file) ``depth`` frames up;
-    ``""`` for lrlab itself and for an interactive session, which a worker cannot import."""
+def caller_source(depth: int = 1) -> str:
+    """The module (or, for a script run as ``__main__``, the file) of the code ``depth``
+    calls above the function calling this one (1: its caller); ``""`` for lrlab itself and
+    for an interactive session, which a worker cannot import."""
     frame = sys._getframe(depth + 1)
     module = frame.f_globals.get("__name__", "")
     if module == "lrlab" or module.startswith("lrlab."):

@@ -18,7 +18,9 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--db", required=True, metavar="FILE", help="the run store")
     parser.add_argument("--out", metavar="DIR", help="report folder (default: next to --db)")
-    parser.add_argument("--task", metavar="TASK", help="only this task's runs")
+    parser.add_argument(
+        "--task", metavar="TASK", help="only this task's runs (its name or its file.py:function)"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -29,7 +31,13 @@ def run(args: argparse.Namespace) -> int:
     if not db.is_file():
         raise ValueError(f"--db {db}: no such file")
     with Store(db) as store:
-        runs = store.runs(task=args.task)
+        runs = store.runs()
+    if args.task is not None:
+        runs = [
+            run
+            for run in runs
+            if args.task in (run.config.task, run.record.task_name if run.record else None)
+        ]
     if not runs:
         raise ValueError(f"--db {db}: no runs" + (f" of task {args.task}" if args.task else ""))
     return write_and_show_report(runs, db, Path(args.out) if args.out else None)

@@ -12,7 +12,7 @@ import math
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, TypeVar, overload
 
-from lrlab.registry import Registry
+from lrlab.registry import Registry, caller_source
 from lrlab.validate import (
     ArgumentTypeError,
     check_bool,
@@ -77,8 +77,18 @@ class Schedule(ABC):
         return self.spec()
 
 
+def _entry_point_schedule(name: str, value: object) -> type[Schedule]:
+    """An ``lrlab.schedules`` entry point: a `Schedule` dataclass (its ``name`` may differ
+    from the entry point's; the entry point's is the one specs use)."""
+    if not (isinstance(value, type) and issubclass(value, Schedule)):
+        raise ValueError(
+            f"lrlab.schedules entry point {name!r} must name a Schedule subclass, got {value!r}"
+        )
+    return value
+
+
 #: Every schedule a spec may name: lrlab's, the ones users register, installed entry points.
-SCHEDULES: Registry[type[Schedule]] = Registry("schedule", "lrlab.schedules")
+SCHEDULES: Registry[type[Schedule]] = Registry("schedule", "lrlab.schedules", _entry_point_schedule)
 
 S = TypeVar("S", bound=type[Schedule])
 
@@ -111,6 +121,8 @@ def register_schedule(cls: S | None = None, *, replace: bool = False) -> S | Any
     top level: sweep workers import that module again to see the name.
     """
 
+    source = caller_source(1)
+
     def wrap(schedule_cls: S) -> S:
         if not (isinstance(schedule_cls, type) and issubclass(schedule_cls, Schedule)):
             raise ArgumentTypeError(
@@ -127,7 +139,7 @@ def register_schedule(cls: S | None = None, *, replace: bool = False) -> S | Any
                 f"register_schedule: {schedule_cls.__name__}.name must be an identifier, "
                 f"got name={name!r}"
             )
-        SCHEDULES.register(name, schedule_cls, replace=replace, depth=2)
+        SCHEDULES.register(name, schedule_cls, replace=replace, source=source)
         return schedule_cls
 
     return wrap if cls is None else wrap(cls)

@@ -178,7 +178,9 @@ def _check_data(name: str, role: str, data: object) -> None:
         if x.shape[0] == 0:
             raise ValueError(f"task {name}: {role} has no samples")
         return
-    if isinstance(data, Iterator) or not isinstance(data, Iterable) or isinstance(data, Tensor):
+    if isinstance(data, Iterator | Tensor | str | bytes | Mapping) or not isinstance(
+        data, Iterable
+    ):
         raise ArgumentTypeError(
             f"task {name}: {role} must be (x, y) tensors, a DataLoader or a re-iterable "
             f"collection of (inputs, targets) batches, got {role}={type(data).__name__}"
