@@ -16,21 +16,51 @@ ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
 
 
-def test_ray_runs_a_sweep_and_reports_failures() -> None:
+KILLER = """
+import os
+
+import torch
+
+import lrlab
+
+
+def exit_now():
+    with open({log!r}, "a") as log:
+        log.write("started\\n")
+    os._exit(3)  # the worker process dies, as when killed or out of memory
+
+
+def make():
+    x = torch.zeros(8, 2)
+    return lrlab.Task(name="killer", model=exit_now, train=(x, x[:, 0].long()), epochs=1)
+"""
+
+
+def test_ray_runs_a_sweep_and_reports_failures(tmp_path: Path) -> None:
     configs = [RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=30, seed=s) for s in (0, 1)]
     failing = RunConfig(
         task="regression", optimizer="sgd", schedule="lipschitz(bound=paper)", epochs=1
     )
+    log = tmp_path / "killer.log"
+    (tmp_path / "killer.py").write_text(KILLER.format(log=str(log)))
+    dying = RunConfig(task=f"{tmp_path / 'killer.py'}:make", optimizer="sgd")
     outcomes: list[Outcome] = []
-    RayExecutor(local_cpus=2).run([*configs, failing], outcomes.append)
+    RayExecutor(local_cpus=2, max_retries=1).run([*configs, failing, dying], outcomes.append)
     assert not ray.is_initialized()  # the instance it started is shut down again
+    assert len(outcomes) == 4
     by_key = {o.config.key(): o for o in outcomes}
     for config in configs:
         record = by_key[config.key()].record
         assert record is not None
         assert record.steps == 30
-    assert by_key[failing.key()].record is None
+    assert by_key[failing.key()].record is None  # a run that raises: its error, not retried
     assert "K_a - ||y|| turning negative" in (by_key[failing.key()].error or "")
+    # A run whose process dies each time: retried once (max_retries=1), then failed.
+    assert log.read_text() == "started\n" * 2
+    assert by_key[dying.key()].record is None
+    assert (by_key[dying.key()].error or "").startswith(
+        "ray: WorkerCrashedError (retried 1 times): "
+    ), by_key[dying.key()].error
 
 
 def test_compare_with_ray_fills_the_same_store(

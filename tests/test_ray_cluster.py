@@ -453,7 +453,8 @@ def run_sweeps(cluster: Cluster, lap: Callable[[str], None]) -> None:
     assert len(resumed) == 4
     assert all(resumed[key] == expected[key] for key in resumed)
     lap(f"sweep 2 done: the driver killed with {len(kept)} of 4 runs stored, then resumed")
-    # 3. A wrong token, a cluster where lrlab does not import: one line, exit 2, nothing run.
+    # 3. A wrong token, a cluster where lrlab does not import, runs bigger than its nodes: one
+    # line, exit 2, nothing run.
     bad = root / "bad_token"
     bad.write_text("0" * 64)
     no_lrlab = root / "no-lrlab"
@@ -488,6 +489,18 @@ def run_sweeps(cluster: Cluster, lap: Callable[[str], None]) -> None:
             "--runtime-env",
             runtime_env,
         ),
+        "cpus": driver(
+            cluster,
+            "iris",
+            root / "cpus.sqlite",
+            "--optimizers",
+            "sgd",
+            "--steps",
+            "5",
+            "--threads",
+            "2",
+            *ray_args,
+        ),
     }
     messages = {}
     for name, process in cases.items():
@@ -506,6 +519,10 @@ def run_sweeps(cluster: Cluster, lap: Callable[[str], None]) -> None:
     ), messages["lrlab"]
     assert "lrlab does not import: ModuleNotFoundError" in messages["lrlab"]
     assert "install lrlab on every node" in messages["lrlab"]
+    assert messages["cpus"] == (
+        f"lrlab: error: the Ray cluster at {cluster.address} has no node with 2 CPUs for a run "
+        "(its nodes have 1); use fewer threads per run"
+    )
     lap("errors checked:\n" + "\n".join(messages.values()))
 
 

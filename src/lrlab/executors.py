@@ -167,7 +167,8 @@ class RayExecutor:
     reported once. ``runtime_env``: the job's Ray ``runtime_env`` (e.g. ``{"pip": [...]}``),
     to which lrlab adds the user's code as ``py_modules``; lrlab itself must import on the
     workers (installed there, or shipped this way). ``connect_timeout``: seconds every node
-    has to answer the probe.
+    has to answer the probe. A program that called ``ray.init`` itself keeps its session:
+    lrlab uses it as it is (its address and ``runtime_env``) and leaves it running.
     """
 
     def __init__(

@@ -53,7 +53,7 @@ _TOKEN_HELP = (
 )
 _INSTALL_HELP = (
     "install lrlab on every node (pip install 'lrlab[ray]'), or ship it with the job: "
-    'runtime_env={"pip": ["lrlab[ray]"]} (--runtime-env)'
+    'runtime_env={"pip": ["lrlab[ray]"]}'
 )
 
 
@@ -424,7 +424,7 @@ def check_workers(address: str | None, code: UserCode, cpus_per_run: float, time
         if problem.startswith(("lrlab does not import", "torch does not import")):
             help_text = _INSTALL_HELP
         elif problem.startswith("no answer"):
-            help_text = "a runtime_env still installing? try again, or raise connect_timeout"
+            help_text = "a runtime_env still installing? Ray keeps it once built: try again"
         else:
             help_text = (
                 "install what the task and plugins import on every node (lrlab ships their "
@@ -445,7 +445,7 @@ def _able_nodes(address: str | None, cpus_per_run: float) -> list[dict[str, Any]
         cpus = sorted({n.get("Resources", {}).get("CPU", 0) for n in nodes})
         raise ValueError(
             f"{where(address)} has no node with {cpus_per_run:g} CPUs for a run (its nodes have "
-            f"{', '.join(f'{c:g}' for c in cpus) or 'none'}); use fewer --threads"
+            f"{', '.join(f'{c:g}' for c in cpus) or 'none'}); use fewer threads per run"
         )
     return able
 
