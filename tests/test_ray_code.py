@@ -59,6 +59,8 @@ def test_what_is_shipped(project: Path) -> None:
         "pip": ["einops"],
     }
     assert user["py_modules"] == ["s3://bucket/pkg.zip"]  # the caller's dict is left alone
+    with pytest.raises(ValueError, match=r"runtime_env\['py_modules'\] must be a list, got"):
+        code.runtime_env({"py_modules": "s3://bucket/pkg.zip"})
     assert UserCode.of(["iris"], ["json"]).runtime_env() == {}  # nothing to ship
 
 

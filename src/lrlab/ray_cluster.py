@@ -132,9 +132,14 @@ class UserCode:
     def runtime_env(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
         """``base`` (the user's ``runtime_env``) with this code added to its ``py_modules``."""
         env = dict(base or {})
+        given = env.get("py_modules", [])
+        if not isinstance(given, list):
+            raise ValueError(
+                f"runtime_env['py_modules'] must be a list, got runtime_env['py_modules']={given!r}"
+            )
         shipped = [*self.folders, *self.modules]
         if shipped:
-            env["py_modules"] = [*env.get("py_modules", []), *shipped]
+            env["py_modules"] = [*given, *shipped]
         return env
 
     # -- on a worker -------------------------------------------------------------------------
@@ -201,7 +206,10 @@ def _outermost(folders: Iterable[Path]) -> list[Path]:
 
 
 def _sha1(path: Path) -> str:
-    return hashlib.sha1(path.read_bytes()).hexdigest()
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise ValueError(f"ray: cannot read {path} to ship it ({error.strerror})") from None
 
 
 def _module_location(name: str) -> Path | None:
