@@ -6,6 +6,9 @@ token from `ray get-auth-token --generate`), in a temporary directory of its own
 ports, HOME (so ``~/.ray`` is not the user's), token file and Ray temp dir. Every process it
 starts carries a marker in its environment, and teardown kills each of them by PID (and a
 watchdog does the same if the test process itself is killed), so nothing outlives the test.
+Every address given is 127.0.0.1; Ray 2.60 itself advertises the machine's own address for
+``--node-ip-address=127.0.0.1`` (``resolve_ip_for_localhost`` in ``ray/_private/services.py``)
+and its servers listen on every interface: the token is what keeps anyone else out.
 
 Each node has one CPU. The sweep's task is a user task given as ``file.py:function`` in a
 temporary folder, whose sibling module registers a schedule and which registers an optimizer

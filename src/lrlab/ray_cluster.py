@@ -17,7 +17,9 @@ that registered schedules, optimizers or controllers (`lrlab.registry.plugin_sou
 the driver only. `UserCode` lists the folders of those files, each shipped whole (a file's
 siblings import on a worker as they do on the driver), and the user's modules that are neither
 installed (site-packages) nor in a shipped folder. All go as Ray ``py_modules`` in the job's
-``runtime_env`` (Ray uploads each once per content hash and unpacks it on every node). A worker
+``runtime_env``: Ray uploads each once per content hash, a folder zipped with its own name
+at the top, and unpacks it on every node into a directory it puts on the workers'
+``PYTHONPATH`` (``ray/_private/runtime_env/py_modules.py``, ``include_parent_dir``). A worker
 finds its copy of each folder on ``sys.path`` (the copy whose files have the driver's SHA-1),
 puts it on ``sys.path`` as the driver had it, imports the plugins from the copies and trains
 with the task reference rewritten to its copy; the record keeps the driver's reference, so a
@@ -296,7 +298,10 @@ def _probe() -> Callable[[dict[str, Any]], str | None]:
         try:
             from lrlab.ray_cluster import probe_worker
         except Exception as error:
-            return f"lrlab does not import: {type(error).__name__}: {error}"
+            text = str(error).strip()
+            return f"lrlab does not import: {type(error).__name__}: " + (
+                text.splitlines()[0] if text else ""
+            )
         return probe_worker(code_data)
 
     return probe
