@@ -545,3 +545,26 @@ def test_an_unreachable_address_is_one_line_and_nothing_runs(
     ), error
     with Store(db) as store:
         assert store.count() == {}
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--executor", "ray", "--runtime-env", "[1]"],
+            "--runtime-env must be a JSON object, got --runtime-env='[1]'",
+        ),
+        (
+            ["--runtime-env", '{"pip": []}'],
+            "runtime_env is for executor=ray, got runtime_env={'pip': []}",
+        ),
+    ],
+)
+def test_a_bad_runtime_env_is_one_line(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lrlab.cli import main
+
+    argv = ["compare", "iris", "--optimizers", "sgd", "--db", str(tmp_path / "runs.sqlite")]
+    assert main([*argv, *flags]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"lrlab: error: {message}"
