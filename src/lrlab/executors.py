@@ -9,7 +9,7 @@ that dies (killed, out of memory) fails only the run that killed it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -211,11 +211,16 @@ class RayExecutor:
             "RayExecutor", "connect_timeout", connect_timeout, positive=True
         )
 
-    def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None:
+    def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
         import ray
 
         from lrlab.ray_cluster import UserCode, check_workers, connect, run_on_worker
 
+        # All taken at once: the code to ship is fixed when the job starts, and Ray queues
+        # the runs itself.
+        configs = list(configs)
+        if not configs:
+            return
         code = UserCode.of([config.task for config in configs], self.plugins)
         started_here = connect(self.address, code.runtime_env(self.runtime_env), self.local_cpus)
         try:
