@@ -36,7 +36,7 @@ def make():
 """
 
 
-def test_ray_runs_a_sweep_and_reports_failures(tmp_path: Path) -> None:
+def test_ray_runs_groups_and_reports_failures(tmp_path: Path) -> None:
     configs = [RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=30, seed=s) for s in (0, 1)]
     failing = RunConfig(
         task="regression", optimizer="sgd", schedule="lipschitz(bound=paper)", epochs=1
@@ -44,9 +44,22 @@ def test_ray_runs_a_sweep_and_reports_failures(tmp_path: Path) -> None:
     log = tmp_path / "killer.log"
     (tmp_path / "killer.py").write_text(KILLER.format(log=str(log)))
     dying = RunConfig(task=f"{tmp_path / 'killer.py'}:make", optimizer="sgd")
-    outcomes: list[Outcome] = []
-    RayExecutor(local_cpus=2, max_retries=1).run([*configs, failing, dying], outcomes.append)
-    assert not ray.is_initialized()  # the instance it started is shut down again
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # the caller's session
+    try:
+        outcomes: list[Outcome] = []
+        executor = RayExecutor(max_retries=1)
+        executor.run_groups([[*configs, failing], [dying]], outcomes.append)
+        # A group trained together: one call of the runner with the whole group, in order.
+        grouped: list[Outcome] = []
+        together = RayExecutor(
+            group_runner=lambda runs: [
+                (None, f"{len(runs)} together, seed {r['seed']}") for r in runs
+            ]
+        )
+        together.run_groups([configs], grouped.append)
+        assert ray.is_initialized()  # lrlab used the caller's session and left it running
+    finally:
+        ray.shutdown()
     assert len(outcomes) == 4
     by_key = {o.config.key(): o for o in outcomes}
     for config in configs:
@@ -61,6 +74,10 @@ def test_ray_runs_a_sweep_and_reports_failures(tmp_path: Path) -> None:
     assert (by_key[dying.key()].error or "").startswith(
         "ray: WorkerCrashedError (retried 1 times): "
     ), by_key[dying.key()].error
+    assert [(o.config, o.error) for o in grouped] == [
+        (configs[0], "2 together, seed 0"),
+        (configs[1], "2 together, seed 1"),
+    ]
 
 
 def test_compare_with_ray_fills_the_same_store(
@@ -82,6 +99,7 @@ def test_compare_with_ray_fills_the_same_store(
         "2",
     ]
     assert main([*argv, "--executor", "ray"]) == 0
+    assert not ray.is_initialized()  # the local instance it started is shut down again
     with Store(db) as store:
         assert store.count() == {"done": 4}
         ray_records = {r.config.key(): r.record for r in store.runs()}

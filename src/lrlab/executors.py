@@ -35,6 +35,10 @@ class Outcome:
 
 OnResult = Callable[[Outcome], None]
 
+#: Trains a group of runs together in one process: config dicts in, `run_one`'s results out,
+#: one per config, in order (a module-level function, so any process can run it).
+GroupRunner = Callable[[Sequence[dict[str, Any]]], list[tuple[str | None, str | None]]]
+
 
 class Executor(Protocol):
     """Runs configs, calling ``on_result`` once per run, in the calling process."""
@@ -161,10 +165,12 @@ class RayExecutor:
     how the user's code reaches the workers.
 
     Each run is one Ray task asking for ``cpus_per_run`` CPUs (default ``threads``, the torch
-    threads it uses), so a node runs as many at once as it has CPUs. A run whose worker
-    process or node dies (killed, out of memory, a node lost) is retried by Ray on any node
-    up to ``max_retries`` times, and only then recorded as failed; each run's outcome is
-    reported once. ``runtime_env``: the job's Ray ``runtime_env`` (e.g. ``{"pip": [...]}``),
+    threads it uses), so a node runs as many at once as it has CPUs; `run_groups` makes a
+    group of runs one task (``group_runner`` trains them together, e.g. as one vectorised
+    model). A task whose worker process or node dies (killed, out of memory, a node lost) is
+    retried by Ray on any node up to ``max_retries`` times, and only then its runs are
+    recorded as failed; each run's outcome is reported once. ``runtime_env``: the job's Ray
+    ``runtime_env`` (e.g. ``{"pip": [...]}``),
     to which lrlab adds the user's code as ``py_modules``; lrlab itself must import on the
     workers (installed there, or shipped this way). ``connect_timeout``: seconds every node
     has to answer the probe. A program that called ``ray.init`` itself keeps its session:
@@ -181,6 +187,7 @@ class RayExecutor:
         plugins: Sequence[str] | None = None,
         max_retries: int = 3,
         connect_timeout: float = 120.0,
+        group_runner: GroupRunner | None = None,
     ) -> None:
         try:
             import ray  # noqa: F401
@@ -210,36 +217,50 @@ class RayExecutor:
         self.connect_timeout = check_number(
             "RayExecutor", "connect_timeout", connect_timeout, positive=True
         )
+        self.group_runner = group_runner
 
     def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
+        self.run_groups([[config] for config in configs], on_result)
+
+    def run_groups(self, groups: Iterable[Sequence[RunConfig]], on_result: OnResult) -> None:
+        """Run each group of configs as one Ray task (one process on one node): trained
+        together by ``group_runner``, or one after another without one. A group whose task
+        Ray gives up on fails as a whole."""
         import ray
 
         from lrlab.ray_cluster import UserCode, check_workers, connect, run_on_worker
 
         # All taken at once: the code to ship is fixed when the job starts, and Ray queues
-        # the runs itself.
-        configs = list(configs)
-        if not configs:
+        # the tasks itself.
+        units = [list(group) for group in groups if group]
+        if not units:
             return
-        code = UserCode.of([config.task for config in configs], self.plugins)
+        code = UserCode.of([c.task for unit in units for c in unit], self.plugins)
         started_here = connect(self.address, code.runtime_env(self.runtime_env), self.local_cpus)
         try:
             check_workers(self.address, code, self.cpus_per_run, self.connect_timeout)
             remote = ray.remote(num_cpus=self.cpus_per_run, max_retries=self.max_retries)(
                 run_on_worker
             )
-            refs = {remote.remote(c.to_dict(), self.threads, code): c for c in configs}
+            refs = {
+                remote.remote(
+                    [c.to_dict() for c in unit], self.threads, code, self.group_runner
+                ): unit
+                for unit in units
+            }
             waiting = list(refs)
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
                 for ref in done:
-                    config = refs[ref]
+                    unit = refs[ref]
                     try:
-                        result = ray.get(ref)
+                        results = ray.get(ref)
                     except Exception as error:  # its process or node died more than it may
-                        on_result(Outcome(config, None, self._lost(error)))
+                        for config in unit:
+                            on_result(Outcome(config, None, self._lost(error)))
                         continue
-                    on_result(_outcome(config, result))
+                    for config, result in zip(unit, results, strict=True):
+                        on_result(_outcome(config, result))
         finally:
             if started_here:
                 ray.shutdown()

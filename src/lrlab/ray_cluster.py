@@ -244,26 +244,34 @@ def _module_location(name: str) -> Path | None:
 
 
 def run_on_worker(
-    config_data: dict[str, Any], threads: int, code: UserCode
-) -> tuple[str | None, str | None]:
-    """One run in a Ray worker: threads, the user's code installed, the run trained with its
-    task rebuilt from this worker's copy; ``(record JSON, None)`` or ``(None, error)``."""
+    configs_data: list[dict[str, Any]],
+    threads: int,
+    code: UserCode,
+    group_runner: Callable[[Sequence[dict[str, Any]]], list[tuple[str | None, str | None]]]
+    | None = None,
+) -> list[tuple[str | None, str | None]]:
+    """A Ray task: threads, the user's code installed, then the runs, with their tasks
+    rebuilt from this worker's copy, trained by ``group_runner`` or one by one; for each run
+    ``(record JSON, None)`` or ``(None, error)``, its record holding the driver's config."""
     from lrlab.executors import _init_worker, run_one
     from lrlab.record import RunConfig, RunRecord
 
     _init_worker(threads)
     try:
         local = code.install()
-    except Exception as failure:  # a plugin that fails here fails the run, as a task would
-        return None, f"{type(failure).__name__}: {first_line(failure)}"
-    task = code.local_task(config_data["task"], local)
-    if task is None:
-        return run_one(config_data)
-    record_json, error = run_one({**config_data, "task": task})
-    if record_json is None:
-        return None, error
-    record = RunRecord.from_json(record_json)
-    return replace(record, config=RunConfig.from_dict(config_data)).to_json(), None
+    except Exception as failure:  # a plugin that fails here fails the runs, as a task would
+        return [(None, f"{type(failure).__name__}: {first_line(failure)}")] * len(configs_data)
+    here = [{**c, "task": code.local_task(c["task"], local) or c["task"]} for c in configs_data]
+    results = group_runner(here) if group_runner is not None else [run_one(c) for c in here]
+    if len(results) != len(here):
+        raise RuntimeError(f"group_runner gave {len(results)} results for {len(here)} runs")
+    restored: list[tuple[str | None, str | None]] = []
+    for (record_json, error), config, ran in zip(results, configs_data, here, strict=True):
+        if record_json is not None and ran["task"] != config["task"]:
+            record = RunRecord.from_json(record_json)
+            record_json = replace(record, config=RunConfig.from_dict(config)).to_json()
+        restored.append((record_json, error))
+    return restored
 
 
 def probe_worker(code_data: dict[str, Any]) -> str | None:
