@@ -189,6 +189,7 @@ def compare(
     threads: int = 1,
     executor: str = "local",
     address: str | None = None,
+    runtime_env: dict[str, Any] | None = None,
     progress: Progress | None = None,
     **run: Any,
 ) -> Comparison:
@@ -200,8 +201,9 @@ def compare(
     what every run shares: ``epochs``, ``steps``, ``batch_size``, ``model``, ``split``,
     ``sampling``, ``device``, ``data_dir``, ``optimizer_args``. ``workers`` runs in
     parallel (default: the CPU count; 1 runs here), ``executor="ray"`` on a Ray cluster
-    (``address``). Runs already finished in ``db`` are not redone; failed ones are retried.
-    Every argument is checked before anything runs.
+    (``address``, ``runtime_env``: see `lrlab.executors.RayExecutor`). Runs already finished
+    in ``db`` are not redone; failed ones are retried. Every argument is checked before
+    anything runs.
     """
     import os
 
@@ -241,7 +243,13 @@ def compare(
 
     def executor_for(runs: int) -> Executor:
         return make_executor(
-            executor, workers=count, threads=threads, address=address, runs=runs, task=resolved
+            executor,
+            workers=count,
+            threads=threads,
+            address=address,
+            runs=runs,
+            task=resolved,
+            runtime_env=runtime_env,
         )
 
     executor_for(len(configs))  # its options are checked now, before anything runs

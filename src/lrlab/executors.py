@@ -9,7 +9,7 @@ that dies (killed, out of memory) fails only the run that killed it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -17,8 +17,8 @@ from multiprocessing import get_context
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lrlab.record import RunConfig, RunRecord
-from lrlab.registry import import_plugins, plugin_sources
-from lrlab.validate import check_choice, check_int
+from lrlab.registry import first_line, import_plugins, plugin_sources
+from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_number
 
 if TYPE_CHECKING:
     from lrlab.tasks import Task
@@ -34,6 +34,10 @@ class Outcome:
 
 
 OnResult = Callable[[Outcome], None]
+
+#: Trains a group of runs together in one process: config dicts in, `run_one`'s results out,
+#: one per config, in order (a module-level function, so any process can run it).
+GroupRunner = Callable[[Sequence[dict[str, Any]]], list[tuple[str | None, str | None]]]
 
 
 class Executor(Protocol):
@@ -155,70 +159,123 @@ class LocalPool:
 
 
 class RayExecutor:
-    """Runs on a Ray cluster (``pip install 'lrlab[ray]'``): ``address`` of an existing
-    cluster (``ray://host:10001`` or ``auto``), or a local Ray instance when ``None``. Each run
-    asks for ``cpus_per_run`` CPUs; lrlab must be importable on the workers (install it there,
-    or pass a ``runtime_env`` with ``working_dir``/``pip``)."""
+    """Runs on Ray (``pip install 'lrlab[ray]'``): the cluster at ``address`` (``host:port``,
+    ``ray://host:10001`` or ``auto``), or a local instance of ``local_cpus`` CPUs when
+    ``None``. See `lrlab.ray_cluster` for the checks made before anything is submitted and
+    how the user's code reaches the workers.
+
+    Each run is one Ray task asking for ``cpus_per_run`` CPUs (default ``threads``, the torch
+    threads it uses), so a node runs as many at once as it has CPUs; `run_groups` makes a
+    group of runs one task (``group_runner`` trains them together, e.g. as one vectorised
+    model). A task whose worker process or node dies (killed, out of memory, a node lost) is
+    retried by Ray on any node up to ``max_retries`` times, and only then its runs are
+    recorded as failed; each run's outcome is reported once. ``runtime_env``: the job's Ray
+    ``runtime_env`` (e.g. ``{"pip": [...]}``),
+    to which lrlab adds the user's code as ``py_modules``; lrlab itself must import on the
+    workers (installed there, or shipped this way). ``connect_timeout``: seconds every node
+    has to answer the probe. A program that called ``ray.init`` itself keeps its session:
+    lrlab uses it as it is (its address and ``runtime_env``) and leaves it running.
+    """
 
     def __init__(
         self,
         address: str | None = None,
-        cpus_per_run: float = 1.0,
+        cpus_per_run: float | None = None,
         threads: int = 1,
         runtime_env: dict[str, Any] | None = None,
         local_cpus: int | None = None,
         plugins: Sequence[str] | None = None,
+        max_retries: int = 3,
+        connect_timeout: float = 120.0,
+        group_runner: GroupRunner | None = None,
     ) -> None:
         try:
             import ray  # noqa: F401
         except ImportError:
             raise ValueError("executor=ray needs Ray: pip install 'lrlab[ray]'") from None
-        self.address, self.cpus_per_run, self.threads = address, cpus_per_run, threads
-        self.runtime_env, self.local_cpus = runtime_env, local_cpus
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise ValueError(f"RayExecutor: address must be host:port, got address={address!r}")
+        if runtime_env is not None and not isinstance(runtime_env, dict):
+            raise ArgumentTypeError(
+                f"RayExecutor: runtime_env must be a dict, got runtime_env={runtime_env!r}"
+            )
+        self.address = address.strip() if address is not None else None
+        self.threads = check_int("RayExecutor", "threads", threads, minimum=1)
+        self.cpus_per_run = float(
+            check_number("RayExecutor", "cpus_per_run", cpus_per_run, positive=True)
+            if cpus_per_run is not None
+            else self.threads
+        )
+        self.runtime_env = dict(runtime_env or {})
+        self.local_cpus = (
+            check_int("RayExecutor", "local_cpus", local_cpus, minimum=1)
+            if local_cpus is not None
+            else None
+        )
         self.plugins = tuple(plugin_sources() if plugins is None else plugins)
+        self.max_retries = check_int("RayExecutor", "max_retries", max_retries, minimum=0)
+        self.connect_timeout = check_number(
+            "RayExecutor", "connect_timeout", connect_timeout, positive=True
+        )
+        self.group_runner = group_runner
 
-    def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None:
+    def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
+        self.run_groups([[config] for config in configs], on_result)
+
+    def run_groups(self, groups: Iterable[Sequence[RunConfig]], on_result: OnResult) -> None:
+        """Run each group of configs as one Ray task (one process on one node): trained
+        together by ``group_runner``, or one after another without one. A group whose task
+        Ray gives up on fails as a whole."""
         import ray
 
-        started_here = not ray.is_initialized()
-        if started_here:
-            options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if self.address is None:
-                options["num_cpus"] = self.local_cpus or os.cpu_count() or 1
-            if self.runtime_env:
-                options["runtime_env"] = self.runtime_env
-            ray.init(address=self.address, **options)
+        from lrlab.ray_cluster import UserCode, check_workers, connect, run_on_worker
+
+        # All taken at once: the code to ship is fixed when the job starts, and Ray queues
+        # the tasks itself.
+        units = [list(group) for group in groups if group]
+        if not units:
+            return
+        code = UserCode.of([c.task for unit in units for c in unit], self.plugins)
+        started_here = connect(self.address, code.runtime_env(self.runtime_env), self.local_cpus)
         try:
-            remote = ray.remote(num_cpus=self.cpus_per_run, max_retries=1)(_ray_task)
-            refs = {remote.remote(c.to_dict(), self.threads, self.plugins): c for c in configs}
+            check_workers(self.address, code, self.cpus_per_run, self.connect_timeout)
+            remote = ray.remote(num_cpus=self.cpus_per_run, max_retries=self.max_retries)(
+                run_on_worker
+            )
+            refs = {
+                remote.remote(
+                    [c.to_dict() for c in unit], self.threads, code, self.group_runner
+                ): unit
+                for unit in units
+            }
             waiting = list(refs)
             while waiting:
                 done, waiting = ray.wait(waiting, num_returns=1)
                 for ref in done:
-                    config = refs[ref]
+                    unit = refs[ref]
                     try:
-                        result = ray.get(ref)
-                    except Exception as error:  # the task's process died, or Ray gave up
-                        on_result(
-                            Outcome(
-                                config,
-                                None,
-                                f"ray: {type(error).__name__}: "
-                                f"{str(error).splitlines()[0] if str(error) else ''}",
-                            )
-                        )
+                        results = ray.get(ref)
+                    except Exception as error:  # its process or node died more than it may
+                        for config in unit:
+                            on_result(Outcome(config, None, self._lost(error)))
                         continue
-                    on_result(_outcome(config, result))
+                    for config, result in zip(unit, results, strict=True):
+                        on_result(_outcome(config, result))
         finally:
             if started_here:
                 ray.shutdown()
 
+    def _lost(self, error: Exception) -> str:
+        """A run Ray gave up on: its process or node died ``max_retries + 1`` times, or (a
+        bug, not a run's error: `run_one` returns those) the task raised."""
+        from ray.exceptions import RayTaskError
 
-def _ray_task(
-    config_data: dict[str, Any], threads: int, plugins: Sequence[str] = ()
-) -> tuple[str | None, str | None]:
-    _init_worker(threads, plugins)
-    return run_one(config_data)
+        if isinstance(error, RayTaskError):
+            cause = getattr(error, "cause", None) or error
+            return f"ray: {type(cause).__name__}: {first_line(cause)}"
+        return (
+            f"ray: {type(error).__name__} (retried {self.max_retries} times): {first_line(error)}"
+        )
 
 
 def make_executor(
@@ -229,11 +286,13 @@ def make_executor(
     address: str | None = None,
     runs: int = 0,
     task: Task | None = None,
+    runtime_env: dict[str, Any] | None = None,
 ) -> Executor:
     """The executor for ``kind`` (``local`` or ``ray``) with ``workers`` parallel runs.
 
     One run, or one worker, runs in this process. ``task``: a `Task` object the runs need
     that other processes cannot build (no reference): it runs here, one run after another.
+    Ray: ``address`` (``None``: a local instance of ``workers`` CPUs) and ``runtime_env``.
     """
     check_choice("", "executor", kind, ("local", "ray"))
     check_int("", "workers", workers, minimum=1)
@@ -247,9 +306,13 @@ def make_executor(
                 "to run it in parallel, give its reference 'path/to/file.py:function'"
             )
     if kind == "ray":
-        return RayExecutor(address=address, threads=threads, local_cpus=workers)
+        return RayExecutor(
+            address=address, threads=threads, local_cpus=workers, runtime_env=runtime_env
+        )
     if address is not None:
         raise ValueError(f"address is for executor=ray, got address={address!r}")
+    if runtime_env is not None:
+        raise ValueError(f"runtime_env is for executor=ray, got runtime_env={runtime_env!r}")
     if workers == 1 or runs == 1:
         return InProcess(threads, task)
     return LocalPool(workers, threads)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -77,7 +78,17 @@ def add_parser(commands: Any) -> None:
     )
     add_threads_argument(parser)
     parser.add_argument("--executor", default="local", choices=("local", "ray"))
-    parser.add_argument("--address", metavar="ADDR", help="Ray cluster address (--executor ray)")
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="Ray cluster address host:port (--executor ray; default: a local Ray instance)",
+    )
+    parser.add_argument(
+        "--runtime-env",
+        metavar="JSON",
+        help='the Ray job\'s runtime_env as JSON, e.g. \'{"pip": ["lrlab[ray]"]}\' '
+        "(--executor ray; lrlab adds your task's and plugins' folders to its py_modules)",
+    )
     parser.add_argument("--out", metavar="DIR", help="report folder (default: next to --db)")
     parser.add_argument("--verbose", action="store_true", help="a line per finished run")
     parser.set_defaults(handler=run)
@@ -88,6 +99,18 @@ def _schedules(text: str) -> tuple[str | None, ...]:
     if not items:
         raise ValueError(f"--schedules must name at least one schedule, got --schedules={text!r}")
     return tuple(None if item.lower() in ("none", "constant") else item for item in items)
+
+
+def _runtime_env(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"--runtime-env must be a JSON object, got --runtime-env={text!r}")
+    return value
 
 
 RUN_OPTIONS = ("epochs", "steps", "batch_size", "model", "split", "sampling", "device", "data_dir")
@@ -115,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads or 1,
             executor=args.executor,
             address=args.address,
+            runtime_env=_runtime_env(args.runtime_env),
             progress=progress,
             **{name: getattr(args, name) for name in RUN_OPTIONS},
         )

@@ -323,12 +323,25 @@ def is_reference(name: str) -> bool:
     return bool(sep and target and function.isidentifier())
 
 
+def reference_file(reference: str) -> str | None:
+    """The file a ``path/to/file.py:function`` reference names, as written; ``None`` for a
+    task name or a ``package.module:function`` reference.
+
+    >>> reference_file("exp/task.py:make"), reference_file("mypkg.tasks:make")
+    ('exp/task.py', None)
+    """
+    if not is_reference(reference):
+        return None
+    target = reference.rpartition(":")[0]
+    return target if target.endswith(".py") or "/" in target or "\\" in target else None
+
+
 @functools.lru_cache(maxsize=32)
 def _task_from_reference(reference: str) -> Task:
     from lrlab.registry import first_line, import_file
 
     target, _, function = reference.rpartition(":")
-    if target.endswith(".py") or "/" in target or "\\" in target:
+    if reference_file(reference) is not None:
         module: object = import_file(target, what="task")
         where = f"task file {target!r}"
     else:

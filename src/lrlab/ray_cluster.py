@@ -1,0 +1,475 @@
+"""Sweeps on a Ray cluster: connecting with errors a user can act on, shipping the user's code
+to the workers, and a run on a worker. `lrlab.executors.RayExecutor` drives these.
+
+Connecting (`connect`, `check_workers`). ``address`` is a cluster's address ``host:port`` (what
+``ray start --head`` printed), ``ray://host:10001`` (Ray Client), ``"auto"`` (the cluster this
+machine belongs to) or ``None`` (a local instance started for the sweep). Before anything is
+submitted, `connect` checks that the address answers a TCP connect (5 s) and, for a
+``host:port`` address, that the cluster accepts this process's token: one call of a GCS client,
+the first call ``ray.init`` makes (``ray/_private/node.py``, ``Node._init_gcs_client``), which
+fails at once where ``ray.init`` retries for 20 s (a wrong token) to 60 s (a dead address)
+and then says only "Failed to connect". `check_workers` then runs a probe on every node that
+can take a run: lrlab, torch, the plugins and the user's task must import there. Each failure
+is one ``ValueError`` line naming the address and what to do, before any run is submitted.
+
+Shipping (`UserCode`). A task given as ``path/to/file.py:function`` and the files or modules
+that registered schedules, optimizers or controllers (`lrlab.registry.plugin_sources`) exist on
+the driver only. `UserCode` lists the folders of those files, each shipped whole (a file's
+siblings import on a worker as they do on the driver), and the user's modules that are neither
+installed (site-packages) nor in a shipped folder. All go as Ray ``py_modules`` in the job's
+``runtime_env``: Ray uploads each once per content hash, a folder zipped with its own name
+at the top, and unpacks it on every node into a directory it puts on the workers'
+``PYTHONPATH`` (``ray/_private/runtime_env/py_modules.py``, ``include_parent_dir``). A worker
+finds its copy of each folder on ``sys.path`` (the copy whose files have the driver's SHA-1),
+puts it on ``sys.path`` as the driver had it, imports the plugins from the copies and trains
+with the task reference rewritten to its copy; the record keeps the driver's reference, so a
+run's key in the store does not depend on where it ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib
+import importlib.util
+import logging
+import os
+import site
+import socket
+import sys
+import sysconfig
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from lrlab.registry import first_line, import_plugins
+
+#: Seconds a TCP connect to the cluster's address may take before it counts as unreachable.
+REACH_TIMEOUT = 5.0
+
+_TOKEN_HELP = (
+    "set RAY_AUTH_MODE=token and give the cluster's token: RAY_AUTH_TOKEN, or a file named by "
+    "RAY_AUTH_TOKEN_PATH (default ~/.ray/auth_token; `ray get-auth-token` on the head prints it)"
+)
+_INSTALL_HELP = (
+    "install lrlab on every node (pip install 'lrlab[ray]'), or ship it with the job: "
+    'runtime_env={"pip": ["lrlab[ray]"]}'
+)
+
+
+def where(address: str | None) -> str:
+    """How messages name the cluster."""
+    return "a local Ray instance" if address is None else f"the Ray cluster at {address}"
+
+
+# --- shipping the user's code ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UserCode:
+    """The user's code a sweep needs on the workers (plain data, so it travels with each run).
+
+    ``folders``: driver folders shipped whole; ``files``: (driver path, SHA-1) of the task and
+    plugin files, each inside one of ``folders``; ``modules``: user modules or packages
+    shipped as they are (a ``.py`` file or a package folder, importable by name there);
+    ``plugins``: `lrlab.registry.plugin_sources` as on the driver; ``tasks``: (the configs'
+    task, the absolute driver reference) for tasks given by file.
+    """
+
+    folders: tuple[str, ...] = ()
+    files: tuple[tuple[str, str], ...] = ()
+    modules: tuple[str, ...] = ()
+    plugins: tuple[str, ...] = ()
+    tasks: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def of(cls, tasks: Iterable[str], plugins: Sequence[str]) -> UserCode:
+        """What ``tasks`` (the configs' task names or references, relative paths taken from the
+        current directory) and ``plugins`` need shipped. Two shipped folders with one name are
+        a ``ValueError`` (a worker finds its copies by name)."""
+        from lrlab.tasks.catalog import is_reference, reference_file
+
+        files: list[Path] = []
+        task_files: list[tuple[str, str]] = []
+        module_names: list[str] = []
+        for task in dict.fromkeys(tasks):
+            if not is_reference(task):
+                continue
+            file = reference_file(task)
+            if file is None:
+                module_names.append(task.rpartition(":")[0])
+                continue
+            path = Path(file).expanduser().resolve()
+            files.append(path)
+            task_files.append((task, f"{path}:{task.rpartition(':')[2]}"))
+        for source in plugins:
+            if source.endswith(".py"):
+                files.append(Path(source).resolve())
+            else:
+                module_names.append(source)
+        folders = _outermost(path.parent for path in files)
+        names: dict[str, Path] = {}
+        for folder in folders:
+            other = names.setdefault(folder.name, folder)
+            if other != folder:
+                raise ValueError(
+                    f"ray: cannot ship two folders named {folder.name!r} ({other} and {folder}) "
+                    "for the task and plugins; rename one of them"
+                )
+        modules = []
+        for name in dict.fromkeys(module_names):
+            location = _module_location(name)
+            if location is not None and not any(location.is_relative_to(f) for f in folders):
+                modules.append(str(location))
+        return cls(
+            folders=tuple(str(folder) for folder in folders),
+            files=tuple((str(path), _sha1(path)) for path in dict.fromkeys(files)),
+            modules=tuple(dict.fromkeys(modules)),
+            plugins=tuple(plugins),
+            tasks=tuple(task_files),
+        )
+
+    def runtime_env(self, base: dict[str, Any] | None = None) -> dict[str, Any]:
+        """``base`` (the user's ``runtime_env``) with this code added to its ``py_modules``."""
+        env = dict(base or {})
+        given = env.get("py_modules", [])
+        if not isinstance(given, list):
+            raise ValueError(
+                f"runtime_env['py_modules'] must be a list, got runtime_env['py_modules']={given!r}"
+            )
+        shipped = [*self.folders, *self.modules]
+        if shipped:
+            env["py_modules"] = [*given, *shipped]
+        return env
+
+    # -- on a worker -------------------------------------------------------------------------
+
+    def install(self) -> Callable[[str], str]:
+        """Set this worker up as the driver was: each task or plugin file's folder (its copy)
+        on ``sys.path``, the plugins imported. Returns the map from a driver path to its copy
+        here (a path outside the shipped folders, or without a copy, maps to itself)."""
+        copies = self._copies()
+
+        def local(path: str) -> str:
+            for folder, copy in copies.items():
+                if Path(path).is_relative_to(folder):
+                    return str(Path(copy) / Path(path).relative_to(folder))
+            return path
+
+        for file, _ in self.files:
+            parent = str(Path(local(file)).parent)
+            if parent not in sys.path:
+                sys.path.insert(0, parent)
+        import_plugins([local(p) if p.endswith(".py") else p for p in self.plugins])
+        return local
+
+    def local_task(self, task: str, local: Callable[[str], str]) -> str | None:
+        """The reference that builds ``task`` here, for a task given by file (else ``None``)."""
+        for name, reference in self.tasks:
+            if name == task:
+                file, _, function = reference.rpartition(":")
+                return f"{local(file)}:{function}"
+        return None
+
+    def _copies(self) -> dict[str, str]:
+        return _find_copies(self.folders, self.files, tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=8)
+def _find_copies(
+    folders: tuple[str, ...], files: tuple[tuple[str, str], ...], path: tuple[str, ...]
+) -> dict[str, str]:
+    """Each shipped folder -> its copy on this worker: the subfolder of that name of a ``path``
+    entry holding every file of the folder with the driver's SHA-1 (a folder without one is
+    left out). Cached per worker process, which runs many runs."""
+    copies = {}
+    for folder in folders:
+        needed = [
+            (Path(file).relative_to(folder), sha)
+            for file, sha in files
+            if Path(file).is_relative_to(folder)
+        ]
+        for entry in path:
+            candidate = Path(entry or ".") / Path(folder).name
+            if candidate.is_dir() and all(
+                (candidate / rel).is_file() and _sha1(candidate / rel) == sha for rel, sha in needed
+            ):
+                copies[folder] = str(candidate)
+                break
+    return copies
+
+
+def _outermost(folders: Iterable[Path]) -> list[Path]:
+    """The folders not inside another of them, in first-seen order."""
+    unique = list(dict.fromkeys(folders))
+    return [f for f in unique if not any(f != o and f.is_relative_to(o) for o in unique)]
+
+
+def _sha1(path: Path) -> str:
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError as error:
+        raise ValueError(f"ray: cannot read {path} to ship it ({error.strerror})") from None
+
+
+def _module_location(name: str) -> Path | None:
+    """Where the top-level package of module ``name`` lives on the driver (its folder, or its
+    ``.py`` file), when the user wrote it: ``None`` for the standard library, installed
+    packages (site-packages) and what cannot be found."""
+    top = name.split(".")[0]
+    try:
+        spec = importlib.util.find_spec(top)
+    except (ImportError, ValueError):
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        location = Path(next(iter(spec.submodule_search_locations)))
+    elif spec.origin and spec.origin.endswith(".py"):
+        location = Path(spec.origin)
+    else:
+        return None  # built in, frozen or compiled: installed, not the user's
+    location = location.resolve()
+    paths = sysconfig.get_paths()
+    installed = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    installed += [*site.getsitepackages(), site.getusersitepackages()]
+    if any(location.is_relative_to(Path(p).resolve()) for p in installed if p):
+        return None
+    return location
+
+
+# --- a run on a worker ------------------------------------------------------------------------
+
+
+def run_on_worker(
+    configs_data: list[dict[str, Any]],
+    threads: int,
+    code: UserCode,
+    group_runner: Callable[[Sequence[dict[str, Any]]], list[tuple[str | None, str | None]]]
+    | None = None,
+) -> list[tuple[str | None, str | None]]:
+    """A Ray task: threads, the user's code installed, then the runs, with their tasks
+    rebuilt from this worker's copy, trained by ``group_runner`` or one by one; for each run
+    ``(record JSON, None)`` or ``(None, error)``, its record holding the driver's config."""
+    from lrlab.executors import _init_worker, run_one
+    from lrlab.record import RunConfig, RunRecord
+
+    _init_worker(threads)
+    try:
+        local = code.install()
+    except Exception as failure:  # a plugin that fails here fails the runs, as a task would
+        return [(None, f"{type(failure).__name__}: {first_line(failure)}")] * len(configs_data)
+    here = [{**c, "task": code.local_task(c["task"], local) or c["task"]} for c in configs_data]
+    results = group_runner(here) if group_runner is not None else [run_one(c) for c in here]
+    if len(results) != len(here):
+        raise RuntimeError(f"group_runner gave {len(results)} results for {len(here)} runs")
+    restored: list[tuple[str | None, str | None]] = []
+    for (record_json, error), config, ran in zip(results, configs_data, here, strict=True):
+        if record_json is not None and ran["task"] != config["task"]:
+            record = RunRecord.from_json(record_json)
+            record_json = replace(record, config=RunConfig.from_dict(config)).to_json()
+        restored.append((record_json, error))
+    return restored
+
+
+def probe_worker(code_data: dict[str, Any]) -> str | None:
+    """What `check_workers` runs on each node: ``None`` when torch, the plugins and the tasks
+    import (the tasks are built, as each run will), else what failed, in one line."""
+    try:
+        import torch  # noqa: F401
+    except Exception as error:
+        return f"torch does not import: {type(error).__name__}: {first_line(error)}"
+    from lrlab.tasks import get_task
+
+    code = UserCode(**{k: _tuples(v) for k, v in code_data.items()})
+    try:
+        local = code.install()
+        for name, _ in code.tasks:
+            get_task(code.local_task(name, local) or name)
+    except Exception as error:
+        return f"{type(error).__name__}: {first_line(error)}"
+    return None
+
+
+def _tuples(value: Any) -> Any:
+    """Lists back to tuples (what `UserCode` holds), however the data travelled."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, list | tuple) else value
+
+
+def _probe() -> Callable[[dict[str, Any]], str | None]:
+    """The probe as a closure: Ray pickles it by value, so it runs (and says so) on a worker
+    where lrlab itself does not import."""
+
+    def probe(code_data: dict[str, Any]) -> str | None:
+        try:
+            from lrlab.ray_cluster import probe_worker
+        except Exception as error:
+            text = str(error).strip()
+            return f"lrlab does not import: {type(error).__name__}: " + (
+                text.splitlines()[0] if text else ""
+            )
+        return probe_worker(code_data)
+
+    return probe
+
+
+# --- connecting -------------------------------------------------------------------------------
+
+
+def connect(
+    address: str | None, runtime_env: dict[str, Any], local_cpus: int | None = None
+) -> bool:
+    """``ray.init`` for ``address`` with ``runtime_env``, after the checks above; returns
+    whether it connected here (``False``: Ray was already initialised by the caller, whose
+    session is used as it is). Every failure is a one-line ``ValueError``."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address is not None and address not in ("auto", "local"):
+        host, port = _host_port(address)
+        _check_reachable(address, host, port)
+        if not address.startswith("ray://"):
+            _check_token(address)
+    options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
+    if address is None:
+        options.update(include_dashboard=False, num_cpus=local_cpus or os.cpu_count() or 1)
+    if runtime_env:
+        options["runtime_env"] = runtime_env
+    try:
+        ray.init(address=address, **options)
+    except Exception as error:
+        if ray.is_initialized():
+            ray.shutdown()
+        raise ValueError(
+            f"cannot connect to {where(address)}: {type(error).__name__}: {first_line(error)}"
+        ) from None
+    return True
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    text = address.removeprefix("ray://")
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(
+            f"address must be host:port, ray://host:port or auto, got address={address!r}"
+        )
+    return host.strip("[]"), int(port)
+
+
+def _check_reachable(address: str, host: str, port: int) -> None:
+    try:
+        with socket.create_connection((host, port), timeout=REACH_TIMEOUT):
+            pass
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(
+            f"cannot reach {where(address)} ({reason}); start the cluster "
+            f"(`ray start --head --port={port}` on {host}) or give the address that "
+            "`ray start --head` printed"
+        ) from None
+
+
+def _check_token(address: str) -> None:
+    """One GCS call with this process's token (Ray's private ``GcsClient``; skipped if this
+    Ray has none). Its C++ client logs the refusal on stderr: silenced, the message says it."""
+    try:
+        from ray._raylet import GcsClient  # type: ignore[attr-defined]
+        from ray.exceptions import AuthenticationError
+    except ImportError:
+        return
+    try:
+        with _quiet_stderr():
+            GcsClient(address=address).cluster_id  # noqa: B018
+    except AuthenticationError:
+        raise ValueError(f"{where(address)} refused this process's token; {_TOKEN_HELP}") from None
+    except Exception as error:
+        raise ValueError(
+            f"{where(address)} does not answer as a Ray cluster ({type(error).__name__}: "
+            f"{first_line(error)}); give the address that `ray start --head` printed"
+        ) from None
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 to /dev/null for the block (C++ logging writes there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def check_workers(address: str | None, code: UserCode, cpus_per_run: float, timeout: float) -> None:
+    """Run the probe on every live node with ``cpus_per_run`` CPUs (it asks for none, so busy
+    nodes answer too): lrlab, torch, the plugins and the tasks must import there. A node that
+    fails, no node big enough, or no answer in ``timeout`` seconds: a one-line ``ValueError``.
+    A node that dies meanwhile (one lost just before, not yet marked dead) is left out.
+    """
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    able = _able_nodes(address, cpus_per_run)
+    probe = ray.remote(num_cpus=0, max_retries=0)(_probe())
+    data = asdict(code)
+    refs = {
+        probe.options(
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        ).remote(data): node
+        for node in able
+    }
+    ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=timeout)
+    problems: dict[str, str] = {}
+    for ref in ready:
+        try:
+            problem = ray.get(ref)
+        except Exception as error:  # the runtime_env failed to set up, the node died
+            problem = f"{type(error).__name__}: {first_line(error)}"
+        if problem is not None:
+            problems[refs[ref]["NodeID"]] = problem
+    for ref in late:
+        problems[refs[ref]["NodeID"]] = f"no answer within {timeout:g} s"
+    if not problems:
+        return
+    alive = {node["NodeID"] for node in _able_nodes(address, cpus_per_run)}
+    for node in able:
+        problem = problems.get(node["NodeID"])
+        if problem is None or node["NodeID"] not in alive:
+            continue
+        if problem.startswith(("lrlab does not import", "torch does not import")):
+            help_text = _INSTALL_HELP
+        elif problem.startswith("no answer"):
+            help_text = "a runtime_env still installing? Ray keeps it once built: try again"
+        else:
+            help_text = (
+                "install what the task and plugins import on every node (lrlab ships their "
+                "own folders)"
+            )
+        raise ValueError(f"{where(address)}: on node {_node_name(node)}, {problem}; {help_text}")
+    if not any(node["NodeID"] in alive and node["NodeID"] not in problems for node in able):
+        raise ValueError(f"{where(address)}: every node that could run a run died; try again")
+
+
+def _able_nodes(address: str | None, cpus_per_run: float) -> list[dict[str, Any]]:
+    """The live nodes with ``cpus_per_run`` CPUs; none is a ``ValueError``."""
+    import ray
+
+    nodes = [node for node in ray.nodes() if node.get("Alive")]  # type: ignore[no-untyped-call]
+    able = [n for n in nodes if n.get("Resources", {}).get("CPU", 0) >= cpus_per_run]
+    if not able:
+        cpus = sorted({n.get("Resources", {}).get("CPU", 0) for n in nodes})
+        raise ValueError(
+            f"{where(address)} has no node with {cpus_per_run:g} CPUs for a run (its nodes have "
+            f"{', '.join(f'{c:g}' for c in cpus) or 'none'}); use fewer threads per run"
+        )
+    return able
+
+
+def _node_name(node: dict[str, Any]) -> str:
+    return f"{node.get('NodeManagerAddress', '?')} ({str(node.get('NodeID', ''))[:8]})"
