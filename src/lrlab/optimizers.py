@@ -43,7 +43,7 @@ from torch.optim import Optimizer
 
 from lrlab.peers import PEERS, PeerEntry
 from lrlab.registry import Registry
-from lrlab.validate import ArgumentTypeError, check_bool, check_lr, check_number
+from lrlab.validate import ArgumentTypeError, check_bool, check_kwargs, check_lr, check_number
 
 
 class KerasSGD(Optimizer):
@@ -132,12 +132,11 @@ class OptimizerEntry:
         kwargs = dict(self.defaults)
         if lr is not None:
             kwargs["lr"] = check_lr(self.name or self.cls.__name__, lr)
-        accepted = set(inspect.signature(self.cls).parameters) - {"params"}
-        for key in overrides:
-            if key not in accepted:
-                raise ValueError(f"optimizer {self.name!r} takes no argument {key!r}")
-        kwargs.update(overrides)
-        return self.cls(params, **kwargs)
+        kwargs.update(check_optimizer_args(self.name or self.cls.__name__, overrides))
+        try:
+            return self.cls(params, **kwargs)
+        except ValueError as error:  # torch's range checks name the value, not the optimizer
+            raise ValueError(f"optimizer {self.name!r}: {error}") from None
 
 
 #: Every optimizer by name: lrlab's, the peers (their packages imported only when built),
@@ -220,6 +219,41 @@ for _name, _entry in {
     OPTIMIZERS.register(_name, replace(_entry, name=_name))
 for _name, _peer in PEERS.items():
     OPTIMIZERS.register(_name, _peer)
+
+
+#: Arguments lrlab passes itself, so ``optimizer_args`` may not name them.
+RESERVED_ARGS = {
+    "params": "lrlab sets it",
+    "lr": "it is the run's own lr",
+}
+
+
+def check_optimizer_args(name: str, args: object) -> dict[str, Any]:
+    """Check ``args`` (a run's ``optimizer_args``, ``--optimizer-arg``) against the signature
+    of the optimizer ``name`` and the types of its defaults (`lrlab.validate.check_kwargs`):
+    names it does not take, ``lr`` and ``params`` (lrlab sets them), values of the wrong type
+    or shape (``momentum="abc"``, ``betas=[0.9]``) are a one-line error before anything runs.
+    A peer's package is imported here. Returns the arguments, lists for tuples as tuples.
+
+    >>> check_optimizer_args("adam", {"betas": [0.9, 0.99], "amsgrad": True})
+    {'betas': (0.9, 0.99), 'amsgrad': True}
+    >>> check_optimizer_args("sgd", {"params": []})
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer 'sgd': params cannot be in optimizer_args (lrlab sets it), got params=[]
+    """
+    entry = OPTIMIZERS.find(name)
+    if entry is None:
+        entry = optimizer_entry(name)  # the error listing the known names
+    cls = entry.cls
+    return check_kwargs(
+        f"optimizer {name!r}",
+        cls,
+        args,
+        name="optimizer_args",
+        reserved=RESERVED_ARGS,
+        defaults=dict(entry.defaults),
+    )
 
 
 def known_optimizers() -> tuple[str, ...]:
