@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import math
 import os
 import re
 from pathlib import Path
 from typing import Any
+
+from lrlab.validate import check_int
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +23,20 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The most torch threads a run may ask for (far beyond any machine's cores).
+MAX_THREADS = 4096
+
+
+def check_threads(threads: int | None) -> int:
+    """``--threads`` (default 1), checked: an integer in ``[1, MAX_THREADS]``."""
+    if threads is None:
+        return 1
+    return check_int("", "threads", threads, minimum=1, maximum=MAX_THREADS)
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op threads (default 1) before torch does any work."""
-    count = 1 if threads is None else threads
-    if count < 1:
-        raise ValueError(f"--threads must be >= 1, got --threads={count}")
+    count = check_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(count))
     import torch
 
@@ -34,33 +44,57 @@ def set_threads(threads: int | None) -> None:
 
 
 def parse_key_values(items: list[str], option: str) -> dict[str, object]:
-    """``["momentum=0.5", "nesterov=true"]`` -> ``{"momentum": 0.5, "nesterov": True}``."""
+    """``["momentum=0.5", "nesterov=true"]`` -> ``{"momentum": 0.5, "nesterov": True}``.
+
+    Values are read as the spec language reads them (`lrlab.callspec.parse_value`: numbers,
+    true/false, ``[lists]``, words), ``none`` as ``None``; text that is none of these stays
+    text, for the optimizer's signature check to judge. A name given twice is an error.
+
+    >>> parse_key_values(["betas=[0.9, 0.99]", "foreach=none", "mode=fast"], "--optimizer-arg")
+    {'betas': [0.9, 0.99], 'foreach': None, 'mode': 'fast'}
+    >>> parse_key_values(["momentum=0.5", "momentum=0.9"], "--optimizer-arg")
+    Traceback (most recent call last):
+    ...
+    ValueError: --optimizer-arg momentum given twice, got --optimizer-arg momentum=0.9
+    """
     result: dict[str, object] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ValueError(f"{option} must look like KEY=VALUE, got {option}={item!r}")
-        result[key.strip()] = _literal(text.strip())
+        if key in result:
+            raise ValueError(f"{option} {key} given twice, got {option} {item}")
+        result[key] = _literal(text.strip())
     return result
 
 
 def _literal(text: str) -> object:
-    words = {"true": True, "false": False}
-    if text.lower() in words:
-        return words[text.lower()]
+    from lrlab.callspec import SpecError, parse_value
+    from lrlab.validate import check_plain
+
+    if text.lower() in ("none", "null"):
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        value = check_plain("", "value", parse_value(text))
+    except (SpecError, TypeError):  # not a value of the language (or a call): plain text
         return text
     return list(value) if isinstance(value, tuple) else value
 
 
+def report_folder(db: Path) -> Path:
+    """Where a report goes by default: ``<db stem>-report`` beside the store."""
+    return db.with_name(db.stem + "-report")
+
+
 def write_and_show_report(runs: list[Any], db: Path, out: Path | None, note: str = "") -> int:
-    """Write the report of ``runs`` (default folder: ``<db stem>-report`` beside the store),
-    print the ranking and where the files are."""
+    """Write the report of ``runs`` (default folder: `report_folder`), print the ranking and
+    where the files are."""
     from lrlab.report import terminal_table, write_report
 
-    out = out or db.with_name(db.stem + "-report")
+    out = out or report_folder(db)
     summaries, files = write_report(runs, out, source=str(db))
     print(terminal_table(summaries))
     print(
