@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 from lrlab.record import RunConfig, RunRecord
 from lrlab.schedules import Schedule
 from lrlab.sweep import Progress, Sweep, run_missing, task_id
-from lrlab.validate import ArgumentTypeError, check_int
+from lrlab.validate import MAX_SEEDS, ArgumentTypeError, check_int
 
 if TYPE_CHECKING:
     import pandas
     from matplotlib.axes import Axes
 
-    from lrlab.engine import Observer
+    from lrlab.engine import Observer, Plan
     from lrlab.executors import Executor
     from lrlab.report import ReportFiles, Summary
     from lrlab.store import StoredRun
@@ -92,6 +92,13 @@ def train(
     from lrlab.engine import train as train_run
 
     name, resolved = _task(task)
+    if observer is not None and not all(
+        callable(getattr(observer, hook, None)) for hook in ("on_start", "on_step", "on_epoch")
+    ):
+        raise ArgumentTypeError(
+            "observer must have on_start, on_step and on_epoch methods (lrlab.engine.Observer), "
+            f"got observer={observer!r}"
+        )
     config = RunConfig(
         task=name,
         optimizer=optimizer,
@@ -106,9 +113,16 @@ def train(
         split=split,
         sampling=sampling,
         device=device,
-        data_dir=str(data_dir) if data_dir is not None else None,
+        data_dir=_data_dir(data_dir),
     )
     return train_run(config, observer=observer, task=resolved)
+
+
+def _data_dir(data_dir: object) -> str | None:
+    """``data_dir`` as a run config stores it (a string), checked: a folder when it exists."""
+    from lrlab.validate import check_input_dir
+
+    return None if data_dir is None else str(check_input_dir("", "data_dir", data_dir))
 
 
 @dataclass(frozen=True)
@@ -222,7 +236,9 @@ def compare(
                 f"compare() got an unexpected argument {key!r}; run options are "
                 f"{', '.join(sorted(known))}"
             )
-    run_options = {k: (str(v) if k == "data_dir" else v) for k, v in run.items() if v is not None}
+    run_options = {k: v for k, v in run.items() if v is not None}
+    if "data_dir" in run_options:
+        run_options["data_dir"] = _data_dir(run_options["data_dir"])
     sweep = Sweep(
         task=name,
         optimizers=tuple(optimizers),
@@ -236,7 +252,8 @@ def compare(
     probe = configs[0]
     from lrlab.engine import plan, task_data
 
-    plan(probe, task_data(probe, resolved), resolved)  # bad options and missing data: now
+    resolved_plan = plan(probe, task_data(probe, resolved), resolved)  # bad options, data: now
+    _check_controllers(configs, resolved_plan)
     count = workers if workers is not None else (os.cpu_count() or 1)
 
     def executor_for(runs: int) -> Executor:
@@ -259,9 +276,27 @@ def compare(
     return Comparison(summarize(runs), runs, store_path, ran)
 
 
+def _check_controllers(configs: Sequence[RunConfig], resolved: Plan) -> None:
+    """What each run's LR controller would refuse at its start, refused now for all of them:
+    a task it cannot drive (LipschitzLR without a Linear head), a schedule whose LR overflows
+    within the runs' horizon at the largest base LR the grid gives it."""
+    from lrlab.controllers import ScheduleController, build_controller
+
+    lrs: dict[str, list[float | None]] = {}
+    for config in configs:
+        if config.schedule is not None:
+            lrs.setdefault(config.schedule, []).append(config.lr)
+    for spec, given in lrs.items():
+        controller = build_controller(spec, steps_per_epoch=resolved.steps_per_epoch)
+        controller.check_task(resolved.task)
+        if isinstance(controller, ScheduleController):
+            base = max(controller.initial_lr if lr is None else lr for lr in given)
+            controller.check_horizon(resolved.total_steps, base)
+
+
 def _seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        check_int("", "seeds", seeds, minimum=1)
+        check_int("", "seeds", seeds, minimum=1, maximum=MAX_SEEDS)
         return tuple(range(seeds))
     if isinstance(seeds, str) or not isinstance(seeds, Sequence):
         raise ArgumentTypeError(f"seeds must be a count or a list of seeds, got seeds={seeds!r}")

@@ -84,10 +84,13 @@ class Sweep:
             for i, lr in enumerate(self.lr_grid):
                 check_lr("", lr, f"lr_grid[{i}]")
         from lrlab.controllers import build_controller
-        from lrlab.optimizers import optimizer_entry
+        from lrlab.optimizers import check_optimizer_args, optimizer_entry
 
+        args = self.run.get("optimizer_args")
         for name in [*self.optimizers, *(o for o, _ in self.extra)]:
             optimizer_entry(name)  # an unknown name fails before anything runs
+            if args:
+                check_optimizer_args(name, args)  # shared by all: every optimizer must take it
         for spec in [*self.schedules, *(s for _, s in self.extra)]:
             if spec is not None:
                 build_controller(spec, steps_per_epoch=1)  # a bad spec, too

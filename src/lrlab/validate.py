@@ -33,6 +33,7 @@ __all__ = [
     "check_choice",
     "check_increasing",
     "check_input_dir",
+    "check_instance",
     "check_int",
     "check_kwargs",
     "check_lr",
@@ -40,6 +41,7 @@ __all__ = [
     "check_optional_lr",
     "check_output_path",
     "check_plain",
+    "check_state",
     "check_str",
     "fail",
 ]
@@ -53,6 +55,9 @@ MAX_SEEDS = 10_000
 #: The largest learning rate lrlab takes: float32's largest number. Torch cannot apply a larger
 #: LR to float32 weights (it cannot convert the step size), so a larger one is never meaningful.
 MAX_LR = 3.4028234663852886e38
+
+
+_FLOAT_MAX = 1.7976931348623157e308
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -109,7 +114,7 @@ def check_number(
     try:
         number = float(value)  # type: ignore[arg-type]
     except OverflowError:  # an int beyond a double's range
-        raise fail(owner, name, value, "a finite number") from None
+        raise fail(owner, name, value, f"a finite number (|x| <= {_FLOAT_MAX:g})") from None
     if not math.isfinite(number):
         raise fail(owner, name, value, "a finite number")
     if positive and not number > 0:
@@ -397,3 +402,27 @@ def check_plain(owner: str, name: str, value: object) -> object:
         else:
             raise _type_fail(owner, name, value, "plain data (numbers, true/false, strings, lists)")
     return value
+
+
+def check_instance(owner: str, name: str, value: object, cls: type, what: str) -> None:
+    """Check that ``value`` is a ``cls`` (``what`` says it in words: "a torch Optimizer")."""
+    if not isinstance(value, cls):
+        raise _type_fail(owner, name, value, what)
+
+
+def check_state(owner: str, state: object, keys: Sequence[str]) -> Mapping[str, object]:
+    """Check that a ``state_dict`` to load is a mapping holding ``keys``.
+
+    >>> check_state("ScheduleLR", {"last_epoch": 3}, ("last_epoch", "base_lrs"))
+    Traceback (most recent call last):
+    ...
+    ValueError: ScheduleLR: state_dict must hold last_epoch, base_lrs, got one without base_lrs
+    """
+    if not isinstance(state, Mapping):
+        raise _type_fail(owner, "state_dict", state, "a dict from state_dict()")
+    missing = [key for key in keys if key not in state]
+    if missing:
+        raise ValueError(
+            f"{owner}: state_dict must hold {', '.join(keys)}, got one without {', '.join(missing)}"
+        )
+    return state
