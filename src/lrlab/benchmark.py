@@ -48,7 +48,9 @@ def _spec(schedule: ScheduleLike, name: str = "schedule") -> str | None:
         return schedule.spec()
     if isinstance(schedule, str):
         text = schedule.strip()
-        return None if text.lower() in ("", "none", "constant") else text
+        if not text:
+            raise ValueError(f"{name} must be a spec, none or constant, got {name}={schedule!r}")
+        return None if text.lower() in ("none", "constant") else text
     raise ArgumentTypeError(
         f"{name} must be a spec string, an lrlab Schedule or None, got {name}={schedule!r}"
     )

@@ -70,7 +70,7 @@ def _prefix(owner: str) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    text = repr(os.fspath(value) if isinstance(value, os.PathLike) else value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -177,7 +177,8 @@ def plot_path(text: str) -> str:
     if not path.suffix:
         path = check_output_path("", "plot", path.with_name(path.name + ".png"))
     elif path.suffix[1:].lower() not in formats:
-        raise fail("", "plot", text, "a .png file (or " + ", ".join(f".{f}" for f in formats) + ")")
+        known = ", ".join(f".{suffix}" for suffix in sorted(formats))
+        raise fail("", "plot", text, f"a file ending in one of {known}")
     return str(path)
 
 
