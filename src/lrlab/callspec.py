@@ -99,23 +99,31 @@ def _parse(text: object, what: str) -> ast.expr:
 
 
 def _depth_exceeds(source: str, limit: int) -> bool:
-    """Whether the nesting of brackets plus runs of sign operators in ``source`` passes
-    ``limit`` somewhere, judged on Python's tokens (an iterative scan: no recursion, so any
-    text is safe to scan). Text that does not tokenize is left to the parser's error."""
-    depth = run = 0
+    """Whether ``source`` nests deeper than ``limit`` levels somewhere, counting each open
+    bracket and each sign operator (``-``, ``+``, ``~``, ``not``) that applies to what follows
+    it, judged on Python's tokens: an iterative scan, no recursion, so any text is safe to
+    scan. Text that does not tokenize is left to the parser's error."""
+    signs_before: list[int] = []  # per open bracket: the signs applying to it
+    run = 0  # signs since the last other token
+    levels = 0  # len(signs_before) + sum(signs_before)
     try:
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.OP and token.string in "([{":
-                depth += 1
-            elif token.type == tokenize.OP and token.string in ")]}":
-                depth -= 1
-            if (token.type == tokenize.OP and token.string in ("-", "+", "~")) or (
-                token.type == tokenize.NAME and token.string == "not"
+            text = token.string
+            if token.type == tokenize.OP and text in "([{":
+                signs_before.append(run)
+                levels += 1 + run
+                run = 0
+            elif token.type == tokenize.OP and text in ")]}":
+                if signs_before:
+                    levels -= 1 + signs_before.pop()
+                run = 0
+            elif (token.type == tokenize.OP and text in ("-", "+", "~")) or (
+                token.type == tokenize.NAME and text == "not"
             ):
                 run += 1
             elif token.type not in (tokenize.NL, tokenize.NEWLINE, tokenize.COMMENT):
                 run = 0
-            if depth + run > limit:
+            if levels + run > limit:
                 return True
     except (tokenize.TokenError, SyntaxError):
         pass
