@@ -69,9 +69,12 @@ def _prefix(owner: str) -> str:
     return f"{owner}: " if owner else ""
 
 
-def _show(value: object) -> str:
-    text = repr(os.fspath(value) if isinstance(value, os.PathLike) else value)
-    return text if len(text) <= 60 else text[:57] + "..."
+def _show(value: object, width: int = 60) -> str:
+    """``repr(value)``, cut to ``width`` characters (a path is shown whole, up to 500)."""
+    if isinstance(value, os.PathLike):
+        value, width = os.fspath(value), 500
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def fail(owner: str, name: str, value: object, requirement: str) -> ValueError:
@@ -200,7 +203,8 @@ def check_str(owner: str, name: str, value: object, *, empty: bool = False) -> s
     return value
 
 
-def _path(owner: str, name: str, value: object) -> Path:
+def _path(owner: str, name: str, value: object) -> tuple[Path, Path]:
+    """``value`` as a path, ``~`` expanded, and as given (to show, whole, in messages)."""
     if not isinstance(value, str | os.PathLike) or isinstance(value, bytes):
         raise _type_fail(owner, name, value, "a path")
     text = os.fspath(value)
@@ -208,7 +212,7 @@ def _path(owner: str, name: str, value: object) -> Path:
         raise fail(owner, name, value, "a non-empty path")
     if "\0" in text:
         raise fail(owner, name, value, "a path without NUL characters")
-    return Path(text).expanduser()
+    return Path(text).expanduser(), Path(text)
 
 
 def _probe(owner: str, name: str, value: object, path: Path) -> bool:
@@ -235,7 +239,7 @@ def check_output_path(owner: str, name: str, value: object, *, directory: bool =
     ...
     ValueError: json must be a path in a folder (/dev/null is not a folder), got json='/dev/null/a'
     """
-    path = _path(owner, name, value)
+    path, value = _path(owner, name, value)
     what = "folder" if directory else "file"
     if _probe(owner, name, value, path):
         if directory and not path.is_dir():
@@ -260,7 +264,7 @@ def check_output_path(owner: str, name: str, value: object, *, directory: bool =
 def check_input_dir(owner: str, name: str, value: object) -> Path:
     """Check a folder lrlab will read from: when it exists it must be a folder this process
     may list (a missing one is the caller's to report, naming what it looked for)."""
-    path = _path(owner, name, value)
+    path, value = _path(owner, name, value)
     if _probe(owner, name, value, path):
         if not path.is_dir():
             raise fail(owner, name, value, "a folder, not a file")
