@@ -14,7 +14,7 @@ anywhere, since each worker builds the task again from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,7 +106,7 @@ def train(
         optimizer=optimizer,
         lr=lr,
         schedule=_spec(schedule),
-        optimizer_args=dict(optimizer_args or {}),
+        optimizer_args=_arguments(optimizer_args),
         epochs=epochs,
         steps=steps,
         batch_size=batch_size,
@@ -118,6 +118,17 @@ def train(
         data_dir=_data_dir(data_dir),
     )
     return train_run(config, observer=observer, task=resolved)
+
+
+def _arguments(optimizer_args: object) -> dict[str, Any]:
+    if optimizer_args is None:
+        return {}
+    if not isinstance(optimizer_args, Mapping):
+        raise ArgumentTypeError(
+            f"optimizer_args must be a dict of argument names to values, "
+            f"got optimizer_args={optimizer_args!r}"
+        )
+    return dict(optimizer_args)
 
 
 def _data_dir(data_dir: object) -> str | None:
@@ -223,13 +234,21 @@ def compare(
 
     from lrlab.executors import make_executor
     from lrlab.store import Store
+    from lrlab.validate import check_output_path
 
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
-    if isinstance(optimizers, str):
-        raise ArgumentTypeError(
-            f"optimizers must be a list of names, got optimizers={optimizers!r}"
-        )
+    store_path = check_output_path("", "db", db)
+    optimizers = _sequence("optimizers", optimizers, "a list of optimizer names")
+    schedules = _sequence("schedules", schedules, "a list of schedule specs")
+    pairs = _sequence("methods", methods, "a list of (optimizer, schedule) pairs")
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ArgumentTypeError(
+                f"methods[{i}] must be an (optimizer, schedule) pair, got methods[{i}]={pair!r}"
+            )
+    if lr_grid is not None:
+        lr_grid = _sequence("lr_grid", lr_grid, "a list of LRs")
     known = {"epochs", "steps", "batch_size", "model", "split", "sampling", "device"}
     known |= {"data_dir", "optimizer_args"}
     for key in run:
@@ -248,7 +267,7 @@ def compare(
         seeds=seed_list,
         lr_grid=tuple(lr_grid) if lr_grid is not None else None,
         run=run_options,
-        extra=tuple((o, _spec(s, "methods")) for o, s in methods),
+        extra=tuple((o, _spec(s, "methods")) for o, s in pairs),
     )
     configs = sweep.configs()
     probe = configs[0]
@@ -264,7 +283,6 @@ def compare(
         )
 
     executor_for(len(configs))  # its options are checked now, before anything runs
-    store_path = Path(db)
     with Store(store_path) as store:
         ran = run_missing(
             store,
@@ -276,6 +294,13 @@ def compare(
     from lrlab.report import summarize
 
     return Comparison(summarize(runs), runs, store_path, ran)
+
+
+def _sequence(name: str, value: object, what: str) -> list[Any]:
+    """``value`` as a list, refused (``TypeError``) when it is a string or not a sequence."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ArgumentTypeError(f"{name} must be {what}, got {name}={value!r}")
+    return list(value)
 
 
 def _check_controllers(configs: Sequence[RunConfig], resolved: Plan) -> None:

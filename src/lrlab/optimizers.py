@@ -43,7 +43,14 @@ from torch.optim import Optimizer
 
 from lrlab.peers import PEERS, PeerEntry
 from lrlab.registry import Registry
-from lrlab.validate import ArgumentTypeError, check_bool, check_kwargs, check_lr, check_number
+from lrlab.validate import (
+    ArgumentTypeError,
+    check_bool,
+    check_kwargs,
+    check_lr,
+    check_number,
+    check_str,
+)
 
 
 class KerasSGD(Optimizer):
@@ -265,6 +272,7 @@ def known_optimizers() -> tuple[str, ...]:
 def optimizer_entry(name: str) -> OptimizerEntry | PeerEntry:
     """The registry entry for ``name`` (a `PeerEntry` for a peer, without importing its
     package); an unknown name is a ``ValueError`` listing the known."""
+    check_str("", "optimizer", name)
     return OPTIMIZERS.lookup(name)
 
 
