@@ -124,8 +124,8 @@ class Schedule(ABC):
         if not math.isfinite(scaled):
             raise ValueError(f"{where} is not a finite number (it overflows)")
         if scaled < 0:
-            raise ValueError(f"{where} is {scaled!r}, below 0")
-        raise ValueError(f"{where} is {scaled!r}, above {MAX_LR:g} (the largest LR)")
+            raise ValueError(f"{where} is {scaled:.6g}, below 0")
+        raise ValueError(f"{where} is {scaled:.6g}, above {MAX_LR:g} (the largest LR)")
 
     def spec(self) -> str:
         """This schedule in the spec language; ``parse(s.spec()) == s``."""
