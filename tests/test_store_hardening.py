@@ -248,6 +248,37 @@ def test_a_store_in_a_read_only_folder_is_refused_by_the_library_too(tmp_path: P
     folder.chmod(0o755)
 
 
+MNIST = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+MNIST += ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+@pytest.mark.parametrize("command", ["run", "compare"])
+def test_unreadable_data_is_one_line_naming_the_file(tmp_path: Path, command: str) -> None:
+    prefix = _without_root_powers()
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in MNIST:
+        (data / name).write_bytes(b"\0" * 16)
+        (data / name).chmod(0o000)
+    argv = ["run", "mnist", "--optimizer", "sgd", "--steps", "2"]
+    if command == "compare":
+        argv = ["compare", "mnist", "--optimizers", "sgd", "--steps", "2"]
+        argv += ["--db", str(tmp_path / "runs.sqlite")]
+    result = _lrlab(*argv, "--data-dir", str(data), prefix=prefix)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"lrlab: error: {data / MNIST[0]}: cannot read the file")
+    assert "Permission denied" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # no store, no report
+    data.chmod(0o000)
+    result = _lrlab(*argv, "--data-dir", str(data), prefix=prefix)
+    assert result.stderr == (
+        "lrlab: error: --data-dir must be a folder this process may read (permission denied), "
+        f"got --data-dir='{data}'\n"
+    )
+    data.chmod(0o755)
+
+
 def _limit_file_size(limit: int) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write, not a dead process
     resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
