@@ -174,3 +174,18 @@ def test_bad_arguments_raise_the_right_type_in_one_line(
     assert isinstance(error.value, TypeError | ValueError)
     assert "\n" not in str(error.value)
     assert list(tmp_path.iterdir()) == []  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"schedule": "lipschitz(scale=1e300)"},  # LipschitzLR's scale / K
+        {"optimizer": "prodigy", "optimizer_args": {"d0": 1e300}},  # Prodigy's d * lr
+    ],
+)
+def test_an_lr_torch_cannot_apply_is_an_error_at_its_step(options: dict[str, Any]) -> None:
+    """An LR a controller or an optimizer computes mid-run: beyond what torch can apply to
+    float32 weights, it stops the run with one line naming the step (torch itself would fail
+    with "value cannot be converted to type float without overflow")."""
+    with pytest.raises(ValueError, match=r"^run: the LR at step 0 is \d.*e\+\d+, outside \[0, "):
+        lrlab.train("iris", steps=3, **options)
