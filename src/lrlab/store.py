@@ -434,7 +434,8 @@ def _create(path: Path) -> None:
 def _inspect(path: Path) -> None:
     """Refuse ``path`` unless it is an lrlab store of this schema, reading it only: the file
     is opened ``immutable`` (no journal, no lock, nothing created beside it) unless it has a
-    write-ahead log in use, which a read-only connection reads."""
+    write-ahead log in use, which a read-only connection reads; a read that fails immutable
+    (a page being checkpointed into the file that instant) is tried once more that way."""
     try:
         if path.is_dir():
             raise StoreError(f"{path}: a folder, not an lrlab store")
@@ -448,32 +449,42 @@ def _inspect(path: Path) -> None:
         raise StoreError(f"{path}: not an lrlab store (an empty file)")
     if header != _MAGIC:
         raise StoreError(f"{path}: not an lrlab store (not a SQLite file)")
-    uri = f"{_uri(path)}?{'mode=ro' if in_use else 'immutable=1'}"
-    try:
-        db = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT)
-    except sqlite3.Error as error:
-        raise StoreError(f"{path}: cannot read it ({error})") from None
+    modes = ["mode=ro"] if in_use else ["immutable=1", "mode=ro"]
+    for attempt, mode in enumerate(modes, start=1):
+        try:
+            tables, columns, version = _schema(path, mode)
+            break
+        except sqlite3.Error as error:
+            if attempt == len(modes):
+                raise StoreError(f"{path}: not an lrlab store ({error})") from None
+    if not {"meta", "runs"} <= tables:
+        names = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_")))
+        raise StoreError(f"{path}: not an lrlab store (its tables: {names or 'none'})")
+    missing = sorted(_RUN_COLUMNS - columns)
+    if missing:
+        raise StoreError(
+            f"{path}: not an lrlab store (its runs table lacks {', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''})"
+        )
+    if version is None:
+        raise StoreError(f"{path}: not an lrlab store (no schema version in its meta table)")
+    if version != str(SCHEMA_VERSION):
+        raise StoreError(f"{path}: store schema {version}, this lrlab reads {SCHEMA_VERSION}")
+
+
+def _schema(path: Path, mode: str) -> tuple[set[str], set[str], str | None]:
+    """The file's tables, the columns of its ``runs`` table and its ``meta`` schema version
+    (``None`` where it has none), read through a connection opened with ``mode``."""
+    db = sqlite3.connect(f"{_uri(path)}?{mode}", uri=True, timeout=BUSY_TIMEOUT)
     try:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
         if not {"meta", "runs"} <= tables:
-            names = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_")))
-            raise StoreError(f"{path}: not an lrlab store (its tables: {names or 'none'})")
+            return tables, set(), None
         columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        missing = sorted(_RUN_COLUMNS - columns)
-        if missing:
-            raise StoreError(
-                f"{path}: not an lrlab store (its runs table lacks {', '.join(missing[:5])}"
-                f"{', ...' if len(missing) > 5 else ''})"
-            )
         row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-    except sqlite3.Error as error:
-        raise StoreError(f"{path}: not an lrlab store ({error})") from None
+        return tables, columns, None if row is None else str(row[0])
     finally:
         db.close()
-    if row is None:
-        raise StoreError(f"{path}: not an lrlab store (no schema version in its meta table)")
-    if str(row[0]) != str(SCHEMA_VERSION):
-        raise StoreError(f"{path}: store schema {row[0]}, this lrlab reads {SCHEMA_VERSION}")
 
 
 def _started(pid: int) -> str:
