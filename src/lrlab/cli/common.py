@@ -131,8 +131,12 @@ def parse_lr_grid(text: str) -> tuple[float, ...]:
             low, high, count = float(low_text), float(high_text), int(count_text)
             if not (0 < low < high and math.isfinite(high) and 2 <= count <= 1000):
                 raise ValueError
-            ratio = math.log10(high / low) / (count - 1)
-            return tuple(float(f"{low * 10 ** (ratio * i):.6g}") for i in range(count))
+            if math.isfinite(high / low):  # (the expression stored grids were made with)
+                ratio = math.log10(high / low) / (count - 1)
+                return tuple(float(f"{low * 10 ** (ratio * i):.6g}") for i in range(count))
+            first = math.log10(low)  # 1e-300:1e300: the ratio overflows, its log does not
+            ratio = (math.log10(high) - first) / (count - 1)
+            return tuple(float(f"{10 ** (first + ratio * i):.6g}") for i in range(count))
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise ValueError(

@@ -96,7 +96,7 @@ class Schedule(ABC):
         def bad(t: int) -> bool:
             try:
                 value = self.value(t) * scale
-            except OverflowError:
+            except (OverflowError, ZeroDivisionError):
                 return True
             return not 0 <= value <= MAX_LR
 
@@ -113,16 +113,19 @@ class Schedule(ABC):
 
     def _checked(self, t: float, scale: float = 1.0) -> float:
         """``value(t)``, refused in one line where it overflows or leaves ``[0, MAX_LR]``."""
+        reason = "it overflows"
         try:
             value = self.value(t)
         except OverflowError:
             value = math.inf
+        except ZeroDivisionError:  # a field's extreme value (a user's schedule's, too)
+            value, reason = math.nan, "a division by zero"
         scaled = value * scale
         if 0 <= scaled <= MAX_LR:
             return value
         where = f"{_short(self.spec())}: the LR at step {t:g}"
         if not math.isfinite(scaled):
-            raise ValueError(f"{where} is not a finite number (it overflows)")
+            raise ValueError(f"{where} is not a finite number ({reason})")
         if scaled < 0:
             raise ValueError(f"{where} is {scaled:.6g}, below 0")
         raise ValueError(f"{where} is {scaled:.6g}, above {MAX_LR:g} (the largest LR)")
