@@ -48,7 +48,7 @@ def _overflow() -> Iterator[list[str]]:
         ["--threads", "100000"],
     ):
         yield ["run", "quadratic", "--optimizer", "sgd", *flags]
-    for grid in ("1e-3:1e400:5", "1e39", f"1e-3:1:{thirty}", f"0.1,{BIG_INT}"):
+    for grid in ("1e-3:1e400:5", "1e39", f"1e-3:1:{thirty}", f"0.1,{BIG_INT}", "1e-300:1e300:3"):
         yield ["compare", "quadratic", "--optimizers", "sgd", "--lr-grid", grid, "--db", "x.db"]
     yield ["compare", "quadratic", "--optimizers", "sgd", "--seeds", thirty, "--db", "x.db"]
     yield ["schedule", "constant(lr=0.1)", "--steps", thirty]
@@ -74,6 +74,8 @@ OVERFLOWING = [
     "wsd(lr=1e300, steps=100, warmup=10)",
     "one_cycle(lr=1e300, steps=100)",
     "scale(constant(lr=1e300), factor=1e300)",
+    "cyclic(lr=0.1, max_lr=1, step_size=1e308)",
+    "plateau(lr=1e300, mode=min)",
 ]
 
 
