@@ -33,7 +33,7 @@ any optimizer with ``train()``/``eval()`` methods, and is a no-op for the others
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeGuard
 
@@ -139,11 +139,13 @@ class OptimizerEntry:
         kwargs = dict(self.defaults)
         if lr is not None:
             kwargs["lr"] = check_lr(self.name or self.cls.__name__, lr)
-        kwargs.update(check_optimizer_args(self.name or self.cls.__name__, overrides))
+        name = self.name or self.cls.__name__
+        kwargs.update(check_entry_args(name, self.cls, self.defaults, overrides))
         try:
             return self.cls(params, **kwargs)
         except ValueError as error:  # torch's range checks name the value, not the optimizer
-            raise ValueError(f"optimizer {self.name!r}: {error}") from None
+            kind = ArgumentTypeError if isinstance(error, TypeError) else ValueError
+            raise kind(f"optimizer {name!r}: {error}") from None
 
 
 #: Every optimizer by name: lrlab's, the peers (their packages imported only when built),
@@ -249,17 +251,21 @@ def check_optimizer_args(name: str, args: object) -> dict[str, Any]:
     ...
     ValueError: optimizer 'sgd': params cannot be in optimizer_args (lrlab sets it), got params=[]
     """
-    entry = OPTIMIZERS.find(name)
-    if entry is None:
-        entry = optimizer_entry(name)  # the error listing the known names
-    cls = entry.cls
+    entry = optimizer_entry(name)
+    return check_entry_args(name, entry.cls, entry.defaults, args)
+
+
+def check_entry_args(
+    name: str, cls: type[Optimizer], defaults: Mapping[str, Any], args: object
+) -> dict[str, Any]:
+    """`check_optimizer_args` for the optimizer class ``cls`` built with ``defaults``."""
     return check_kwargs(
         f"optimizer {name!r}",
         cls,
         args,
         name="optimizer_args",
         reserved=RESERVED_ARGS,
-        defaults=dict(entry.defaults),
+        defaults=dict(defaults),
     )
 
 

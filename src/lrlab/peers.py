@@ -115,12 +115,12 @@ class PeerEntry:
         The packages' construction-time ``print`` notices ("Using decoupled weight decay") are
         swallowed: they would land in the middle of a progress bar or a table.
         """
-        from lrlab.optimizers import check_optimizer_args
+        from lrlab.optimizers import check_entry_args
 
         cls = self.cls
         if lr is not None:
             check_lr(self.name, lr)
-        kwargs = {**self.defaults, **check_optimizer_args(self.name, overrides)}
+        kwargs = {**self.defaults, **check_entry_args(self.name, cls, self.defaults, overrides)}
         if lr is not None:
             kwargs["lr"] = lr
         try:
