@@ -309,6 +309,15 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_loses_no_stored_run(tmp_pat
         assert len(set(keys)) == 60
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_under_the_json_record_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    argv = ["run", "quadratic", "--optimizer", "sgd", "--steps", "2", "--quiet"]
+    assert main([*argv, "--json", "/dev/full"]) == 2
+    assert capsys.readouterr().err == "lrlab: error: /dev/full: No space left on device\n"
+
+
 # -- leases ----------------------------------------------------------------------------------------
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,18 @@ def _literal(text: str) -> object:
     return list(value) if isinstance(value, tuple) else value
 
 
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` raised while writing it that names no file (a full
+    disk's ``write`` does not), so the one-line error says where."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or isinstance(error, BrokenPipeError):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+
+
 def report_folder(db: Path) -> Path:
     """Where a report goes by default: ``<db stem>-report`` beside the store."""
     return db.with_name(db.stem + "-report")
@@ -95,7 +109,8 @@ def write_and_show_report(runs: list[Any], db: Path, out: Path | None, note: str
     from lrlab.report import terminal_table, write_report
 
     out = out or report_folder(db)
-    summaries, files = write_report(runs, out, source=str(db))
+    with writing(out):
+        summaries, files = write_report(runs, out, source=str(db))
     print(terminal_table(summaries))
     print(
         f"\nreport: {files.markdown}\nplots: {', '.join(str(p) for p in files.plots)}\n"

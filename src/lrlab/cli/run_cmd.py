@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lrlab.cli.common import add_threads_argument, parse_key_values, set_threads
+from lrlab.cli.common import add_threads_argument, parse_key_values, set_threads, writing
 
 if TYPE_CHECKING:
     from lrlab.record import EpochStats, RunConfig, RunRecord
@@ -108,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     print(summary(record))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(record.to_json())
+        with writing(json_path):
+            json_path.write_text(record.to_json())
         print(f"wrote {json_path}", file=sys.stderr)
     return 0
 

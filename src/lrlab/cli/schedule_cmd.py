@@ -183,9 +183,11 @@ def plot_path(text: str) -> str:
 
 
 def _save(ax: Any, path: str) -> None:
+    from lrlab.cli.common import writing
     from lrlab.plots import save_figure
 
-    save_figure(ax.figure, path)
+    with writing(path):
+        save_figure(ax.figure, path)
     print(f"wrote {path}", file=sys.stderr)
 
 
