@@ -1,5 +1,6 @@
 """Argument checks shared by every part of lrlab: schedules, optimizers, the engine, LipschitzLR,
-sweeps and reproductions. One module, so they agree (an LR is a finite number > 0 everywhere).
+sweeps and reproductions. One module, so they agree (an LR is a number in ``(0, MAX_LR]``
+everywhere).
 
 Each check raises at once, with ONE line naming the owner (the function or class being
 configured), the parameter and the value it got::
@@ -12,7 +13,9 @@ A value of the wrong type raises `ArgumentTypeError`, a ``TypeError`` that is al
 
 Paths lrlab will write (`check_output_path`) or read (`check_input_dir`) are checked the same
 way, before anything runs: a parent that is a file, a folder where a file belongs (or the
-reverse), a place the user may not write. Nothing is created by a check.
+reverse), a place the user may not write. Nothing is created by a check. Keyword arguments
+for a class (an optimizer's ``optimizer_args``) are checked against its signature and the types
+of its defaults (`check_kwargs`).
 """
 
 from __future__ import annotations
