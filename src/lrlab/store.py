@@ -34,7 +34,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -272,9 +272,10 @@ class Store:
 
     # -- leases ----------------------------------------------------------------------------------
 
-    def claim(self, keys: Sequence[str], lease: Lease, *, seen_busy: Collection[str] = ()) -> Claim:
+    def claim(self, keys: Iterable[str], lease: Lease, *, seen_busy: Collection[str] = ()) -> Claim:
         """Claim for ``lease``, in one transaction, the first of ``keys`` that is neither
-        finished nor held by another live sweep; say which keys need no run and which are busy.
+        finished nor held by another live sweep; say which of the keys passed over need no run
+        and which are busy (each key costs two index lookups; the walk stops at the claim).
 
         A key in ``seen_busy`` (found busy before) whose claim has since ended with a row
         stored counts as finished, whatever its status: the other sweep ran it. A claim whose
@@ -286,19 +287,16 @@ class Store:
         claimed: str | None = None
         now = time.time()
         with self._errors("cannot claim a run"), self._transaction():
-            statuses = dict(self._db.execute("SELECT key, status FROM runs"))
-            leases = {
-                row[0]: row[1:]
-                for row in self._db.execute(
-                    "SELECT key, owner, host, pid, started, heartbeat FROM leases"
-                )
-            }
-            for key in keys:
-                status = statuses.get(key)
+            for key in keys:  # by the indexes, stopping at the first free run: cheap
+                row = self._db.execute("SELECT status FROM runs WHERE key = ?", (key,)).fetchone()
+                status = None if row is None else row[0]
                 if status in FINISHED:
                     finished.add(key)
                     continue
-                held = leases.get(key)
+                held = self._db.execute(
+                    "SELECT owner, host, pid, started, heartbeat FROM leases WHERE key = ?",
+                    (key,),
+                ).fetchone()
                 if held is not None and held[0] != lease.token and _alive(*held[1:], now=now):
                     busy.add(key)
                     continue

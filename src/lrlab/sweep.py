@@ -190,11 +190,15 @@ def run_missing(
                 progress.update(Outcome(run.config, run.record, run.error))
 
     def claims() -> Iterator[RunConfig]:
-        """The runs this sweep may start, each claimed as the executor asks for it."""
+        """The runs this sweep may start, each claimed as the executor asks for it (the
+        store walks the runs left in order and stops at the first free one)."""
+        start = 0
         while True:
-            left = [key for key in order if key not in settled and key not in ran]
-            if not left:
+            while start < len(order) and (order[start] in ran or order[start] in settled):
+                start += 1
+            if start == len(order):
                 return
+            left = (k for k in order[start:] if k not in settled and k not in ran)
             claim = store.claim(left, lease, seen_busy=busy)
             settle(claim.finished)
             busy.update(claim.busy)
