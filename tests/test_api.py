@@ -85,7 +85,7 @@ def test_a_task_object_runs_in_this_process_only(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"optimizers": "sgd"}, "optimizers must be a list of names"),
+        ({"optimizers": "sgd"}, "optimizers must be a list of optimizer names"),
         ({"optimizers": ["sgdd"]}, "unknown optimizer 'sgdd'"),
         ({"optimizers": ["sgd"], "lr_grid": [0.1, -1]}, r"lr_grid\[1\] must be > 0"),
         ({"optimizers": ["sgd"], "seeds": 0}, "seeds must be >= 1, got seeds=0"),

@@ -75,7 +75,7 @@ def test_weight_decay_feeds_the_l2_term() -> None:
         ("lipschitz(bund=paper)", "lipschitz: unknown argument 'bund' (did you mean 'bound'?)"),
         ("lipschitz(paper)", "lipschitz: takes keyword arguments only"),
         ("lipschitz(bound=exact)", "bound must be one of paper, smooth, got bound='exact'"),
-        ("lipschitz(scale=-1)", "scale must be a finite number > 0, got scale=-1"),
+        ("lipschitz(scale=-1)", "scale must be > 0, got scale=-1"),
     ],
 )
 def test_spec_errors(spec: str, message: str) -> None:

@@ -77,8 +77,8 @@ def test_peer_construction_prints_nothing(capsys: pytest.CaptureFixture[str]) ->
     ("name", "kwargs", "message"),
     [
         ("prodigy", {"momentum": 0.9}, "optimizer 'prodigy' takes no argument 'momentum'"),
-        ("dadapt-adam", {"lr": 0.0}, r"dadapt-adam: lr must be a finite number > 0, got lr=0\.0"),
-        ("prodigy", {"lr": float("inf")}, r"prodigy: lr must be a finite number > 0, got lr=inf"),
+        ("dadapt-adam", {"lr": 0.0}, r"dadapt-adam: lr must be > 0, got lr=0\.0"),
+        ("prodigy", {"lr": float("inf")}, r"prodigy: lr must be a finite number, got lr=inf"),
         # The package's own check, prefixed with the optimizer it came from.
         ("sgd-schedulefree", {"momentum": 1.0}, r"^sgd-schedulefree: Momentum must be between"),
     ],

@@ -14,7 +14,7 @@ anywhere, since each worker builds the task again from it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 from lrlab.record import RunConfig, RunRecord
 from lrlab.schedules import Schedule
 from lrlab.sweep import Progress, Sweep, run_missing, task_id
-from lrlab.validate import ArgumentTypeError, check_int
+from lrlab.validate import MAX_SEEDS, ArgumentTypeError, check_int
 
 if TYPE_CHECKING:
     import pandas
     from matplotlib.axes import Axes
 
-    from lrlab.engine import Observer
+    from lrlab.engine import Observer, Plan
     from lrlab.executors import Executor
     from lrlab.report import ReportFiles, Summary
     from lrlab.store import StoredRun
@@ -48,7 +48,9 @@ def _spec(schedule: ScheduleLike, name: str = "schedule") -> str | None:
         return schedule.spec()
     if isinstance(schedule, str):
         text = schedule.strip()
-        return None if text.lower() in ("", "none", "constant") else text
+        if not text:
+            raise ValueError(f"{name} must be a spec, none or constant, got {name}={schedule!r}")
+        return None if text.lower() in ("none", "constant") else text
     raise ArgumentTypeError(
         f"{name} must be a spec string, an lrlab Schedule or None, got {name}={schedule!r}"
     )
@@ -92,12 +94,19 @@ def train(
     from lrlab.engine import train as train_run
 
     name, resolved = _task(task)
+    if observer is not None and not all(
+        callable(getattr(observer, hook, None)) for hook in ("on_start", "on_step", "on_epoch")
+    ):
+        raise ArgumentTypeError(
+            "observer must have on_start, on_step and on_epoch methods (lrlab.engine.Observer), "
+            f"got observer={observer!r}"
+        )
     config = RunConfig(
         task=name,
         optimizer=optimizer,
         lr=lr,
         schedule=_spec(schedule),
-        optimizer_args=dict(optimizer_args or {}),
+        optimizer_args=_arguments(optimizer_args),
         epochs=epochs,
         steps=steps,
         batch_size=batch_size,
@@ -106,9 +115,27 @@ def train(
         split=split,
         sampling=sampling,
         device=device,
-        data_dir=str(data_dir) if data_dir is not None else None,
+        data_dir=_data_dir(data_dir),
     )
     return train_run(config, observer=observer, task=resolved)
+
+
+def _arguments(optimizer_args: object) -> dict[str, Any]:
+    if optimizer_args is None:
+        return {}
+    if not isinstance(optimizer_args, Mapping):
+        raise ArgumentTypeError(
+            f"optimizer_args must be a dict of argument names to values, "
+            f"got optimizer_args={optimizer_args!r}"
+        )
+    return dict(optimizer_args)
+
+
+def _data_dir(data_dir: object) -> str | None:
+    """``data_dir`` as a run config stores it (a string), checked: a folder when it exists."""
+    from lrlab.validate import check_input_dir
+
+    return None if data_dir is None else str(check_input_dir("", "data_dir", data_dir))
 
 
 @dataclass(frozen=True)
@@ -209,13 +236,21 @@ def compare(
 
     from lrlab.executors import make_executor
     from lrlab.store import Store
+    from lrlab.validate import check_output_path
 
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
-    if isinstance(optimizers, str):
-        raise ArgumentTypeError(
-            f"optimizers must be a list of names, got optimizers={optimizers!r}"
-        )
+    store_path = check_output_path("", "db", db)
+    optimizers = _sequence("optimizers", optimizers, "a list of optimizer names")
+    schedules = _sequence("schedules", schedules, "a list of schedule specs")
+    pairs = _sequence("methods", methods, "a list of (optimizer, schedule) pairs")
+    for i, pair in enumerate(pairs):
+        if isinstance(pair, str | bytes) or not isinstance(pair, Sequence) or len(pair) != 2:
+            raise ArgumentTypeError(
+                f"methods[{i}] must be an (optimizer, schedule) pair, got methods[{i}]={pair!r}"
+            )
+    if lr_grid is not None:
+        lr_grid = _sequence("lr_grid", lr_grid, "a list of LRs")
     known = {"epochs", "steps", "batch_size", "model", "split", "sampling", "device"}
     known |= {"data_dir", "optimizer_args"}
     for key in run:
@@ -224,7 +259,9 @@ def compare(
                 f"compare() got an unexpected argument {key!r}; run options are "
                 f"{', '.join(sorted(known))}"
             )
-    run_options = {k: (str(v) if k == "data_dir" else v) for k, v in run.items() if v is not None}
+    run_options = {k: v for k, v in run.items() if v is not None}
+    if "data_dir" in run_options:
+        run_options["data_dir"] = _data_dir(run_options["data_dir"])
     sweep = Sweep(
         task=name,
         optimizers=tuple(optimizers),
@@ -232,13 +269,14 @@ def compare(
         seeds=seed_list,
         lr_grid=tuple(lr_grid) if lr_grid is not None else None,
         run=run_options,
-        extra=tuple((o, _spec(s, "methods")) for o, s in methods),
+        extra=tuple((o, _spec(s, "methods")) for o, s in pairs),
     )
     configs = sweep.configs()
     probe = configs[0]
     from lrlab.engine import plan, task_data
 
-    plan(probe, task_data(probe, resolved), resolved)  # bad options and missing data: now
+    resolved_plan = plan(probe, task_data(probe, resolved), resolved)  # bad options, data: now
+    _check_controllers(configs, resolved_plan)
     count = workers if workers is not None else (os.cpu_count() or 1)
 
     def executor_for(runs: int) -> Executor:
@@ -253,7 +291,6 @@ def compare(
         )
 
     executor_for(len(configs))  # its options are checked now, before anything runs
-    store_path = Path(db)
     with Store(store_path) as store:
         ran = run_missing(
             store,
@@ -267,9 +304,34 @@ def compare(
     return Comparison(summarize(runs), runs, store_path, ran)
 
 
+def _sequence(name: str, value: object, what: str) -> list[Any]:
+    """``value`` as a list, refused (``TypeError``) when it is a string or not a sequence."""
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
+        raise ArgumentTypeError(f"{name} must be {what}, got {name}={value!r}")
+    return list(value)
+
+
+def _check_controllers(configs: Sequence[RunConfig], resolved: Plan) -> None:
+    """What each run's LR controller would refuse at its start, refused now for all of them:
+    a task it cannot drive (LipschitzLR without a Linear head), a schedule whose LR overflows
+    within the runs' horizon at the largest base LR the grid gives it."""
+    from lrlab.controllers import ScheduleController, build_controller
+
+    lrs: dict[str, list[float | None]] = {}
+    for config in configs:
+        if config.schedule is not None:
+            lrs.setdefault(config.schedule, []).append(config.lr)
+    for spec, given in lrs.items():
+        controller = build_controller(spec, steps_per_epoch=resolved.steps_per_epoch)
+        controller.check_task(resolved.task)
+        if isinstance(controller, ScheduleController):
+            base = max(controller.initial_lr if lr is None else lr for lr in given)
+            controller.check_horizon(resolved.total_steps, base)
+
+
 def _seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:
     if isinstance(seeds, int) and not isinstance(seeds, bool):
-        check_int("", "seeds", seeds, minimum=1)
+        check_int("", "seeds", seeds, minimum=1, maximum=MAX_SEEDS)
         return tuple(range(seeds))
     if isinstance(seeds, str) or not isinstance(seeds, Sequence):
         raise ArgumentTypeError(f"seeds must be a count or a list of seeds, got seeds={seeds!r}")

@@ -104,7 +104,14 @@ class ScheduleController(LRController):
     def initial_lr(self) -> float:
         return self.schedule.reference_lr
 
+    def check_horizon(self, total_steps: int, base_lr: float) -> None:
+        """Refuse, before training, a schedule whose LR for a group at ``base_lr`` overflows
+        (or passes `lrlab.validate.MAX_LR`) at some step of a run of ``total_steps``."""
+        self.schedule.check_steps(total_steps, scale=base_lr / self.schedule.reference_lr)
+
     def start(self, context: TrainingContext) -> None:
+        groups = context.optimizer.param_groups
+        self.check_horizon(context.total_steps, max(float(g["lr"]) for g in groups))
         self._scheduler = ScheduleLR(context.optimizer, self.schedule)
 
     def after_update(self, step: int) -> None:

@@ -28,13 +28,26 @@ import torch
 from torch import Tensor
 
 from lrlab.controllers import LRController, TrainingContext, build_controller, controller_entry
-from lrlab.optimizers import make_optimizer, optimizer_entry, set_optimizer_mode
+from lrlab.optimizers import (
+    check_optimizer_args,
+    make_optimizer,
+    optimizer_entry,
+    set_optimizer_mode,
+)
 from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.rng import RNGState, seeded
 from lrlab.tasks import TASKS, AnyData, MetricSum, StreamData, Task, TaskData, get_task
 from lrlab.tasks.catalog import load_task_data
 from lrlab.tasks.task import SAMPLINGS, evaluate_batches, loss_function, to_device
-from lrlab.validate import check_choice, check_int, check_optional_lr
+from lrlab.validate import (
+    MAX_LR,
+    check_choice,
+    check_input_dir,
+    check_int,
+    check_optional_lr,
+    check_plain,
+    check_str,
+)
 
 CUDA_SYNC_EVERY = 50
 
@@ -83,9 +96,16 @@ class Plan:
 def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
     """Resolve defaults and validate the config (one-line ``ValueError`` naming the field)."""
     task = task if task is not None else get_task(config.task)
+    check_str("run", "optimizer", config.optimizer)
     optimizer_entry(config.optimizer)  # an unknown optimizer fails before any work
+    check_optimizer_args(config.optimizer, config.optimizer_args)
+    check_plain("run", "optimizer_args", config.optimizer_args)
     check_int("run", "seed", config.seed, minimum=0)
     check_optional_lr("run", config.lr)
+    if config.schedule is not None:
+        check_str("run", "schedule", config.schedule)
+    if config.data_dir is not None:
+        check_input_dir("run", "data_dir", config.data_dir)
     if config.epochs is not None and config.steps is not None:
         raise ValueError(
             f"give epochs or steps, not both, got epochs={config.epochs}, steps={config.steps}"
@@ -335,6 +355,10 @@ class _Loop:
                 controller.before_update(step, inputs, targets)
             # D-adaptation's family (Prodigy, D-Adapt Adam) steps by d * lr: record that.
             lr = group["lr"] * group["d"] if "d" in group else group["lr"]
+            if not 0 <= lr <= MAX_LR:  # torch cannot take it (nor a NaN): say where, not what
+                raise ValueError(
+                    f"run: the LR at step {step} is {float(lr)!r}, outside [0, {MAX_LR:g}]"
+                )
             optimizer.step()
             if controller is not None:
                 controller.after_update(step)

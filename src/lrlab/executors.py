@@ -1,19 +1,26 @@
 """Where a sweep's runs execute: in this process, in a local process pool, or on Ray.
 
 Every executor takes run configs and calls ``on_result(outcome)`` once per run, in the calling
-process, as runs finish; the caller stores each outcome as it arrives. A run that raises
-becomes a ``failed`` outcome carrying the error; it never stops the others. A worker process
-that dies (killed, out of memory) fails only the run that killed it.
+process, as runs finish; the caller stores each outcome as it arrives. The configs may be a
+lazy iterator: the local executors take the next one only when they have room to start it
+(a sweep claims each run in the store at that moment). A run that raises becomes a ``failed``
+outcome carrying the error; it never stops the others. A worker process that dies (killed,
+out of memory) fails only the run that killed it, and a pool's workers exit on their own
+when the process that started them dies (SIGKILL included), so a killed sweep leaves none.
 """
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
 import os
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import get_context
+from multiprocessing.connection import wait as wait_for
 from typing import TYPE_CHECKING, Any, Protocol
 
 from lrlab.record import RunConfig, RunRecord
@@ -43,7 +50,7 @@ GroupRunner = Callable[[Sequence[dict[str, Any]]], list[tuple[str | None, str | 
 class Executor(Protocol):
     """Runs configs, calling ``on_result`` once per run, in the calling process."""
 
-    def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None: ...
+    def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None: ...
 
 
 def run_one(config_data: dict[str, Any], task: Task | None = None) -> tuple[str | None, str | None]:
@@ -76,6 +83,22 @@ def _init_worker(threads: int, plugins: Sequence[str] = ()) -> None:
     import_plugins(list(plugins))
 
 
+def _init_pool_worker(threads: int, plugins: Sequence[str] = ()) -> None:
+    """A pool worker's set-up: `_init_worker`, and a thread that ends the worker as soon as
+    the process that started it is gone, however it went (a SIGKILL runs no clean-up, and a
+    worker busy with a run would otherwise train on, then wait forever for its next one)."""
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        sentinel = parent.sentinel  # readable once the parent has exited
+
+        def watch() -> None:
+            wait_for([sentinel])
+            os._exit(1)
+
+        threading.Thread(target=watch, name="lrlab-parent-watch", daemon=True).start()
+    _init_worker(threads, plugins)
+
+
 class InProcess:
     """Runs one after another in this process (``workers=1``: no start-up cost). ``task``:
     a `Task` object the configs' task names (one that no other process could build)."""
@@ -84,7 +107,7 @@ class InProcess:
         self.threads = check_int("InProcess", "threads", threads, minimum=1)
         self.task = task
 
-    def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None:
+    def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
         import torch
 
         previous = torch.get_num_threads()
@@ -117,12 +140,14 @@ class LocalPool:
         self.target = target
         self.plugins = tuple(plugin_sources() if plugins is None else plugins)
 
-    def run(self, configs: Sequence[RunConfig], on_result: OnResult) -> None:
-        queue = list(reversed(configs))
-        while queue:
+    def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
+        queue = iter(configs)
+        while True:
             suspects = self._run_pool(queue, self.workers, on_result)
+            if suspects is None:
+                return
             for config in suspects:  # alone, so a death can only be this run's
-                if self._run_pool([config], 1, on_result):
+                if self._run_pool(iter([config]), 1, on_result):
                     on_result(
                         Outcome(
                             config,
@@ -132,21 +157,30 @@ class LocalPool:
                     )
 
     def _run_pool(
-        self, queue: list[RunConfig], workers: int, on_result: OnResult
-    ) -> list[RunConfig]:
-        """Run configs popped from ``queue`` until it is empty or a worker dies; return the
-        runs that were in flight when one died."""
+        self, queue: Iterator[RunConfig], workers: int, on_result: OnResult
+    ) -> list[RunConfig] | None:
+        """Run configs taken from ``queue``, one each time a worker is free, until it is
+        exhausted (return ``None``) or a worker dies (return the runs then in flight). No
+        pool starts for an empty queue."""
+        first = next(queue, None)
+        if first is None:
+            return None
+        queue = itertools.chain([first], queue)
         context = get_context("spawn")  # fork after torch initialised threads can deadlock
         with ProcessPoolExecutor(
             workers,
             mp_context=context,
-            initializer=_init_worker,
+            initializer=_init_pool_worker,
             initargs=(self.threads, self.plugins),
         ) as pool:
             flight: dict[Future[tuple[str | None, str | None]], RunConfig] = {}
-            while queue or flight:
-                while queue and len(flight) < workers:
-                    config = queue.pop()
+            exhausted = False
+            while not exhausted or flight:
+                while not exhausted and len(flight) < workers:
+                    config = next(queue, None)
+                    if config is None:
+                        exhausted = True
+                        break
                     flight[pool.submit(self.target, config.to_dict())] = config
                 finished, _ = wait(flight, return_when=FIRST_COMPLETED)
                 for future in finished:
@@ -155,7 +189,7 @@ class LocalPool:
                     except BrokenProcessPool:
                         return list(flight.values())
                     on_result(_outcome(flight.pop(future), result))
-        return []
+        return None
 
 
 class RayExecutor:

@@ -14,6 +14,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from lrlab.validate import ArgumentTypeError, check_choice, check_int, fail
+
 Init = Literal["torch", "glorot_uniform", "he_normal"]
 
 
@@ -33,8 +35,13 @@ def mlp(sizes: Sequence[int], *, init: Init = "torch") -> nn.Sequential:
       (4): Linear(in_features=6, out_features=3, bias=True)
     )
     """
-    if len(sizes) < 2 or any(not isinstance(s, int) or s < 1 for s in sizes):
-        raise ValueError(f"mlp: sizes must be >= 2 positive integers, got sizes={list(sizes)!r}")
+    check_choice("mlp", "init", init, ("torch", "glorot_uniform", "he_normal"))
+    if isinstance(sizes, str | bytes) or not isinstance(sizes, Sequence):
+        raise ArgumentTypeError(f"mlp: sizes must be a list of integers, got sizes={sizes!r}")
+    if len(sizes) < 2:
+        raise fail("mlp", "sizes", list(sizes), ">= 2 positive integers")
+    for i, size in enumerate(sizes):
+        check_int("mlp", f"sizes[{i}]", size, minimum=1)
     layers: list[nn.Module] = []
     for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         linear = nn.Linear(fan_in, fan_out)

@@ -33,7 +33,7 @@ any optimizer with ``train()``/``eval()`` methods, and is a no-op for the others
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol, TypeGuard
 
@@ -43,7 +43,14 @@ from torch.optim import Optimizer
 
 from lrlab.peers import PEERS, PeerEntry
 from lrlab.registry import Registry, caller_source
-from lrlab.validate import ArgumentTypeError, check_bool, check_lr, check_number
+from lrlab.validate import (
+    ArgumentTypeError,
+    check_bool,
+    check_kwargs,
+    check_lr,
+    check_number,
+    check_str,
+)
 
 
 class KerasSGD(Optimizer):
@@ -132,12 +139,13 @@ class OptimizerEntry:
         kwargs = dict(self.defaults)
         if lr is not None:
             kwargs["lr"] = check_lr(self.name or self.cls.__name__, lr)
-        accepted = set(inspect.signature(self.cls).parameters) - {"params"}
-        for key in overrides:
-            if key not in accepted:
-                raise ValueError(f"optimizer {self.name!r} takes no argument {key!r}")
-        kwargs.update(overrides)
-        return self.cls(params, **kwargs)
+        name = self.name or self.cls.__name__
+        kwargs.update(check_entry_args(name, self.cls, self.defaults, overrides))
+        try:
+            return self.cls(params, **kwargs)
+        except ValueError as error:  # torch's range checks name the value, not the optimizer
+            kind = ArgumentTypeError if isinstance(error, TypeError) else ValueError
+            raise kind(f"optimizer {name!r}: {error}") from None
 
 
 def _entry_point_optimizer(name: str, value: object) -> OptimizerEntry | PeerEntry:
@@ -236,6 +244,45 @@ for _name, _peer in PEERS.items():
     OPTIMIZERS.register(_name, _peer)
 
 
+#: Arguments lrlab passes itself, so ``optimizer_args`` may not name them.
+RESERVED_ARGS = {
+    "params": "lrlab sets it",
+    "lr": "it is the run's own lr",
+}
+
+
+def check_optimizer_args(name: str, args: object) -> dict[str, Any]:
+    """Check ``args`` (a run's ``optimizer_args``, ``--optimizer-arg``) against the signature
+    of the optimizer ``name`` and the types of its defaults (`lrlab.validate.check_kwargs`):
+    names it does not take, ``lr`` and ``params`` (lrlab sets them), values of the wrong type
+    or shape (``momentum="abc"``, ``betas=[0.9]``) are a one-line error before anything runs.
+    A peer's package is imported here. Returns the arguments, lists for tuples as tuples.
+
+    >>> check_optimizer_args("adam", {"betas": [0.9, 0.99], "amsgrad": True})
+    {'betas': (0.9, 0.99), 'amsgrad': True}
+    >>> check_optimizer_args("sgd", {"params": []})
+    Traceback (most recent call last):
+    ...
+    ValueError: optimizer 'sgd': params cannot be in optimizer_args (lrlab sets it), got params=[]
+    """
+    entry = optimizer_entry(name)
+    return check_entry_args(name, entry.cls, entry.defaults, args)
+
+
+def check_entry_args(
+    name: str, cls: type[Optimizer], defaults: Mapping[str, Any], args: object
+) -> dict[str, Any]:
+    """`check_optimizer_args` for the optimizer class ``cls`` built with ``defaults``."""
+    return check_kwargs(
+        f"optimizer {name!r}",
+        cls,
+        args,
+        name="optimizer_args",
+        reserved=RESERVED_ARGS,
+        defaults=dict(defaults),
+    )
+
+
 def known_optimizers() -> tuple[str, ...]:
     """Every name `make_optimizer` takes, the peers included (their packages need not be
     installed for their names to be known)."""
@@ -245,6 +292,7 @@ def known_optimizers() -> tuple[str, ...]:
 def optimizer_entry(name: str) -> OptimizerEntry | PeerEntry:
     """The registry entry for ``name`` (a `PeerEntry` for a peer, without importing its
     package); an unknown name is a ``ValueError`` listing the known."""
+    check_str("", "optimizer", name)
     return OPTIMIZERS.lookup(name)
 
 

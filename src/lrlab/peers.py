@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import inspect
 import io
-import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from lrlab.validate import check_lr
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -115,19 +115,12 @@ class PeerEntry:
         The packages' construction-time ``print`` notices ("Using decoupled weight decay") are
         swallowed: they would land in the middle of a progress bar or a table.
         """
+        from lrlab.optimizers import check_entry_args
+
         cls = self.cls
-        if lr is not None and not (
-            isinstance(lr, int | float)
-            and not isinstance(lr, bool)
-            and math.isfinite(lr)
-            and lr > 0
-        ):
-            raise ValueError(f"{self.name}: lr must be a finite number > 0, got lr={lr!r}")
-        accepted = set(inspect.signature(cls).parameters) - {"params"}
-        for key in overrides:
-            if key not in accepted:
-                raise ValueError(f"optimizer {self.name!r} takes no argument {key!r}")
-        kwargs = {**self.defaults, **overrides}
+        if lr is not None:
+            check_lr(self.name, lr)
+        kwargs = {**self.defaults, **check_entry_args(self.name, cls, self.defaults, overrides)}
         if lr is not None:
             kwargs["lr"] = lr
         try:

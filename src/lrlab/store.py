@@ -3,8 +3,21 @@
 A run is written once, when it has finished, in a single transaction (``INSERT ... ON
 CONFLICT``), in WAL mode with ``synchronous=FULL``: a sweep killed at any instant, SIGKILL
 included, leaves every finished run in the file and never a half-written one, because a row
-either committed whole or does not exist. Several processes may write at once (SQLite
-serialises the writers; each waits up to `BUSY_TIMEOUT` seconds for its turn).
+either committed whole or does not exist. A write that fails (a full disk) rolls back, so the
+file keeps every run it had. Several processes may write at once (SQLite serialises the
+writers; each waits up to `BUSY_TIMEOUT` seconds for its turn).
+
+Only lrlab's own files are opened for writing. A file that exists is first read, read-only
+and without creating anything beside it, and refused unless it is an lrlab store of this
+schema (`StoreError`, one line naming the file): an empty file, another application's tables,
+a ``runs`` table of another shape are left byte-identical. A new store is built under a
+temporary name and linked into place whole, so no process ever sees a half-made one.
+
+Leases let several sweeps share one store without running a run twice: a sweep *claims* a run
+(`claim`, one transaction) before it starts it, and the claim ends when the run is stored.
+While a sweep lives, a thread renews its claims (`holding`); a claim is given up when its
+process has died (on the same machine: at once; elsewhere: `LEASE_TIMEOUT` seconds after its
+last renewal) or when the sweep stops early (interrupted), and another sweep may then take it.
 
 Rows hold the run's config and outcome in columns a person can query with ``sqlite3``, and the
 whole `RunRecord` (per-step loss, per-epoch metrics, LR trace) as JSON. No torch import here.
@@ -12,11 +25,17 @@ whole `RunRecord` (per-step loss, per-epoch metrics, LR trace) as JSON. No torch
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import re
+import socket
 import sqlite3
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+import threading
+import time
+import uuid
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,9 +44,15 @@ from lrlab.record import RunConfig, RunRecord
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 120.0
 FINISHED = ("done", "diverged")
+#: Seconds after its last renewal that a claim held by a process on another machine (or one
+#: whose process cannot be checked) lapses.
+LEASE_TIMEOUT = 60.0
+#: Seconds between a live sweep's renewals of its claims.
+HEARTBEAT = 10.0
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+_MAGIC = b"SQLite format 3\x00"
+
+_RUNS = """
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -51,9 +76,32 @@ CREATE TABLE IF NOT EXISTS runs (
     config TEXT NOT NULL,
     record TEXT,
     finished_at TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS runs_task ON runs (task);
+)
 """
+_SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    _RUNS,
+    "CREATE INDEX IF NOT EXISTS runs_task ON runs (task)",
+]
+# Added to stores made before leases existed when they are first opened for writing.
+_LEASES = """
+CREATE TABLE IF NOT EXISTS leases (
+    key TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+)
+"""
+#: The columns of `_RUNS` (its indented lines' first words): a runs table lacking any of them
+#: is not an lrlab store.
+_RUN_COLUMNS = frozenset(re.findall(r"^ {4}(\w+) ", _RUNS, flags=re.MULTILINE))
+
+
+class StoreError(ValueError):
+    """A file that is not an lrlab store, or a store that cannot be read or written (corrupt
+    rows, read-only, a full disk): one line naming the file."""
 
 
 @dataclass(frozen=True)
@@ -69,25 +117,74 @@ class StoredRun:
     finished_at: str
 
 
-class Store:
-    """A SQLite file of runs. Use as a context manager, or call `close`."""
+@dataclass(frozen=True)
+class Lease:
+    """Who claims runs: one sweep in one process (`Lease.new`), known by a token, its host,
+    its process id and that process's start time (so a reused pid is not mistaken for it)."""
 
-    def __init__(self, path: str | Path) -> None:
+    token: str
+    host: str
+    pid: int
+    started: str
+
+    @classmethod
+    def new(cls) -> Lease:
+        return cls(uuid.uuid4().hex, socket.gethostname(), os.getpid(), _started(os.getpid()))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `Store.claim` found: the key it claimed (``None``: none was free), the keys that
+    need no run (finished, or run elsewhere since), and the keys another live sweep holds."""
+
+    key: str | None
+    finished: frozenset[str] = field(default_factory=frozenset)
+    busy: frozenset[str] = field(default_factory=frozenset)
+
+
+class Store:
+    """A SQLite file of runs. Use as a context manager, or call `close`.
+
+    ``readonly``: only read (``lrlab report``); the file must exist, and may be one this
+    process cannot write. Otherwise a missing file becomes a new store, and an existing one
+    must be an lrlab store this process may write (its folder too: SQLite writes its journal
+    there), checked before anything runs.
+    """
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        from lrlab.validate import check_output_path
+
         self.path = Path(path)
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            self._db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
+        self.readonly = readonly
+        if readonly:
+            if not self.path.is_file():
+                raise StoreError(f"{self.path}: no such file")
+        else:
+            check_output_path("", "db", self.path)
+            if not self.path.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                _create(self.path)
+        _inspect(self.path)
+        writable = os.access(self.path, os.W_OK) and os.access(
+            self.path.absolute().parent, os.W_OK | os.X_OK
+        )
+        if not readonly and not writable:
+            raise StoreError(
+                f"{self.path}: the store is read-only (this process may not write the file "
+                "or its folder, where SQLite keeps its journal)"
+            )
+        mode = "rw" if writable else "ro"
+        with self._errors("cannot open the store"):
+            self._db = sqlite3.connect(
+                f"{_uri(self.path)}?mode={mode}",
+                uri=True,
+                timeout=BUSY_TIMEOUT,
+                isolation_level=None,
+            )
             self._db.execute("PRAGMA synchronous=FULL")
-            with self._transaction():
-                # Statement by statement: executescript() would commit on its own.
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._check_version()
-        except sqlite3.DatabaseError as error:
-            raise ValueError(f"{self.path}: not an lrlab store ({error})") from None
+            if not readonly:
+                with self._transaction():
+                    self._db.execute(_LEASES)
 
     def __enter__(self) -> Store:
         return self
@@ -98,26 +195,33 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    @contextmanager
+    @contextlib.contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """SQLite's errors (a corrupt page, a full disk, a lock held too long) as one
+        `StoreError` line naming the file."""
+        try:
+            yield
+        except sqlite3.Error as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise StoreError(f"{self.path}: {doing} ({reason})") from None
+
+    @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front, so a busy
-        writer waits (up to `BUSY_TIMEOUT`) instead of failing halfway."""
+        writer waits (up to `BUSY_TIMEOUT`) instead of failing halfway; any error rolls the
+        whole transaction back."""
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
-    def _check_version(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
-        elif int(row[0]) != SCHEMA_VERSION:
-            raise ValueError(
-                f"{self.path}: store schema {row[0]}, this lrlab reads {SCHEMA_VERSION}"
-            )
+    def _writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"{self.path}: opened read-only")
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -125,7 +229,9 @@ class Store:
         self, config: RunConfig, record: RunRecord | None = None, error: str | None = None
     ) -> None:
         """Store one finished run: its record (done or diverged), or the error that ended it
-        (failed). Replaces an earlier row of the same config, in one transaction."""
+        (failed). Replaces an earlier row of the same config and ends any claim on it, in one
+        transaction: a failure (a full disk) leaves the store as it was."""
+        self._writable()
         if record is None and error is None:
             raise ValueError("put: give the run's record or its error")
         status = record.status if error is None and record is not None else "failed"
@@ -156,23 +262,104 @@ class Store:
         columns = ", ".join(values)
         marks = ", ".join(f":{name}" for name in values)
         updates = ", ".join(f"{name} = excluded.{name}" for name in values if name != "key")
-        with self._transaction():
+        with self._errors("cannot store the run"), self._transaction():
             self._db.execute(
                 f"INSERT INTO runs ({columns}) VALUES ({marks}) "
                 f"ON CONFLICT (key) DO UPDATE SET {updates}",
                 values,
             )
+            self._db.execute("DELETE FROM leases WHERE key = ?", (values["key"],))
+
+    # -- leases ----------------------------------------------------------------------------------
+
+    def claim(self, keys: Iterable[str], lease: Lease, *, seen_busy: Collection[str] = ()) -> Claim:
+        """Claim for ``lease``, in one transaction, the first of ``keys`` that is neither
+        finished nor held by another live sweep; say which of the keys passed over need no run
+        and which are busy (each key costs two index lookups; the walk stops at the claim).
+
+        A key in ``seen_busy`` (found busy before) whose claim has since ended with a row
+        stored counts as finished, whatever its status: the other sweep ran it. A claim whose
+        sweep died is taken over.
+        """
+        self._writable()
+        finished: set[str] = set()
+        busy: set[str] = set()
+        claimed: str | None = None
+        now = time.time()
+        with self._errors("cannot claim a run"), self._transaction():
+            for key in keys:  # by the indexes, stopping at the first free run: cheap
+                row = self._db.execute("SELECT status FROM runs WHERE key = ?", (key,)).fetchone()
+                status = None if row is None else row[0]
+                if status in FINISHED:
+                    finished.add(key)
+                    continue
+                held = self._db.execute(
+                    "SELECT owner, host, pid, started, heartbeat FROM leases WHERE key = ?",
+                    (key,),
+                ).fetchone()
+                if held is not None and held[0] != lease.token and _alive(*held[1:], now=now):
+                    busy.add(key)
+                    continue
+                if held is None and status is not None and key in seen_busy:
+                    finished.add(key)  # stored by the sweep that held it (failed, too)
+                    continue
+                claimed = key
+                self._db.execute(
+                    "INSERT OR REPLACE INTO leases VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, lease.token, lease.host, lease.pid, lease.started, now),
+                )
+                break
+        return Claim(claimed, frozenset(finished), frozenset(busy))
+
+    def release(self, lease: Lease) -> None:
+        """Give up ``lease``'s remaining claims (runs it did not finish): they lapse at once,
+        so another sweep takes them over, and one waiting for them does not take them for
+        done."""
+        self._writable()
+        with self._errors("cannot release its claims"):
+            self._db.execute("UPDATE leases SET heartbeat = 0 WHERE owner = ?", (lease.token,))
+
+    @contextlib.contextmanager
+    def holding(self, lease: Lease) -> Iterator[None]:
+        """Renew ``lease``'s claims every `HEARTBEAT` seconds (a thread, with its own
+        connection) while the block runs; release what is left when it ends, however."""
+        self._writable()
+        stop = threading.Event()
+
+        def renew() -> None:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            try:
+                while not stop.wait(HEARTBEAT):
+                    with contextlib.suppress(sqlite3.Error):  # try again next beat
+                        db.execute(
+                            "UPDATE leases SET heartbeat = ? WHERE owner = ? AND heartbeat > 0",
+                            (time.time(), lease.token),
+                        )
+            finally:
+                db.close()
+
+        thread = threading.Thread(target=renew, name="lrlab-lease", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(timeout=HEARTBEAT)
+            with contextlib.suppress(StoreError):
+                self.release(lease)
 
     # -- reading ---------------------------------------------------------------------------------
 
     def finished_keys(self) -> set[str]:
         """Keys of runs that need not run again (done or diverged; failed runs are retried)."""
         marks = ", ".join("?" for _ in FINISHED)
-        rows = self._db.execute(f"SELECT key FROM runs WHERE status IN ({marks})", FINISHED)
-        return {key for (key,) in rows}
+        with self._errors("cannot read the store"):
+            rows = self._db.execute(f"SELECT key FROM runs WHERE status IN ({marks})", FINISHED)
+            return {key for (key,) in rows}
 
     def runs(self, keys: Iterable[str] | None = None, task: str | None = None) -> list[StoredRun]:
-        """Stored runs, oldest first; only ``keys`` (or only ``task``) when given."""
+        """Stored runs, oldest first; only ``keys`` (or only ``task``) when given. A row whose
+        JSON does not parse is a `StoreError` naming the file and the row."""
         query = "SELECT id, config, status, error, record, finished_at, key FROM runs"
         parameters: tuple[object, ...] = ()
         if task is not None:
@@ -180,19 +367,153 @@ class Store:
             parameters = (task,)
         wanted = set(keys) if keys is not None else None
         result = []
-        for row in self._db.execute(query + " ORDER BY id", parameters):
+        with self._errors("cannot read the store"):
+            rows = self._db.execute(query + " ORDER BY id", parameters).fetchall()
+        for row in rows:
             if wanted is not None and row[6] not in wanted:
                 continue
-            record = RunRecord.from_json(row[4]) if row[4] else None
-            config = RunConfig.from_dict(json.loads(row[1]))
+            try:
+                record = RunRecord.from_json(row[4]) if row[4] else None
+                config = RunConfig.from_dict(json.loads(row[1]))
+            except (ValueError, TypeError, KeyError, AttributeError) as error:
+                reason = str(error).splitlines()[0] if str(error) else ""
+                raise StoreError(
+                    f"{self.path}: run {row[0]} is corrupt ({type(error).__name__}: {reason})"
+                ) from None
             result.append(StoredRun(row[0], config, row[2], row[3], record, row[5]))
         return result
 
     def count(self) -> dict[str, int]:
         """Runs per status."""
-        rows = self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
-        return {status: n for status, n in rows}
+        with self._errors("cannot read the store"):
+            rows = self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
+            return {status: n for status, n in rows}
 
     def integrity(self) -> str:
         """SQLite's own check: ``"ok"`` for an intact file."""
-        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+        with self._errors("cannot read the store"):
+            return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+
+
+def _uri(path: Path) -> str:
+    return path.absolute().as_uri()
+
+
+def _create(path: Path) -> None:
+    """Make a new, empty store at ``path``: built under a temporary name beside it, then
+    hard-linked into place, so no process ever opens a half-made store (if another process
+    made one first, that one is kept)."""
+    temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.new")
+    os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    try:
+        db = sqlite3.connect(temp, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in [*_SCHEMA, _LEASES]:
+                db.execute(statement)
+            db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            db.execute("COMMIT")
+        finally:
+            db.close()  # the last connection: SQLite checkpoints and removes -wal and -shm
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process made the store first: it is the store
+        except OSError:  # a file system without hard links
+            if not path.exists():
+                os.replace(temp, path)
+    except sqlite3.Error as error:
+        raise StoreError(f"{path}: cannot create the store ({error})") from None
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _inspect(path: Path) -> None:
+    """Refuse ``path`` unless it is an lrlab store of this schema, reading it only: the file
+    is opened ``immutable`` (no journal, no lock, nothing created beside it) unless it has a
+    write-ahead log in use, which a read-only connection reads; a read that fails immutable
+    (a page being checkpointed into the file that instant) is tried once more that way."""
+    try:
+        if path.is_dir():
+            raise StoreError(f"{path}: a folder, not an lrlab store")
+        with path.open("rb") as handle:
+            header = handle.read(len(_MAGIC))
+        wal = path.with_name(path.name + "-wal")
+        in_use = wal.is_file() and wal.stat().st_size > 0
+    except OSError as error:
+        raise StoreError(f"{path}: cannot read it ({error.strerror or error})") from None
+    if not header:
+        raise StoreError(f"{path}: not an lrlab store (an empty file)")
+    if header != _MAGIC:
+        raise StoreError(f"{path}: not an lrlab store (not a SQLite file)")
+    modes = ["mode=ro"] if in_use else ["immutable=1", "mode=ro"]
+    for attempt, mode in enumerate(modes, start=1):
+        try:
+            tables, columns, version = _schema(path, mode)
+            break
+        except sqlite3.Error as error:
+            if attempt == len(modes):
+                raise StoreError(f"{path}: not an lrlab store ({error})") from None
+    if not {"meta", "runs"} <= tables:
+        names = ", ".join(sorted(t for t in tables if not t.startswith("sqlite_")))
+        raise StoreError(f"{path}: not an lrlab store (its tables: {names or 'none'})")
+    missing = sorted(_RUN_COLUMNS - columns)
+    if missing:
+        raise StoreError(
+            f"{path}: not an lrlab store (its runs table lacks {', '.join(missing[:5])}"
+            f"{', ...' if len(missing) > 5 else ''})"
+        )
+    if version is None:
+        raise StoreError(f"{path}: not an lrlab store (no schema version in its meta table)")
+    if version != str(SCHEMA_VERSION):
+        raise StoreError(f"{path}: store schema {version}, this lrlab reads {SCHEMA_VERSION}")
+
+
+def _schema(path: Path, mode: str) -> tuple[set[str], set[str], str | None]:
+    """The file's tables, the columns of its ``runs`` table and its ``meta`` schema version
+    (``None`` where it has none), read through a connection opened with ``mode``."""
+    db = sqlite3.connect(f"{_uri(path)}?{mode}", uri=True, timeout=BUSY_TIMEOUT)
+    try:
+        tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+        if not {"meta", "runs"} <= tables:
+            return tables, set(), None
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return tables, columns, None if row is None else str(row[0])
+    finally:
+        db.close()
+
+
+def _started(pid: int) -> str:
+    """When process ``pid`` started, in clock ticks since boot (Linux's ``/proc``), or ``""``
+    where that cannot be read: with the pid, it names a process even after its pid is reused.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rpartition(")")[2].split()  # fields 3.. of proc(5): state first
+    return fields[19] if len(fields) > 19 else ""
+
+
+def _alive(host: str, pid: int, started: str, heartbeat: float, *, now: float) -> bool:
+    """Whether the sweep behind a claim still lives: renewed within `LEASE_TIMEOUT`, and, on
+    this machine, its process still running (not a zombie, not a new process on its pid)."""
+    if heartbeat <= 0 or now - heartbeat > LEASE_TIMEOUT:
+        return False
+    if host != socket.gethostname() or os.name == "nt":
+        return True  # another machine (or no way to ask): the renewals tell
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process, alive
+    if started:  # Linux: a zombie, or another process on the same pid, is not the sweep
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            return False
+        return fields[:1] != ["Z"] and fields[19:20] == [started]
+    return True

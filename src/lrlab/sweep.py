@@ -13,18 +13,23 @@ outcome as it arrives; `lrlab compare`, `lrlab.compare` and `lrlab reproduce` al
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lrlab.executors import Outcome
 from lrlab.record import RunConfig
 from lrlab.validate import check_lr
 
 if TYPE_CHECKING:
-    from lrlab.executors import Executor, Outcome
+    from lrlab.executors import Executor
     from lrlab.store import Store
     from lrlab.tasks import Task
+
+#: Seconds between looks at the store while every run left is held by another sweep.
+POLL = 1.0
 
 
 def is_self_tuning(optimizer: str, schedule: str | None) -> bool:
@@ -79,10 +84,13 @@ class Sweep:
             for i, lr in enumerate(self.lr_grid):
                 check_lr("", lr, f"lr_grid[{i}]")
         from lrlab.controllers import build_controller
-        from lrlab.optimizers import optimizer_entry
+        from lrlab.optimizers import check_optimizer_args, optimizer_entry
 
+        args = self.run.get("optimizer_args")
         for name in [*self.optimizers, *(o for o, _ in self.extra)]:
             optimizer_entry(name)  # an unknown name fails before anything runs
+            if args:
+                check_optimizer_args(name, args)  # shared by all: every optimizer must take it
         for spec in [*self.schedules, *(s for _, s in self.extra)]:
             if spec is not None:
                 build_controller(spec, steps_per_epoch=1)  # a bad spec, too
@@ -130,14 +138,24 @@ def run_missing(
     progress: Progress | None = None,
     *,
     cost: Callable[[RunConfig], float] | None = None,
+    poll: float = POLL,
 ) -> int:
     """Run the ``configs`` the store has not finished (done or diverged; failed runs run
-    again), each once, storing every outcome as it arrives; return how many ran.
+    again), each once, storing every outcome as it arrives; return how many ran here.
+
+    Each run is claimed in the store (`lrlab.store.Store.claim`) just before it starts, so
+    sweeps that share a store split the work: a run another live sweep holds is left to it,
+    and once everything left is held elsewhere this one waits (polling every ``poll``
+    seconds) until those runs are stored, or takes over the ones whose sweep died. The store
+    ends with each run exactly once.
 
     ``executor`` runs them, or builds the executor from the number of runs pending (so a
-    single pending run needs no process pool). With ``cost``, the longest runs start first
+    single pending run needs no process pool); it pulls each run from an iterator as it has
+    room, which is when the claim happens. With ``cost``, the longest runs start first
     (stable: the given order within equal costs), which keeps every worker busy to the end.
     """
+    from lrlab.store import Lease
+
     finished = store.finished_keys()
     unique: dict[str, RunConfig] = {}
     for config in configs:
@@ -151,16 +169,54 @@ def run_missing(
         if progress is not None:
             progress.close()
         return 0
-    runner = executor(len(pending)) if callable(executor) else executor
+    runner: Executor | None = None
+    lease = Lease.new()
+    order = [config.key() for config in pending]
+    settled: set[str] = set()  # stored by another sweep while this one ran (or waited)
+    busy: set[str] = set()  # seen held by another sweep
+    ran: set[str] = set()
 
     def on_result(outcome: Outcome) -> None:
         store.put(outcome.config, outcome.record, outcome.error)
         if progress is not None:
             progress.update(outcome)
 
+    def settle(keys: frozenset[str]) -> None:
+        """Count runs another sweep stored as finished here too (the progress bar moves)."""
+        new = keys - settled
+        settled.update(new)
+        if progress is not None and new:
+            for run in store.runs(keys=new):
+                progress.update(Outcome(run.config, run.record, run.error))
+
+    def claims() -> Iterator[RunConfig]:
+        """The runs this sweep may start, each claimed as the executor asks for it (the
+        store walks the runs left in order and stops at the first free one)."""
+        start = 0
+        while True:
+            while start < len(order) and (order[start] in ran or order[start] in settled):
+                start += 1
+            if start == len(order):
+                return
+            left = (k for k in order[start:] if k not in settled and k not in ran)
+            claim = store.claim(left, lease, seen_busy=busy)
+            settle(claim.finished)
+            busy.update(claim.busy)
+            if claim.key is None:
+                return
+            ran.add(claim.key)
+            yield unique[claim.key]
+
     try:
-        runner.run(pending, on_result)
+        with store.holding(lease):
+            while True:
+                if runner is None:
+                    runner = executor(len(pending)) if callable(executor) else executor
+                runner.run(claims(), on_result)
+                if all(key in settled or key in ran for key in order):
+                    break
+                time.sleep(poll)  # the rest is held by other sweeps: wait for them
     finally:
         if progress is not None:
             progress.close()
-    return len(pending)
+    return len(ran)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor
@@ -10,6 +11,15 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from lrlab.schedules import Schedule
+from lrlab.validate import (
+    MAX_LR,
+    ArgumentTypeError,
+    check_instance,
+    check_int,
+    check_lr,
+    check_number,
+    check_state,
+)
 
 
 class ScheduleLR(LRScheduler):
@@ -38,10 +48,19 @@ class ScheduleLR(LRScheduler):
     """
 
     def __init__(self, optimizer: Optimizer, schedule: Schedule, last_epoch: int = -1) -> None:
-        if not isinstance(schedule, Schedule):
-            raise ValueError(
-                f"ScheduleLR: schedule must be an lrlab Schedule, got schedule={schedule!r}"
-            )
+        check_instance("ScheduleLR", "optimizer", optimizer, Optimizer, "a torch Optimizer")
+        check_instance("ScheduleLR", "schedule", schedule, Schedule, "an lrlab Schedule")
+        check_lr("ScheduleLR", schedule.reference_lr, "schedule.reference_lr")
+        check_int("ScheduleLR", "last_epoch", last_epoch, minimum=-1)
+        key = "lr" if last_epoch == -1 else "initial_lr"
+        for i, group in enumerate(optimizer.param_groups):
+            if key not in group:  # torch's KeyError, said in one line
+                raise ValueError(
+                    f"ScheduleLR: last_epoch={last_epoch} resumes a scheduler, which needs "
+                    f"'initial_lr' in every param group (build it with last_epoch=-1, then "
+                    f"load_state_dict), got param group {i} without it"
+                )
+            _check_base_lr(f"param_groups[{i}]['{key}']", group[key])
         self.schedule = schedule
         super().__init__(optimizer, last_epoch)
 
@@ -72,6 +91,22 @@ class ScheduleLR(LRScheduler):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Restore the step count and base LRs, and set the groups' LRs to the schedule's value
         there (so the order of this call and ``optimizer.load_state_dict`` does not matter)."""
+        check_state("ScheduleLR", state_dict, ("last_epoch", "_step_count", "base_lrs"))
+        check_int("ScheduleLR", "last_epoch", state_dict["last_epoch"], minimum=0)
+        check_int("ScheduleLR", "_step_count", state_dict["_step_count"], minimum=0)
+        base_lrs = state_dict["base_lrs"]
+        groups = len(self.optimizer.param_groups)
+        if isinstance(base_lrs, str | bytes) or not isinstance(base_lrs, Sequence):
+            raise ArgumentTypeError(
+                f"ScheduleLR: base_lrs must be a list of {groups} LRs, got base_lrs={base_lrs!r}"
+            )
+        if len(base_lrs) != groups:
+            raise ValueError(
+                f"ScheduleLR: base_lrs must hold one LR per param group ({groups}), "
+                f"got base_lrs={list(base_lrs)!r}"
+            )
+        for i, lr in enumerate(base_lrs):
+            _check_base_lr(f"base_lrs[{i}]", lr)
         saved_schedule = state_dict.get("schedule")
         if saved_schedule is not None and saved_schedule != self.schedule.spec():
             warnings.warn(
@@ -90,3 +125,10 @@ class ScheduleLR(LRScheduler):
             else:
                 group["lr"] = lr
         self._last_lr = [lr.clone() if isinstance(lr, Tensor) else lr for lr in lrs]
+
+
+def _check_base_lr(name: str, value: object) -> None:
+    """A param group's base LR: a number in ``[0, MAX_LR]`` (0 freezes the group)."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    check_number("ScheduleLR", name, value, nonnegative=True, maximum=MAX_LR)

@@ -1,12 +1,31 @@
 """The ``lrlab`` command. Each subcommand imports what it needs (torch, matplotlib) only when
-it runs, so ``lrlab --help`` stays fast."""
+it runs, so ``lrlab --help`` stays fast.
+
+Errors, and which ones a user sees as one line (exit code 2) rather than a traceback:
+
+- ``ValueError`` (its subclasses included: `lrlab.callspec.SpecError`, the store's errors,
+  `lrlab.validate.ArgumentTypeError`) is lrlab's contract for "the input is wrong": every
+  check of an argument, a spec, a data file or a store raises one, naming the parameter (or
+  file) and its value. Its first line is printed, library parameter names turned into the
+  command's flags (`lrlab.cli.common.flag_message`).
+- ``OSError`` is the system refusing something the user controls: a path (permission denied,
+  a parent that is a file, no such file), a full disk, a device. Printed as one line naming
+  the file when the error has one. (``BrokenPipeError``, a reader that went away, exits 0.)
+- Usage errors (an unknown flag, a value argparse cannot convert) are argparse's, one line.
+- Anything else (``TypeError``, ``KeyError``, ``OverflowError``, ``RecursionError``...) is a
+  bug in lrlab, since user input is checked before it can reach such an error: it keeps its
+  traceback so it can be reported. ``LRLAB_TRACEBACK=1`` shows the traceback of the two
+  kinds above too.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from lrlab.cli import (
     compare_cmd,
@@ -22,8 +41,16 @@ from lrlab.cli.common import flag_message
 _COMMANDS = (schedule_cmd, run_cmd, tasks_cmd, compare_cmd, report_cmd, download_cmd, reproduce_cmd)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (the usage itself is in ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        first = message.splitlines()[0] if message else "bad usage"
+        self.exit(2, f"{self.prog}: error: {first} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lrlab",
         description="Learning rates, measured: schedules, optimizers, LipschitzLR, benchmarks.",
     )
@@ -42,8 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         if os.environ.get("LRLAB_TRACEBACK"):
             raise
-        message = str(error).splitlines()[0] if str(error) else type(error).__name__
-        print(f"lrlab: error: {flag_message(message, args)}", file=sys.stderr)
+        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        _error(flag_message(message, args) or type(error).__name__)
         return 2
     except KeyboardInterrupt:
         print("lrlab: interrupted", file=sys.stderr)
@@ -52,6 +79,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (`lrlab schedule ... | head`): not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as error:
+        if os.environ.get("LRLAB_TRACEBACK"):
+            raise
+        _error(os_message(error))
+        return 2
+
+
+def os_message(error: OSError) -> str:
+    """An ``OSError`` in one line, naming the file when it has one.
+
+    >>> os_message(PermissionError(13, "Permission denied", "runs.sqlite"))
+    'runs.sqlite: Permission denied'
+    >>> os_message(OSError(28, "No space left on device"))
+    'No space left on device'
+    """
+    reason = error.strerror or str(error) or type(error).__name__
+    reason = reason.strip().splitlines()[0] if reason.strip() else type(error).__name__
+    if error.filename is None:
+        return reason
+    target = os.fsdecode(error.filename)
+    if error.filename2 is not None:
+        target += f" -> {os.fsdecode(error.filename2)}"
+    return f"{target}: {reason}"
+
+
+def _error(message: str) -> None:
+    with contextlib.suppress(OSError):  # stderr itself gone: nothing left to tell
+        print(f"lrlab: error: {message}", file=sys.stderr)
 
 
 def _version() -> str:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import ast
+import contextlib
 import math
 import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from lrlab.validate import check_int
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:
@@ -22,11 +25,20 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: The most torch threads a run may ask for (far beyond any machine's cores).
+MAX_THREADS = 4096
+
+
+def check_threads(threads: int | None) -> int:
+    """``--threads`` (default 1), checked: an integer in ``[1, MAX_THREADS]``."""
+    if threads is None:
+        return 1
+    return check_int("", "threads", threads, minimum=1, maximum=MAX_THREADS)
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op threads (default 1) before torch does any work."""
-    count = 1 if threads is None else threads
-    if count < 1:
-        raise ValueError(f"--threads must be >= 1, got --threads={count}")
+    count = check_threads(threads)
     os.environ.setdefault("OMP_NUM_THREADS", str(count))
     import torch
 
@@ -34,34 +46,71 @@ def set_threads(threads: int | None) -> None:
 
 
 def parse_key_values(items: list[str], option: str) -> dict[str, object]:
-    """``["momentum=0.5", "nesterov=true"]`` -> ``{"momentum": 0.5, "nesterov": True}``."""
+    """``["momentum=0.5", "nesterov=true"]`` -> ``{"momentum": 0.5, "nesterov": True}``.
+
+    Values are read as the spec language reads them (`lrlab.callspec.parse_value`: numbers,
+    true/false, ``[lists]``, words), ``none`` as ``None``; text that is none of these stays
+    text, for the optimizer's signature check to judge. A name given twice is an error.
+
+    >>> parse_key_values(["betas=[0.9, 0.99]", "foreach=none", "mode=fast"], "--optimizer-arg")
+    {'betas': [0.9, 0.99], 'foreach': None, 'mode': 'fast'}
+    >>> parse_key_values(["momentum=0.5", "momentum=0.9"], "--optimizer-arg")
+    Traceback (most recent call last):
+    ...
+    ValueError: --optimizer-arg momentum given twice, got --optimizer-arg momentum=0.9
+    """
     result: dict[str, object] = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip():
+        key = key.strip()
+        if not sep or not key:
             raise ValueError(f"{option} must look like KEY=VALUE, got {option}={item!r}")
-        result[key.strip()] = _literal(text.strip())
+        if key in result:
+            raise ValueError(f"{option} {key} given twice, got {option} {item}")
+        result[key] = _literal(text.strip())
     return result
 
 
 def _literal(text: str) -> object:
-    words = {"true": True, "false": False}
-    if text.lower() in words:
-        return words[text.lower()]
+    from lrlab.callspec import SpecError, parse_value
+    from lrlab.validate import check_plain
+
+    if text.lower() in ("none", "null"):
+        return None
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
     try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+        value = check_plain("", "value", parse_value(text))
+    except (SpecError, TypeError):  # not a value of the language (or a call): plain text
         return text
     return list(value) if isinstance(value, tuple) else value
 
 
+@contextlib.contextmanager
+def writing(path: str | Path) -> Iterator[None]:
+    """Name ``path`` in an ``OSError`` raised while writing it that names no file (a full
+    disk's ``write`` does not), so the one-line error says where."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is not None or isinstance(error, BrokenPipeError):
+            raise
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from None
+
+
+def report_folder(db: Path) -> Path:
+    """Where a report goes by default: ``<db stem>-report`` beside the store."""
+    return db.with_name(db.stem + "-report")
+
+
 def write_and_show_report(runs: list[Any], db: Path, out: Path | None, note: str = "") -> int:
-    """Write the report of ``runs`` (default folder: ``<db stem>-report`` beside the store),
-    print the ranking and where the files are."""
+    """Write the report of ``runs`` (default folder: `report_folder`), print the ranking and
+    where the files are."""
     from lrlab.report import terminal_table, write_report
 
-    out = out or db.with_name(db.stem + "-report")
-    summaries, files = write_report(runs, out, source=str(db))
+    out = out or report_folder(db)
+    with writing(out):
+        summaries, files = write_report(runs, out, source=str(db))
     print(terminal_table(summaries))
     print(
         f"\nreport: {files.markdown}\nplots: {', '.join(str(p) for p in files.plots)}\n"
@@ -97,8 +146,12 @@ def parse_lr_grid(text: str) -> tuple[float, ...]:
             low, high, count = float(low_text), float(high_text), int(count_text)
             if not (0 < low < high and math.isfinite(high) and 2 <= count <= 1000):
                 raise ValueError
-            ratio = math.log10(high / low) / (count - 1)
-            return tuple(float(f"{low * 10 ** (ratio * i):.6g}") for i in range(count))
+            if math.isfinite(high / low):  # (the expression stored grids were made with)
+                ratio = math.log10(high / low) / (count - 1)
+                return tuple(float(f"{low * 10 ** (ratio * i):.6g}") for i in range(count))
+            first = math.log10(low)  # 1e-300:1e300: the ratio overflows, its log does not
+            ratio = (math.log10(high) - first) / (count - 1)
+            return tuple(float(f"{10 ** (first + ratio * i):.6g}") for i in range(count))
         values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise ValueError(

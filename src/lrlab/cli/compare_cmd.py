@@ -13,6 +13,7 @@ from lrlab.cli.common import (
     add_threads_argument,
     parse_lr_grid,
     parse_method,
+    report_folder,
     set_threads,
     write_and_show_report,
 )
@@ -118,11 +119,13 @@ RUN_OPTIONS = ("epochs", "steps", "batch_size", "model", "split", "sampling", "d
 
 def run(args: argparse.Namespace) -> int:
     from lrlab.benchmark import compare
+    from lrlab.validate import MAX_SEEDS, check_int, check_output_path
 
-    if args.seeds < 1:
-        raise ValueError(f"--seeds must be >= 1, got --seeds={args.seeds}")
+    # Everything the command line can get wrong, before the task is even loaded.
+    check_int("", "seeds", args.seeds, minimum=1, maximum=MAX_SEEDS)
+    db = check_output_path("", "db", args.db)
+    out = check_output_path("", "out", args.out or report_folder(db), directory=True)
     set_threads(args.threads)
-    db = Path(args.db)
     progress = SweepProgress(verbose=args.verbose, label=f"{args.task}: ", runs="runs in the grid")
     start = time.perf_counter()
     try:
@@ -151,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     elapsed = f"({time.perf_counter() - start:.0f} s)"
-    return write_and_show_report(result.runs, db, Path(args.out) if args.out else None, elapsed)
+    return write_and_show_report(result.runs, db, out, elapsed)
 
 
 class SweepProgress:

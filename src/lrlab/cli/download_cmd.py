@@ -28,8 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lrlab.data import download, resolve_data_dir
+    from lrlab.validate import check_output_path
 
-    data_dir = resolve_data_dir(args.data_dir)
+    data_dir = check_output_path("", "data_dir", resolve_data_dir(args.data_dir), directory=True)
     with tqdm(unit="B", unit_scale=True, file=sys.stderr, desc=args.name) as bar:
 
         def progress(done: int, total: int) -> None:

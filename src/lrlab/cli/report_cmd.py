@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lrlab.cli.common import write_and_show_report
+from lrlab.cli.common import report_folder, write_and_show_report
 
 
 def add_parser(commands: Any) -> None:
@@ -26,11 +26,13 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lrlab.store import Store
+    from lrlab.validate import check_output_path
 
     db = Path(args.db)
     if not db.is_file():
         raise ValueError(f"--db {db}: no such file")
-    with Store(db) as store:
+    out = check_output_path("", "out", args.out or report_folder(db), directory=True)
+    with Store(db, readonly=True) as store:
         runs = store.runs()
     if args.task is not None:
         runs = [
@@ -40,4 +42,4 @@ def run(args: argparse.Namespace) -> int:
         ]
     if not runs:
         raise ValueError(f"--db {db}: no runs" + (f" of task {args.task}" if args.task else ""))
-    return write_and_show_report(runs, db, Path(args.out) if args.out else None)
+    return write_and_show_report(runs, db, out)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 from lrlab.reproduce import NAMES
@@ -55,9 +54,14 @@ def run(args: argparse.Namespace) -> int:
     from lrlab.reproduce import seed002
     from lrlab.reproduce.experiments import EXPERIMENTS
     from lrlab.reproduce.runner import Options, reproduce
+    from lrlab.validate import MAX_SEEDS, check_input_dir, check_int, check_output_path
 
+    if args.seeds is not None:
+        check_int("", "seeds", args.seeds, minimum=1, maximum=MAX_SEEDS)
+    if args.data_dir is not None:
+        check_input_dir("", "data_dir", args.data_dir)
     options = Options(
-        out=Path(args.out),
+        out=check_output_path("", "out", args.out, directory=True),
         seeds=args.seeds,
         epochs=args.epochs,
         steps=args.steps,

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrlab.cli.common import add_threads_argument, parse_key_values, set_threads
+from lrlab.cli.common import add_threads_argument, parse_key_values, set_threads, writing
 
 if TYPE_CHECKING:
     from lrlab.record import EpochStats, RunConfig, RunRecord
@@ -79,6 +78,10 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lrlab.validate import check_output_path
+
+    json_path = check_output_path("", "json", args.json) if args.json else None
+    optimizer_args = parse_key_values(args.optimizer_arg, "--optimizer-arg")
     set_threads(args.threads)
     from lrlab.benchmark import train
 
@@ -88,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         lr=args.lr,
         schedule=args.schedule,
-        optimizer_args=parse_key_values(args.optimizer_arg, "--optimizer-arg"),
+        optimizer_args=optimizer_args,
         epochs=args.epochs,
         steps=args.steps,
         batch_size=args.batch_size,
@@ -103,11 +106,11 @@ def run(args: argparse.Namespace) -> int:
     if bar is not None:
         bar.close()
     print(summary(record))
-    if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(record.to_json())
-        print(f"wrote {path}", file=sys.stderr)
+    if json_path is not None:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        with writing(json_path):
+            json_path.write_text(record.to_json())
+        print(f"wrote {json_path}", file=sys.stderr)
     return 0
 
 

@@ -65,14 +65,20 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
+#: The most steps a preview evaluates (and a table prints, with ``--every 1``).
+MAX_PREVIEW_STEPS = 10_000_000
+
+
 def run(args: argparse.Namespace) -> int:
     from lrlab.callspec import parse_call
+    from lrlab.validate import check_int
 
     spe = args.steps_per_epoch
-    if spe is not None and spe < 1:
-        raise ValueError(f"--steps-per-epoch must be >= 1, got --steps-per-epoch={spe}")
-    if args.every < 1:
-        raise ValueError(f"--every must be >= 1, got --every={args.every}")
+    if spe is not None:
+        check_int("", "steps_per_epoch", spe, minimum=1, maximum=MAX_PREVIEW_STEPS)
+    check_int("", "every", args.every, minimum=1)
+    if args.plot:
+        args.plot = plot_path(args.plot)
     call = parse_call(args.spec)
     if call.name == "plateau":
         return _run_plateau(args, call)
@@ -84,13 +90,11 @@ def run(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         if spe is None:
             raise ValueError("--epochs needs --steps-per-epoch")
-        if args.epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got --epochs={args.epochs}")
+        check_int("", "epochs", args.epochs, minimum=1, maximum=MAX_PREVIEW_STEPS // spe)
         steps = args.epochs * spe
     else:
         steps = 100 if args.steps is None else args.steps
-        if steps < 1:
-            raise ValueError(f"--steps must be >= 1, got --steps={steps}")
+        check_int("", "steps", steps, minimum=1, maximum=MAX_PREVIEW_STEPS)
 
     schedule = build(call, steps_per_epoch=spe)
     lrs = schedule.preview(steps)
@@ -136,6 +140,12 @@ def _run_plateau(args: argparse.Namespace, call: Any) -> int:
                 f"got --epochs={args.epochs}"
             )
         metrics = metrics[: args.epochs]
+    if spe and len(metrics) * spe > MAX_PREVIEW_STEPS:
+        raise ValueError(
+            f"--steps-per-epoch must be <= {MAX_PREVIEW_STEPS // len(metrics)} for "
+            f"{len(metrics)} epochs (a preview shows at most {MAX_PREVIEW_STEPS} steps), "
+            f"got --steps-per-epoch={spe}"
+        )
     rule = rule.resolved(higher_is_better)
     lrs = plateau_lrs(rule, metrics, lr=lr, steps_per_epoch=spe)
     shown = [i for i in range(len(lrs)) if i % args.every == 0 or i == len(lrs) - 1]
@@ -155,10 +165,29 @@ def _plot_plateau(rule: Plateau, lrs: list[float], spe: int | None) -> Any:
     return plot_lrs(xs, lrs, xlabel="epoch", label=rule.spec(), log=True)
 
 
+def plot_path(text: str) -> str:
+    """``--plot FILE``, checked before anything is computed: a file lrlab may write, in a
+    format matplotlib writes (``.png`` added when it has no suffix, as matplotlib would)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from lrlab.validate import check_output_path, fail
+
+    path = check_output_path("", "plot", text)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if not path.suffix:
+        path = check_output_path("", "plot", path.with_name(path.name + ".png"))
+    elif path.suffix[1:].lower() not in formats:
+        known = ", ".join(f".{suffix}" for suffix in sorted(formats))
+        raise fail("", "plot", text, f"a file ending in one of {known}")
+    return str(path)
+
+
 def _save(ax: Any, path: str) -> None:
+    from lrlab.cli.common import writing
     from lrlab.plots import save_figure
 
-    save_figure(ax.figure, path)
+    with writing(path):
+        save_figure(ax.figure, path)
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -209,7 +238,7 @@ def _stored_run(text: str, monitor: str) -> tuple[list[float], bool, int]:
         run_id = int(part)
     except ValueError:
         raise ValueError(f"--run {path}: ID must be a run's id, got {part!r}") from None
-    with Store(path) as store:
+    with Store(path, readonly=True) as store:
         found = [r for r in store.runs() if r.id == run_id]
     if not found:
         raise ValueError(f"--run {path}: no run with id {run_id}")

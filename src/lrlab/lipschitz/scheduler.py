@@ -20,6 +20,13 @@ from lrlab.lipschitz.bounds import (
     smooth_constant,
 )
 from lrlab.lipschitz.head import find_head
+from lrlab.validate import (
+    ArgumentTypeError,
+    check_choice,
+    check_instance,
+    check_number,
+    check_state,
+)
 
 Bound = Literal["paper", "smooth"]
 Every = Literal["epoch", "batch"]
@@ -108,6 +115,7 @@ class LipschitzLR:
         experimental: bool = False,
         process_group: object | None = None,
     ) -> None:
+        _check_objects(optimizer, model, data)
         source = check_options(  # type: ignore[assignment]
             loss=loss,
             bound=bound,
@@ -186,6 +194,7 @@ class LipschitzLR:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        check_state("LipschitzLR", state, tuple(self.state_dict()))
         self.epoch, self.steps = int(state["epoch"]), int(state["steps"])
         self.k1, self.k2 = float(state["k1"]), float(state["k2"])
         self.history = [dict(h) for h in state["history"]]
@@ -481,10 +490,7 @@ def check_options(
 
 
 def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(
-            f"LipschitzLR: {name} must be one of {', '.join(choices)}, got {name}={value!r}"
-        )
+    check_choice("LipschitzLR", name, value, choices)
 
 
 def _is_number(value: object) -> bool:
@@ -492,13 +498,17 @@ def _is_number(value: object) -> bool:
 
 
 def _positive(name: str, value: object) -> None:
-    if not (
-        isinstance(value, int | float)
-        and not isinstance(value, bool)
-        and math.isfinite(value)
-        and value > 0
-    ):
-        raise ValueError(f"LipschitzLR: {name} must be a finite number > 0, got {name}={value!r}")
+    check_number("LipschitzLR", name, value, positive=True)
+
+
+def _check_objects(optimizer: object, model: object, data: object) -> None:
+    """The objects LipschitzLR works on, checked before it touches them."""
+    check_instance("LipschitzLR", "optimizer", optimizer, Optimizer, "a torch Optimizer")
+    check_instance("LipschitzLR", "model", model, nn.Module, "a torch nn.Module")
+    if data is not None and (isinstance(data, str | bytes) or not isinstance(data, Iterable)):
+        raise ArgumentTypeError(
+            f"LipschitzLR: data must be an iterable of (inputs, targets) batches, got data={data!r}"
+        )
 
 
 def _optimizer_weight_decay(optimizer: Optimizer) -> float:

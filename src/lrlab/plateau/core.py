@@ -25,6 +25,7 @@ from lrlab.schedules.base import (
     check_number,
     freeze,
 )
+from lrlab.validate import check_lr
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
@@ -75,7 +76,7 @@ class Plateau:
     def __post_init__(self) -> None:
         owner = self.name
         if self.lr is not None:
-            check_number(owner, "lr", self.lr, positive=True)
+            check_lr(owner, self.lr)
         if self.mode is not None:
             check_choice(owner, "mode", self.mode, MODES)
         check_choice(owner, "monitor", self.monitor, MONITORS)

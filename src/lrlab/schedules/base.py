@@ -14,6 +14,7 @@ from typing import Any, ClassVar, TypeVar, overload
 
 from lrlab.registry import Registry, caller_source
 from lrlab.validate import (
+    MAX_LR,
     ArgumentTypeError,
     check_bool,
     check_choice,
@@ -60,14 +61,74 @@ class Schedule(ABC):
         """The learning rate at step ``t`` (already checked: finite and ``>= 0``)."""
 
     def __call__(self, t: float) -> float:
-        if not (isinstance(t, int | float) and math.isfinite(t) and t >= 0):
+        """The LR at step ``t``: a number in ``[0, MAX_LR]``. A value that overflows there (or
+        passes `lrlab.validate.MAX_LR`, float32's largest) is a one-line ``ValueError`` naming
+        the step, never an ``OverflowError`` or ``inf``."""
+        if not isinstance(t, int | float) or isinstance(t, bool):
+            raise ArgumentTypeError(
+                f"{self.name}: step must be a finite number >= 0, got step={t!r}"
+            )
+        if not (math.isfinite(t) and t >= 0):
             raise ValueError(f"{self.name}: step must be a finite number >= 0, got step={t!r}")
-        return self.value(t)
+        return self._checked(t)
 
     def preview(self, steps: int) -> list[float]:
         """The learning rates at steps ``0 .. steps - 1``, e.g. to plot before training."""
         check_int(self.name, "steps", steps, minimum=0)
-        return [self.value(t) for t in range(steps)]
+        return [self._checked(t) for t in range(steps)]
+
+    def check_steps(self, steps: int, *, scale: float = 1.0) -> None:
+        """Check, before training, that ``scale`` times the LR is a number in ``[0, MAX_LR]``
+        at every step below ``steps``: each of the first `CHECKED_STEPS` steps, and the last
+        one (where the last fails, the error names the step where the LR first leaves the
+        range, found by bisection: exact for a schedule that stays out once out).
+
+        >>> from lrlab.schedules import Exponential
+        >>> try:
+        ...     Exponential(lr=1, rate=1e30).check_steps(5)
+        ... except ValueError as error:
+        ...     print(error)
+        exponential(lr=1, rate=1e+30): the LR at step 2 is 1e+60, above 3.40282e+38 (the largest LR)
+        """
+        check_int(self.name, "steps", steps, minimum=1)
+        check_number(self.name, "scale", scale, positive=True)
+
+        def bad(t: int) -> bool:
+            try:
+                value = self.value(t) * scale
+            except (OverflowError, ZeroDivisionError):
+                return True
+            return not 0 <= value <= MAX_LR
+
+        for t in range(min(steps, CHECKED_STEPS)):
+            if bad(t):
+                self._checked(t, scale)
+        last = steps - 1
+        if last >= CHECKED_STEPS and bad(last):
+            good = CHECKED_STEPS - 1
+            while last - good > 1:
+                middle = (good + last) // 2
+                good, last = (good, middle) if bad(middle) else (middle, last)
+            self._checked(last, scale)
+
+    def _checked(self, t: float, scale: float = 1.0) -> float:
+        """``value(t)``, refused in one line where it overflows or leaves ``[0, MAX_LR]``."""
+        reason = "it overflows"
+        try:
+            value = self.value(t)
+        except OverflowError:
+            value = math.inf
+        except ZeroDivisionError:  # a field's extreme value (a user's schedule's, too)
+            value, reason = math.nan, "a division by zero"
+        scaled = value * scale
+        if 0 <= scaled <= MAX_LR:
+            return value
+        where = f"{_short(self.spec())}: the LR at step {t:g}"
+        if not math.isfinite(scaled):
+            raise ValueError(f"{where} is not a finite number ({reason})")
+        if scaled < 0:
+            raise ValueError(f"{where} is {scaled:.6g}, below 0")
+        raise ValueError(f"{where} is {scaled:.6g}, above {MAX_LR:g} (the largest LR)")
 
     def spec(self) -> str:
         """This schedule in the spec language; ``parse(s.spec()) == s``."""
@@ -85,6 +146,15 @@ def _entry_point_schedule(name: str, value: object) -> type[Schedule]:
             f"lrlab.schedules entry point {name!r} must name a Schedule subclass, got {value!r}"
         )
     return value
+
+
+#: How many steps `Schedule.check_steps` evaluates one by one (about 0.1 s); beyond them it
+#: checks the last step.
+CHECKED_STEPS = 100_000
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 #: Every schedule a spec may name: lrlab's, the ones users register, installed entry points.

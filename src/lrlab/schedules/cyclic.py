@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 
 from lrlab.schedules.base import Schedule, check_bool, check_choice, check_number, register_schedule
+from lrlab.validate import fail
 
 
 def half_cosine(start: float, end: float, fraction: float) -> float:
@@ -226,6 +227,9 @@ class Cyclic(Schedule):
         check_number(self.name, "step_size", self.step_size, positive=True)
         if self.step_size_down is not None:
             check_number(self.name, "step_size_down", self.step_size_down, positive=True)
+        down = self.step_size if self.step_size_down is None else self.step_size_down
+        if not math.isfinite(self.step_size + down):  # the cycle's length, C
+            raise fail(self.name, "step_size + step_size_down", self.step_size + down, "finite")
         check_choice(self.name, "mode", self.mode, CYCLIC_MODES)
         check_number(self.name, "gamma", self.gamma, positive=True, maximum=1.0)
         if self.gamma != 1 and self.mode != "exp_range":

@@ -8,6 +8,7 @@ from typing import TypeVar
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
 from lrlab.schedules.base import SCHEDULES, Schedule
+from lrlab.validate import check_int
 
 __all__ = ["SCHEDULES", "build", "parse"]
 
@@ -19,7 +20,9 @@ def parse(spec: str, *, steps_per_epoch: int | None = None) -> Schedule:
 
     ``steps_per_epoch`` fills ``per_epoch(...)`` wrappers that do not give their own.
     Raises `lrlab.callspec.SpecError` (a ``ValueError``) with a one-line message naming the
-    unknown schedule or argument, or the invalid value.
+    unknown schedule or argument, or the invalid value, or an LR that overflows at step 0
+    (one that overflows later is an error at that step: `Schedule.check_steps` finds it
+    before training).
 
     >>> parse("exponential(lr=0.2, rate=0.99)")(1)
     0.198
@@ -31,13 +34,20 @@ def parse(spec: str, *, steps_per_epoch: int | None = None) -> Schedule:
 
 def build(call: CallSpec, *, steps_per_epoch: int | None = None) -> Schedule:
     """Build a schedule from a parsed `CallSpec` (see `parse`)."""
+    if steps_per_epoch is not None:
+        check_int("parse", "steps_per_epoch", steps_per_epoch, minimum=1)
     cls = SCHEDULES.find(call.name)
     if cls is None:
         raise SpecError(
             f"unknown schedule {call.name!r}{_suggest(call.name, SCHEDULES)}; "
             f"known: {', '.join(SCHEDULES)}"
         )
-    return from_call(cls, call, steps_per_epoch=steps_per_epoch)
+    schedule = from_call(cls, call, steps_per_epoch=steps_per_epoch)
+    try:
+        schedule(0)  # an LR that overflows from the start is known now
+    except ValueError as error:
+        raise SpecError(str(error)) from None
+    return schedule
 
 
 def from_call(cls: type[T], call: CallSpec, *, steps_per_epoch: int | None = None) -> T:
