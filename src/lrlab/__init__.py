@@ -37,9 +37,12 @@ _LAZY = {
     "KerasSGD": "lrlab.optimizers",
     "make_optimizer": "lrlab.optimizers",
     "OPTIMIZERS": "lrlab.optimizers",
+    "find": "lrlab.finder",
+    "RangeTest": "lrlab.finder",
 }
 
 if TYPE_CHECKING:
+    from lrlab.finder import RangeTest, find
     from lrlab.lipschitz import LipschitzLR
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer
     from lrlab.torch_scheduler import ScheduleLR
@@ -59,6 +62,7 @@ __all__ = [
     "PerEpoch",
     "Piecewise",
     "Polynomial",
+    "RangeTest",
     "Scale",
     "Schedule",
     "ScheduleLR",
@@ -66,6 +70,7 @@ __all__ = [
     "Step",
     "Warmup",
     "__version__",
+    "find",
     "make_optimizer",
 ]
 

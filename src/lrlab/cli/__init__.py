@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from lrlab.cli import (
     compare_cmd,
     download_cmd,
+    find_cmd,
     report_cmd,
     reproduce_cmd,
     run_cmd,
@@ -18,7 +19,16 @@ from lrlab.cli import (
     tasks_cmd,
 )
 
-_COMMANDS = (schedule_cmd, run_cmd, tasks_cmd, compare_cmd, report_cmd, download_cmd, reproduce_cmd)
+_COMMANDS = (
+    schedule_cmd,
+    run_cmd,
+    tasks_cmd,
+    compare_cmd,
+    report_cmd,
+    download_cmd,
+    reproduce_cmd,
+    find_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
