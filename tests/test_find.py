@@ -607,3 +607,18 @@ def test_a_scheduler_attached_to_an_unstepped_optimizer_sees_no_step() -> None:
     assert "_opt_called" not in optimizer.__dict__
     assert scheduler.state_dict() == state
     assert optimizer.param_groups[0]["initial_lr"] == 0.1
+
+
+def test_parameters_the_optimizer_trains_outside_the_model_are_restored() -> None:
+    model = _mlp()
+    temperature = nn.Parameter(torch.tensor(1.5))
+    optimizer = torch.optim.Adam([*model.parameters(), temperature])
+    before = _snapshot(model, optimizer)
+
+    def loss_fn(outputs: Tensor, targets: Tensor) -> Tensor:
+        return F.cross_entropy(outputs / temperature, targets)
+
+    find(model, optimizer, _batches(), loss_fn, steps=15)
+    assert temperature.item() == 1.5
+    assert temperature.grad is None
+    assert _same(before, _snapshot(model, optimizer))

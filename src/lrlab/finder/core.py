@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 import torch
 from torch import Tensor, nn
@@ -399,11 +399,11 @@ def _lr(suggestion: Suggestion | None) -> float | None:
     return None if suggestion is None else suggestion.lr
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_real(value: object) -> bool:
+def _is_real(value: object) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -420,25 +420,28 @@ def _check_arguments(
     rules: object,
 ) -> None:
     """Every argument of `find` that needs no model or data, one-line ``ValueError``s."""
-    for name, value in (("start", start), ("end", end)):
-        if not (_is_real(value) and math.isfinite(value) and value > 0):  # type: ignore[arg-type,operator]
-            raise ValueError(f"{name} must be a finite number > 0, got {name}={value!r}")
-    if not start < end:  # type: ignore[operator]
+    if not (_is_real(start) and math.isfinite(start) and start > 0):
+        raise ValueError(f"start must be a finite number > 0, got start={start!r}")
+    if not (_is_real(end) and math.isfinite(end) and end > 0):
+        raise ValueError(f"end must be a finite number > 0, got end={end!r}")
+    if not start < end:
         raise ValueError(f"start must be below end, got start={start!r}, end={end!r}")
-    if not (_is_int(steps) and steps >= 10):  # type: ignore[operator]
+    if not (_is_int(steps) and steps >= 10):
         raise ValueError(f"steps must be an integer >= 10, got steps={steps!r}")
     if mode not in ("exponential", "linear"):
         raise ValueError(f"mode must be exponential or linear, got mode={mode!r}")
-    if not (_is_real(smoothing) and 0 <= smoothing < 1):  # type: ignore[operator]
+    if not (_is_real(smoothing) and 0 <= smoothing < 1):
         raise ValueError(f"smoothing must be in [0, 1), got smoothing={smoothing!r}")
-    if diverge is not None and not (
-        _is_real(diverge) and math.isfinite(diverge) and diverge > 1  # type: ignore[arg-type,operator]
-    ):
+    if diverge is not None and not (_is_real(diverge) and math.isfinite(diverge) and diverge > 1):
         raise ValueError(f"diverge must be a finite number > 1 or None, got diverge={diverge!r}")
-    for name, value in (("accumulation_steps", accumulation_steps), ("repeats", repeats)):
-        if not (_is_int(value) and value >= 1):  # type: ignore[operator]
-            raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
-    if not (_is_int(seed) and seed >= 0):  # type: ignore[operator]
+    if not (_is_int(accumulation_steps) and accumulation_steps >= 1):
+        raise ValueError(
+            "accumulation_steps must be an integer >= 1, "
+            f"got accumulation_steps={accumulation_steps!r}"
+        )
+    if not (_is_int(repeats) and repeats >= 1):
+        raise ValueError(f"repeats must be an integer >= 1, got repeats={repeats!r}")
+    if not (_is_int(seed) and seed >= 0):
         raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
     if not (isinstance(rules, Sequence) and rules and all(callable(r) for r in rules)):
         raise ValueError(f"rules must be a non-empty sequence of functions, got rules={rules!r}")

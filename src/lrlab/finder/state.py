@@ -11,8 +11,9 @@ A `Snapshot` holds, in memory on the tensors' own devices (nothing goes through 
 checkpoint is ever unpickled):
 
 - every parameter and buffer of the model (BatchNorm's running statistics and batch counter
-  included, non-persistent buffers too), copied back in place so the optimizer's references
-  stay valid; each parameter's ``.grad`` (or its absence);
+  included, non-persistent buffers too) and any other parameter the optimizer trains, copied
+  back in place so the optimizer's references stay valid; each parameter's ``.grad`` (or its
+  absence);
 - each submodule's own ``training`` flag (a model in train mode with a frozen BatchNorm in eval
   mode comes back that way);
 - the optimizer's per-parameter state and every param-group entry but ``params`` (``lr``,
@@ -120,12 +121,20 @@ class Snapshot:
         self, model: nn.Module, optimizer: Optimizer, generators: Iterable[torch.Generator] = ()
     ) -> None:
         self.model, self.optimizer = model, optimizer
-        self._tensors = [*model.parameters(), *model.buffers()]
+        # The model's parameters, then any the optimizer trains that the model does not own
+        # (a learnable temperature in the loss, say).
+        params = list(model.parameters())
+        known = {id(p) for p in params}
+        for group in optimizer.param_groups:
+            for param in group["params"]:
+                if id(param) not in known:
+                    known.add(id(param))
+                    params.append(param)
+        self._params = params
+        self._tensors = [*params, *model.buffers()]
         with torch.no_grad():
             self._values = [t.detach().clone() for t in self._tensors]
-        self._grads = [
-            None if p.grad is None else p.grad.detach().clone() for p in model.parameters()
-        ]
+        self._grads = [None if p.grad is None else p.grad.detach().clone() for p in params]
         self._modes = [(module, module.training) for module in model.modules()]
         self._state = {p: copy.deepcopy(s) for p, s in optimizer.state.items()}
         self._groups = [
@@ -142,7 +151,7 @@ class Snapshot:
         with torch.no_grad():
             for tensor, value in zip(self._tensors, self._values, strict=True):
                 tensor.copy_(value)
-        for param, grad in zip(self.model.parameters(), self._grads, strict=True):
+        for param, grad in zip(self._params, self._grads, strict=True):
             param.grad = None if grad is None else _copy_into(param.grad, grad)
         for module, training in self._modes:
             module.training = training
