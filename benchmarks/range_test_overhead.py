@@ -52,10 +52,11 @@ def setup(case: Case, seed: int = 0) -> tuple[nn.Module, torch.optim.Optimizer, 
     model = task.build_model()
     optimizer = make_optimizer(case.optimizer, model.parameters())
     generator = torch.Generator().manual_seed(seed)
-    batches = []
+    batches: list[Any] = []
     while len(batches) < STEPS:
         order = torch.randperm(data.train_size, generator=generator)
-        batches += [(data.x_train[i], data.y_train[i]) for i in order.split(case.batch_size)]
+        chunks = torch.split(order, case.batch_size)
+        batches += [(data.x_train[i], data.y_train[i]) for i in chunks]
     return model, optimizer, batches[:STEPS]
 
 

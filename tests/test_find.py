@@ -622,3 +622,12 @@ def test_parameters_the_optimizer_trains_outside_the_model_are_restored() -> Non
     assert temperature.item() == 1.5
     assert temperature.grad is None
     assert _same(before, _snapshot(model, optimizer))
+
+
+def test_works_under_no_grad() -> None:
+    model = _mlp()
+    optimizer = torch.optim.SGD(model.parameters())
+    with torch.no_grad():
+        result = find(model, optimizer, _batches(), F.cross_entropy, steps=10)
+    assert len(result.curves[0].losses) == 10
+    assert torch.is_grad_enabled()

@@ -366,9 +366,10 @@ def find(
             set_optimizer_mode(optimizer, training=True)
             model.train()
             runner = _Run(model, optimizer, loss_fn, accumulation_steps, smoothing, diverge)
-            curves.append(
-                runner.curve(lrs, ratios, source.stream(repeat, seed), seed + repeat, rules)
-            )
+            with torch.enable_grad():  # also when called under torch.no_grad()
+                curves.append(
+                    runner.curve(lrs, ratios, source.stream(repeat, seed), seed + repeat, rules)
+                )
     finally:
         snapshot.restore()
     seconds = time.perf_counter() - began - lipschitz_seconds

@@ -92,10 +92,11 @@ def plot_range_test(result: RangeTest, ax: Axes | None = None) -> Axes:
     right = max([lrs[-1], *(v * 2 for v in shown)])
     ax.set_xlim(left, right)
     if median:
-        # From the best smoothed loss to the highest loss before the minimum (the start of
-        # the curve), with a margin: the blow-up at the end would flatten everything else.
-        bottom = min(low)
+        # From the lowest loss (raw or smoothed) up to the smoothed minimum, to the highest
+        # smoothed loss before it, with a margin: the blow-up at the end would flatten the rest.
         lowest = median.index(min(median))
+        raw = [v for c in result.curves for v in c.losses[: lowest + 1] if math.isfinite(v)]
+        bottom = min([*low, *raw])
         top = max(high[: lowest + 1])
         margin = 0.1 * (top - bottom) or 0.1 * abs(top) or 1.0
         ax.set_ylim(bottom - margin, top + 3 * margin)
