@@ -67,6 +67,18 @@ def lr_ramp(start: float, end: float, steps: int, mode: Mode = "exponential") ->
     return lrs
 
 
+class _EMA:
+    """The smoothing, one loss at a time (`smooth` over a whole series)."""
+
+    def __init__(self, beta: float) -> None:
+        self.beta, self.average, self.count = beta, 0.0, 0
+
+    def add(self, loss: float) -> float:
+        self.average = self.beta * self.average + (1.0 - self.beta) * loss
+        self.count += 1
+        return self.average / (1.0 - self.beta**self.count)
+
+
 def smooth(losses: Sequence[float], beta: float) -> list[float]:
     """The bias-corrected EMA the range tests use (fastai's ``AvgSmoothLoss``, Lightning's
     ``_LRCallback``): ``a_i = beta a_(i-1) + (1 - beta) loss_i`` from ``a_(-1) = 0``, reported
@@ -78,11 +90,8 @@ def smooth(losses: Sequence[float], beta: float) -> list[float]:
     >>> [round(v, 6) for v in smooth([1.0, 0.0], 0.5)]
     [1.0, 0.333333]
     """
-    average, result = 0.0, []
-    for i, loss in enumerate(losses):
-        average = beta * average + (1.0 - beta) * loss
-        result.append(average / (1.0 - beta ** (i + 1)))
-    return result
+    ema = _EMA(beta)
+    return [ema.add(loss) for loss in losses]
 
 
 @dataclass(frozen=True)
@@ -547,9 +556,8 @@ class _Run:
     ) -> Curve:
         losses: list[float] = []
         smoothed: list[float] = []
-        average, best = 0.0, math.inf
+        ema, best = _EMA(self.smoothing), math.inf
         stop: Stop = "completed"
-        beta = self.smoothing
         for i, lr in enumerate(lrs):
             self._set_lr(lr, ratios)
             value = self._loss_and_gradient(batches)
@@ -564,8 +572,7 @@ class _Run:
                 stop = "non-finite"
                 break
             self.optimizer.step()
-            average = beta * average + (1.0 - beta) * value
-            current = average / (1.0 - beta ** (i + 1))
+            current = ema.add(value)
             smoothed.append(current)
             best = min(best, current)
             if self.diverge is not None and best > 0 and current > self.diverge * best:
