@@ -31,7 +31,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lrlab.finder import DEFAULT_RULES, RECOMMENDED, find_on_task, rule_name
+from lrlab.finder import DEFAULT_RULES, RECOMMENDED, find_on_task, lr_ramp, rule_name
 from lrlab.record import RunConfig
 from lrlab.store import Store, StoredRun
 from lrlab.sweep import parse_lr_grid
@@ -307,9 +307,10 @@ def _lr_text(row: Row) -> str:
 @dataclass
 class Score:
     source: str
-    passed: int
+    passed: int  # cells meeting the whole goal
+    all_reached: int  # cells where every seed reached the target
     counted: int
-    reached: int
+    reached: int  # seeds reaching the target, over the counted cells
     runs: int
     ratios: list[float]
     cost: list[float]
@@ -328,6 +329,7 @@ def scores(cells: list[Cell], sources: list[str]) -> list[Score]:
             Score(
                 source,
                 sum(c.passes(source) for c in counted),
+                sum(c.rows[source].reached == c.seeds for c in counted),
                 len(counted),
                 sum(c.rows[source].reached for c in counted),
                 sum(len(c.rows[source].runs) for c in counted),
@@ -339,14 +341,15 @@ def scores(cells: list[Cell], sources: list[str]) -> list[Score]:
 
 
 def best_rule(table: list[Score]) -> Score:
-    """Most cells meeting the goal, then most targets reached, then the smallest median
-    steps ratio (LipschitzLR's values are not candidates: they are not rules of the test)."""
+    """Reliability first, as the goal's first clause: the most cells where every seed reached
+    the target, then the most cells meeting the whole goal, then the smallest median steps
+    ratio. (LipschitzLR's values are not candidates: they are not rules of the range test.)"""
     rules = [s for s in table if s.source not in LIPSCHITZ]
     return min(
         rules,
         key=lambda s: (
+            -s.all_reached,
             -s.passed,
-            -s.reached,
             s.median_ratio if s.median_ratio is not None else math.inf,
         ),
     )
@@ -408,7 +411,9 @@ redone; the task list is an argument, so new tasks can be added):
 - The rules: `valley` (fastai's, exactly as `fastai/callback/schedule.py` computes it),
   `steepest` (the most negative slope of the smoothed loss against `log10(lr)`) and `minimum`
   (a tenth of the LR at the smoothed minimum, fastai's), all read after a burn-in of 10 steps
-  and before the last 5.{variants}
+  and before the last 5.{variants} The rules and the test's settings are the published ones
+  (fastai's smoothing, burn-in and stop); this page chooses among them and tunes none of them
+  on these tasks.
 - The baseline: the same optimizer and schedule at every LR of the grid {grid} (7 log-spaced
   values, as in docs/lipschitz.md) x {seeds} seeds; its best LR is chosen the way `lrlab
   report` chooses (most targets reached, then fewest median steps to target, then best median
@@ -454,39 +459,7 @@ def document(
             goal_steps=GOAL_STEPS,
         )
     ]
-    counted = sum(c.counted for c in cells)
-    lines += [
-        "## Verdict",
-        "",
-        f"{counted} of the {len(cells)} task x optimizer x schedule cells count (the tuned "
-        f"grid reached the target on all {seeds} seeds there). Per source, over those cells:",
-        "",
-        "| source | cells meeting the goal | seeds reaching the target | median steps vs "
-        "tuned (median over cells) | cost in runs vs the grid (median) |",
-        "|---|---|---|---|---|",
-    ]
-    for score in table:
-        lines.append(
-            f"| {score.source} | {score.passed}/{score.counted} | {score.reached}/{score.runs} "
-            f"| {_num(score.median_ratio)}x | "
-            f"{_num(statistics.median(score.cost) if score.cost else None, 2)} |"
-        )
-    verdict = (
-        f"**lrlab recommends `{best.source}`** (`RangeTest.suggested_lr`, printed last by "
-        f"`lrlab find`): it meets the goal in {best.passed} of {best.counted} cells, the most "
-        "of the rules measured"
-    )
-    if best.source != RECOMMENDED:
-        verdict += (
-            f". NOTE: the code currently recommends `{RECOMMENDED}`; these measurements favour "
-            f"`{best.source}` (update `lrlab.finder.core.RECOMMENDED`)"
-        )
-    lines += ["", verdict + ".", ""]
-    misses = failures(cells, best.source)
-    if misses:
-        lines += [f"Where `{best.source}` falls short of the goal:", "", *misses, ""]
-    else:
-        lines += [f"`{best.source}` meets the goal in every cell that counts.", ""]
+    lines += _verdict(cells, tests, table, best, seeds)
     lines += _per_task(cells, tasks)
     lines += _cost(cells, tests, best.source)
     lines += [
@@ -496,6 +469,128 @@ def document(
         "",
     ]
     return "\n".join(lines)
+
+
+def _share(part: int, whole: int) -> str:
+    return f"{part}/{whole}"
+
+
+def _verdict(
+    cells: list[Cell], tests: list[Test], table: list[Score], best: Score, seeds: int
+) -> list[str]:
+    """The verdict: the table per source, the rule lrlab recommends and why, where it fails
+    against the goal and by how much, and what the other sources did; every number computed
+    from the runs."""
+    counted = [c for c in cells if c.counted]
+    lines = [
+        "## Verdict",
+        "",
+        f"{len(counted)} of the {len(cells)} task x optimizer x schedule cells count (the "
+        f"tuned grid reached the target on all {seeds} seeds there). Per source, over those "
+        "cells:",
+        "",
+        f"| source | cells where {seeds}/{seeds} seeds reached the target | cells meeting the "
+        "whole goal | seeds reaching the target | median steps vs tuned (median over cells) "
+        "| cost in runs vs the grid (median) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for score in table:
+        lines.append(
+            f"| {score.source} | {_share(score.all_reached, score.counted)} | "
+            f"{_share(score.passed, score.counted)} | {_share(score.reached, score.runs)} | "
+            f"{_num(score.median_ratio)}x | "
+            f"{_num(statistics.median(score.cost) if score.cost else None, 2)} |"
+        )
+    rules = [s for s in table if s.source not in LIPSCHITZ]
+    verdict = (
+        f"**lrlab recommends `{best.source}`** (`RangeTest.suggested_lr`, printed last by "
+        f"`lrlab find`). Reliability comes first, as in the goal's first clause: it reached the "
+        f"target on all {seeds} seeds in {best.all_reached} of {best.counted} cells and on "
+        f"{best.reached} of {best.runs} seeds, "
+        + (
+            "the most of the rules"
+            if best.all_reached == max(s.all_reached for s in rules)
+            else "not the most of the rules"
+        )
+        + f"; it meets the whole goal in {best.passed} cells, and its median run takes "
+        f"{_num(best.median_ratio)}x the tuned best's steps (median over cells)"
+    )
+    if best.source != RECOMMENDED:
+        verdict += (
+            f". NOTE: the code currently recommends `{RECOMMENDED}`; these measurements favour "
+            f"`{best.source}` (update `lrlab.finder.core.RECOMMENDED`)"
+        )
+    lines += ["", verdict + ".", ""]
+    misses = failures(cells, best.source)
+    if not misses:
+        return [*lines, f"`{best.source}` meets the goal in every cell that counts.", ""]
+    short = [c for c in counted if best.source in c.rows and c.rows[best.source].reached < seeds]
+    slow = [
+        r
+        for c in counted
+        if best.source in c.rows
+        and c.rows[best.source].reached == seeds
+        and (r := c.ratio(best.source)) is not None
+        and r > GOAL_STEPS
+    ]
+    lines += [
+        f"**No rule meets the goal everywhere.** `{best.source}` misses it in {len(misses)} of "
+        f"{best.counted} cells: in {len(short)} a seed missed the target, and in {len(slow)} "
+        f"all seeds reached it but the median run took more than {GOAL_STEPS}x the tuned "
+        + (
+            f"best's steps (median {_num(statistics.median(slow))}x, at most "
+            f"{_num(max(slow))}x there)."
+            if slow
+            else "best's steps."
+        ),
+        "",
+        f"Where `{best.source}` falls short of the goal:",
+        "",
+        *misses,
+        "",
+    ]
+    lines += _others(cells, tests, table, best)
+    return lines
+
+
+def _others(cells: list[Cell], tests: list[Test], table: list[Score], best: Score) -> list[str]:
+    """What the other sources did, and the one-cycle finding."""
+    lines = ["What the others did:", ""]
+    first = lr_ramp(1e-7, 10.0, 100)[10]  # the first LR the rules read, with the defaults
+    for score in table:
+        if score.source == best.source:
+            continue
+        text = (
+            f"- `{score.source}`: {score.all_reached}/{score.counted} cells with every seed "
+            f"reaching the target, {score.passed} meeting the goal, {score.reached}/"
+            f"{score.runs} seeds, median steps {_num(score.median_ratio)}x the tuned best's"
+        )
+        lrs = [t.lrs.get(score.source) for t in tests]
+        found = [v for v in lrs if v is not None]
+        early = sum(v < 10 * first for v in found)
+        if early and not score.source.startswith("lipschitz"):
+            text += (
+                f"; in {early} of {len(found)} range tests its LR came from the first decade "
+                f"the rules read (below {10 * first:.2g}), where the smoothed loss still moves "
+                "with single batches rather than with the LR"
+            )
+        diverged = sum(c.rows[score.source].diverged for c in cells if score.source in c.rows)
+        if diverged:
+            text += f"; {diverged} runs diverged"
+        lines.append(text + ".")
+    pairs: dict[tuple[str, str], dict[str, float]] = defaultdict(dict)
+    for cell in cells:
+        pairs[(cell.task, cell.optimizer)][cell.schedule] = cell.tuned.lrs[0]
+    ratios = [p["one-cycle"] / p["constant"] for p in pairs.values() if len(p) == 2]
+    if ratios:
+        lines += [
+            "",
+            f"As a one-cycle peak, the suggestions are too low: the tuned one-cycle peak is a "
+            f"median {_num(statistics.median(ratios))}x the tuned constant LR (range "
+            f"{_num(min(ratios))}-{_num(max(ratios))}x over task x optimizer), while a range "
+            "test suggests one LR for both.",
+        ]
+    return [*lines, ""]
 
 
 def _per_task(cells: list[Cell], tasks: list[str]) -> list[str]:
@@ -565,10 +660,12 @@ def _cost(cells: list[Cell], tests: list[Test], source: str) -> list[str]:
         "test + run s | fraction of the grid (runs) | fraction (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    fractions: list[tuple[float, float]] = []
     for cell in cells:
         if cell.schedule != "constant" or source not in cell.rows:
             continue
         row = cell.rows[source]
+        fractions.append((row.cost_runs / cell.tuned.cost_runs, row.seconds / cell.tuned.seconds))
         testing = sum(
             t.seconds for t in tests if t.task == cell.task and t.optimizer == cell.optimizer
         )
@@ -578,6 +675,15 @@ def _cost(cells: list[Cell], tests: list[Test], source: str) -> list[str]:
             f"{row.seconds:.1f} | {row.cost_runs / cell.tuned.cost_runs:.3f} | "
             f"{row.seconds / cell.tuned.seconds:.3f} |"
         )
+    if fractions:
+        runs, seconds = [f for f, _ in fractions], [s for _, s in fractions]
+        lines += [
+            "",
+            f"In runs, a range test and one run per seed cost {min(runs):.3f}-{max(runs):.3f} "
+            f"of the grid (goal <= {GOAL_COST}); in seconds a median "
+            f"{statistics.median(seconds):.3f} "
+            f"({min(seconds):.3f}-{max(seconds):.3f}: single runs timed on a shared machine).",
+        ]
     return lines
 
 

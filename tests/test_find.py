@@ -549,7 +549,7 @@ def test_to_dict_is_plain_json_with_suggested_lr_on_top() -> None:
     assert data["suggested_lr"] == result.suggested_lr
     assert isinstance(data["suggested_lr"], float)
     assert set(data["suggestions"]) == {"valley", "steepest", "minimum"}
-    assert data["recommended"] == "valley" == next(iter(result.suggestions))
+    assert data["recommended"] == "minimum" == next(iter(result.suggestions))
     assert len(data["curves"]) == 2
     assert data["settings"]["repeats"] == 2
     assert set(data["lipschitz"]) == {"paper", "smooth"}
@@ -558,7 +558,7 @@ def test_to_dict_is_plain_json_with_suggested_lr_on_top() -> None:
 def test_no_suggestion_when_the_loss_blows_up_in_the_burn_in() -> None:
     result = _result(start=1e3, end=1e9, steps=20)
     assert all(r.lr is None for r in result.suggestions.values())
-    with pytest.raises(ValueError, match=r"rule 'valley' found no LR on any repeat .*lower start"):
+    with pytest.raises(ValueError, match=r"rule 'minimum' found no LR on any repeat .*lower start"):
         _ = result.suggested_lr
     assert json.loads(json.dumps(result.to_dict(), allow_nan=False))["suggested_lr"] is None
 

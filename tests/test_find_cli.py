@@ -53,14 +53,14 @@ def test_find_prints_the_table_and_specs_and_writes_json_and_plot(
         " ".join(line.split()[:2]) if line.startswith("lipschitz") else line.split()[0]
         for line in table
     ]
-    assert names == ["lipschitz paper", "lipschitz smooth", "steepest", "minimum", "valley"]
-    assert "<- recommended" in next(line for line in lines if line.startswith("valley"))
+    assert names == ["lipschitz paper", "lipschitz smooth", "valley", "steepest", "minimum"]
+    assert "<- recommended" in next(line for line in lines if line.startswith("minimum"))
     assert any(line.startswith("lipschitz paper") for line in lines)
     saved = json.loads(data.read_text())
     suggested = saved["suggested_lr"]
     assert isinstance(suggested, float)
     assert set(saved["suggestions"]) == {"valley", "steepest", "minimum"}
-    assert f"suggested_lr = {suggested:.3g} (valley)" in out
+    assert f"suggested_lr = {suggested:.3g} (minimum)" in out
     pasted = [line.strip() for line in lines if line.startswith("  ")]
     assert pasted == specs(suggested, 4800, 24)  # iris: 24 steps an epoch, 200 epochs
     for spec in pasted[:2]:

@@ -68,7 +68,9 @@ def plot_range_test(result: RangeTest, ax: Axes | None = None) -> Axes:
         ax.errorbar(
             [rule.lr],
             [y],
-            xerr=[[rule.lr - rule.low], [rule.high - rule.lr]] if spread else None,  # type: ignore[operator]
+            xerr=[[max(0.0, rule.lr - rule.low)], [max(0.0, rule.high - rule.lr)]]  # type: ignore[operator]
+            if spread
+            else None,
             fmt="o",
             color=color,
             markersize=7,
