@@ -501,6 +501,22 @@ def _verdict(
             f"{_num(score.median_ratio)}x | "
             f"{_num(statistics.median(score.cost) if score.cost else None, 2)} |"
         )
+    optimizers = list(dict.fromkeys(c.optimizer for c in cells))
+    lines += [
+        "",
+        "By optimizer: cells where every seed reached the target / cells meeting the whole "
+        "goal, of those that count:",
+        "",
+        "| source | " + " | ".join(optimizers) + " |",
+        "|---|" + "---|" * len(optimizers),
+    ]
+    for score in table:
+        row = []
+        for optimizer in optimizers:
+            mine = [c for c in counted if c.optimizer == optimizer and score.source in c.rows]
+            every = sum(c.rows[score.source].reached == seeds for c in mine)
+            row.append(f"{every} / {sum(c.passes(score.source) for c in mine)} of {len(mine)}")
+        lines.append(f"| {score.source} | " + " | ".join(row) + " |")
     rules = [s for s in table if s.source not in LIPSCHITZ]
     verdict = (
         f"**lrlab recommends `{best.source}`** (`RangeTest.suggested_lr`, printed last by "
