@@ -763,7 +763,7 @@ def plots(cells: list[Cell], tasks: list[str], out: Path, seeds: int) -> None:
                 color="tab:orange",
                 linewidth=2,
                 alpha=0.7,
-                label=f"tuned grid best {tuned:g}",
+                label=f"tuned grid best {tuned:.3g}",
             )
             ax.legend(fontsize="small", loc="lower left")
         ax.set_title(f"{task}, SGD: range test over {seeds} data orders (seed 0 weights)")
