@@ -360,3 +360,12 @@ def test_the_example_runs_and_compares_from_the_command_line(
     assert len(result.runs) == 10
     assert {r.record.task_name for r in result.runs if r.record} == {"digits-cnn"}
     assert (tmp_path / "runs-report" / "digits-cnn-loss.png").is_file()
+
+
+def test_the_range_test_takes_a_user_task(capsys: pytest.CaptureFixture[str]) -> None:
+    """`lrlab find file.py:function`: the range test on the task's own DataLoader."""
+    code = main(["find", f"{EXAMPLE}:make_task", "--steps", "20", "--repeats", "1"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "suggested_lr = " in out
+    assert "lipschitz smooth" in out  # the task declares a known loss kind

@@ -50,11 +50,14 @@ _LAZY = {
     "KerasSGD": "lrlab.optimizers",
     "make_optimizer": "lrlab.optimizers",
     "OPTIMIZERS": "lrlab.optimizers",
+    "find": "lrlab.finder",
+    "RangeTest": "lrlab.finder",
 }
 
 if TYPE_CHECKING:
     from lrlab.benchmark import Comparison, compare, train
     from lrlab.controllers import LRController, register_controller
+    from lrlab.finder import RangeTest, find
     from lrlab.lipschitz import LipschitzLR
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
     from lrlab.plateau import Plateau, PlateauLR
@@ -82,6 +85,7 @@ __all__ = [
     "Plateau",
     "PlateauLR",
     "Polynomial",
+    "RangeTest",
     "RunRecord",
     "Scale",
     "Schedule",
@@ -93,6 +97,7 @@ __all__ = [
     "Wsd",
     "__version__",
     "compare",
+    "find",
     "make_optimizer",
     "register_controller",
     "register_optimizer",

@@ -30,6 +30,7 @@ from typing import NoReturn
 from lrlab.cli import (
     compare_cmd,
     download_cmd,
+    find_cmd,
     report_cmd,
     reproduce_cmd,
     run_cmd,
@@ -38,7 +39,16 @@ from lrlab.cli import (
 )
 from lrlab.cli.common import flag_message
 
-_COMMANDS = (schedule_cmd, run_cmd, tasks_cmd, compare_cmd, report_cmd, download_cmd, reproduce_cmd)
+_COMMANDS = (
+    schedule_cmd,
+    run_cmd,
+    tasks_cmd,
+    compare_cmd,
+    report_cmd,
+    download_cmd,
+    reproduce_cmd,
+    find_cmd,
+)
 
 
 class _Parser(argparse.ArgumentParser):

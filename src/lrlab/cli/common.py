@@ -181,3 +181,20 @@ def flag_message(message: str, args: argparse.Namespace) -> str:
     return (
         f"{flag}{index} must be {match.group(3)}, got {flag}{match.group(4) or ''}={match.group(5)}"
     )
+
+
+def plot_path(text: str) -> str:
+    """``--plot FILE``, checked before anything is computed: a file lrlab may write, in a
+    format matplotlib writes (``.png`` added when it has no suffix, as matplotlib would)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    from lrlab.validate import check_output_path, fail
+
+    path = check_output_path("", "plot", text)
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if not path.suffix:
+        path = check_output_path("", "plot", path.with_name(path.name + ".png"))
+    elif path.suffix[1:].lower() not in formats:
+        known = ", ".join(f".{suffix}" for suffix in sorted(formats))
+        raise fail("", "plot", text, f"a file ending in one of {known}")
+    return str(path)

@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrlab.cli.common import plot_path
+
 if TYPE_CHECKING:
     from lrlab.plateau import Plateau
 
@@ -163,23 +165,6 @@ def _plot_plateau(rule: Plateau, lrs: list[float], spe: int | None) -> Any:
 
     xs = [i / spe for i in range(len(lrs))] if spe else list(range(len(lrs)))
     return plot_lrs(xs, lrs, xlabel="epoch", label=rule.spec(), log=True)
-
-
-def plot_path(text: str) -> str:
-    """``--plot FILE``, checked before anything is computed: a file lrlab may write, in a
-    format matplotlib writes (``.png`` added when it has no suffix, as matplotlib would)."""
-    from matplotlib.backend_bases import FigureCanvasBase
-
-    from lrlab.validate import check_output_path, fail
-
-    path = check_output_path("", "plot", text)
-    formats = FigureCanvasBase.get_supported_filetypes()
-    if not path.suffix:
-        path = check_output_path("", "plot", path.with_name(path.name + ".png"))
-    elif path.suffix[1:].lower() not in formats:
-        known = ", ".join(f".{suffix}" for suffix in sorted(formats))
-        raise fail("", "plot", text, f"a file ending in one of {known}")
-    return str(path)
 
 
 def _save(ax: Any, path: str) -> None:
