@@ -234,6 +234,9 @@ class _Loop:
             if data.augment is not None:
                 inputs = data.augment(inputs, self.generator)
             outputs = model(inputs)
+            # A model may return a view of its parameters (seed 002's scalar does): the
+            # running metric must see this batch's outputs, not what the update makes of them.
+            seen = outputs.detach().clone() if outputs._is_view() else outputs
             loss = self.loss_fn(outputs, targets)
             if self.sync_every == 1:
                 value = loss.item()
@@ -252,7 +255,7 @@ class _Loop:
             if controller is not None:
                 controller.after_update(step)
             record.step_lr.append(lr)
-            running.add(outputs, targets)
+            running.add(seen, targets)
             if self.sync_every == 1:
                 record.step_loss.append(value)
                 if observer is not None:
