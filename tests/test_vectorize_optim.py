@@ -144,4 +144,5 @@ def test_members_whose_options_differ_in_kind_are_refused() -> None:
 def test_every_registry_optimizer_has_a_rule() -> None:
     for name in OPTIMIZERS:
         rule = rule_for(make_optimizer(name, [torch.zeros(1, requires_grad=True)]))
-        assert isinstance(rule, type) and issubclass(rule, StackedRule), name
+        assert isinstance(rule, type), name
+        assert issubclass(rule, StackedRule), name

@@ -544,9 +544,7 @@ class _Group:
             trace = member.record.step_lr
             first_lr = trace[begin] if begin < len(trace) else member.current_lr()
             losses = [
-                v
-                for v in member.record.step_loss[begin:end]
-                if v is not None and math.isfinite(v)
+                v for v in member.record.step_loss[begin:end] if v is not None and math.isfinite(v)
             ]
             member.record.epochs.append(
                 EpochStats(

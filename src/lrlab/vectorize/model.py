@@ -175,8 +175,9 @@ class StackedModel(ABC):
         so anything watching those modules sees the training forward passes itself."""
         return False
 
+    @abstractmethod
     def _rebuild(self) -> None:
-        """Refresh whatever views ``params``/``grads`` (after `select`)."""
+        """Refresh whatever views ``params``/``grads`` (at the start and after `select`)."""
 
     @abstractmethod
     def train_step(self, inputs: Tensor, targets: Tensor, loss: LossKind) -> StepResult:
@@ -335,7 +336,10 @@ class StackedMLP(StackedModel):
         if op == "forward":
             out = x.new_empty(x.shape[0], x.shape[1], weight.shape[1])
             for xm, wt, bm, om in zip(
-                x.unbind(0), self._transposed[layer], self._bias_rows[layer], out.unbind(0),
+                x.unbind(0),
+                self._transposed[layer],
+                self._bias_rows[layer],
+                out.unbind(0),
                 strict=True,
             ):
                 torch.addmm(bm, xm, wt, out=om)
@@ -443,7 +447,7 @@ class StackedFunctional(StackedModel):
                     self._captured.append(input)
                 return forward(input, *args, **kwargs)
 
-            module.forward = capture  # type: ignore[method-assign]
+            module.forward = capture
         super().__init__(layout, params)
 
     @property
@@ -459,8 +463,7 @@ class StackedFunctional(StackedModel):
                     parameter.grad = grad[row]
             return
         self.leaves = [view.detach().requires_grad_() for view in views]
-        for leaf, grad in zip(self.leaves, grads, strict=True):
-            leaf.grad = grad  # backward accumulates in place, straight into ``grads``
+        self._grad_views = grads
 
     def select(self, keep: Tensor) -> None:
         if self.mode == "loop":
@@ -471,7 +474,9 @@ class StackedFunctional(StackedModel):
         self._captured.clear()
         self._watching = watch
         try:
-            output = functional_call(self.base, dict(zip(self.layout.names, values)), (x,))
+            output = functional_call(
+                self.base, dict(zip(self.layout.names, values, strict=True)), (x,)
+            )
         finally:
             self._watching = False
         return (output, *self._captured)
@@ -480,11 +485,16 @@ class StackedFunctional(StackedModel):
         self.grads.zero_()
         if self.mode == "loop":
             return self._loop_step(inputs, targets, loss)
+        for leaf in self.leaves:
+            leaf.grad = None
         with torch.enable_grad():
             call = functools.partial(self._call, watch=self.head is not None)
             output, *head = torch.func.vmap(call)(tuple(self.leaves), inputs)
             losses = member_losses(loss, output, targets)
             losses.sum().backward()  # type: ignore[no-untyped-call]
+        for view, leaf in zip(self._grad_views, self.leaves, strict=True):
+            if leaf.grad is not None:
+                view.copy_(leaf.grad)
         return StepResult(losses.detach(), output.detach(), tuple(h.detach() for h in head))
 
     def _loop_step(self, inputs: Tensor, targets: Tensor, loss: LossKind) -> StepResult:
@@ -509,9 +519,7 @@ class StackedFunctional(StackedModel):
         blank = inputs.new_full(shape, math.nan)
         values = iter(losses)
         return StepResult(
-            torch.stack(
-                [blank[0, 0] if o is None else next(values).detach() for o in outputs]
-            ),
+            torch.stack([blank[0, 0] if o is None else next(values).detach() for o in outputs]),
             torch.stack([blank if o is None else o.detach() for o in outputs]),
             (),
             errors,

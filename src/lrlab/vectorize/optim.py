@@ -375,11 +375,11 @@ class AdamRule(StackedRule):
         self.beta1s = [self.beta1s[i] for i in index]
         self.beta2s = [self.beta2s[i] for i in index]
 
-    def _corrections(self, betas: list[float]) -> Scalar | Tensor:
+    def _corrections(self, betas: list[float]) -> Scalar:
         """``1 - beta^t`` per member, in Python floats as torch computes it (a float when the
         members share beta, else a float64 vector)."""
         step = float(self.steps)
-        values = [1 - b**step for b in betas]
+        values: list[float] = [1 - b**step for b in betas]
         if all(v == values[0] for v in values):
             return values[0]
         return torch.tensor(values, dtype=torch.float64, device=self.device)

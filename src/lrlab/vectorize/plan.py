@@ -172,9 +172,7 @@ def _model_facts(
         if isinstance(output, Tensor):
             counts.append(output.numel() // 2)
 
-    hooks = [
-        m.register_forward_hook(count) for m in built.modules() if not list(m.children())
-    ]
+    hooks = [m.register_forward_hook(count) for m in built.modules() if not list(m.children())]
     try:
         with torch.no_grad():
             output = built(sample)
