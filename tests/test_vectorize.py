@@ -239,6 +239,8 @@ def test_memory_budget_splits_a_group_and_each_part_trains_as_alone() -> None:
     for group in groups:
         check_group(group)
     assert [len(g) for g in plan_groups(configs, workers=2)[0]] == [3, 2]
+    three = [*configs, RunConfig("iris", "sgd", lr=0.1, steps=30), RunConfig("digits", "sgd")]
+    assert [len(g) for g in plan_groups(three, workers=2)[0]] == [3, 2, 1, 1]
     with pytest.raises(ValueError, match="memory_budget must be a number of bytes >= 1"):
         plan_groups(configs, memory_budget=0)
 

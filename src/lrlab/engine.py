@@ -19,7 +19,13 @@ import torch
 from torch import Tensor
 
 from lrlab.controllers import LRController, TrainingContext, build_controller
-from lrlab.optimizers import make_optimizer, optimizer_entry, set_optimizer_mode
+from lrlab.optimizers import (
+    OptimizerEntry,
+    flatten_parameters,
+    make_optimizer,
+    optimizer_entry,
+    set_optimizer_mode,
+)
 from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.tasks import MetricSum, Task, TaskData, evaluate, get_task, load_task_data
 from lrlab.tasks.task import loss_function
@@ -127,7 +133,20 @@ def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
         model = task.build_model(config.model)
     model.to(resolved.device).train()
     lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
-    optimizer = make_optimizer(config.optimizer, model.parameters(), lr=lr, **config.optimizer_args)
+    # The registry's rules are elementwise: on one flat tensor they compute the same numbers
+    # with fewer kernels (unless the run picks torch's implementation itself).
+    flat = (
+        flatten_parameters(list(model.parameters()))
+        if isinstance(optimizer_entry(config.optimizer), OptimizerEntry)
+        and not {"foreach", "fused"} & set(config.optimizer_args)
+        else None
+    )
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.parameters() if flat is None else [flat],
+        lr=lr,
+        **config.optimizer_args,
+    )
     set_optimizer_mode(optimizer, training=True)  # schedule-free: train at y, evaluate at x
     record = RunRecord(
         config=config,
@@ -154,7 +173,7 @@ def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
     if observer is not None:
         observer.on_start(config, resolved.total_steps, resolved.steps_per_epoch)
     try:
-        _Loop(config, resolved, context, controller, record, observer).run()
+        _Loop(config, resolved, context, controller, record, observer, flat).run()
     finally:
         if controller is not None:
             controller.close()
@@ -174,8 +193,12 @@ class _Loop:
         controller: LRController | None,
         record: RunRecord,
         observer: Observer | None,
+        flat: Tensor | None = None,
     ) -> None:
         self.config, self.plan, self.context = config, resolved, context
+        # The parameters are views of ``flat`` (`flatten_parameters`): clear its gradient in
+        # place, one kernel, and keep it (the parameters' gradients are views of it).
+        self.flat_grad = flat.grad if flat is not None else None
         self.controller, self.record, self.observer = controller, record, observer
         self.loss_fn = loss_function(resolved.task.loss)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -245,7 +268,10 @@ class _Loop:
                     return step
             else:
                 pending.append(loss.detach())
-            optimizer.zero_grad(set_to_none=True)
+            if self.flat_grad is not None:
+                self.flat_grad.zero_()
+            else:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             if controller is not None:
                 controller.before_update(step, inputs, targets)

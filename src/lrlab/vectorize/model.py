@@ -30,6 +30,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from lrlab.optimizers import aligned_offsets
 from lrlab.tasks.task import LossKind, loss_function
 from lrlab.vectorize.losses import losses_and_gradient, member_losses
 
@@ -40,17 +41,12 @@ PREDICT_CHUNK = 1024
 PROBE_ELEMENTS = 4096
 
 
-# Bytes each parameter's block is aligned to in a member's row: what PyTorch's CPU allocator
-# gives a tensor of its own. BLAS kernels take other code paths (and other summation orders)
-# for misaligned operands, so a parameter must sit in its row as it sits alone.
-ALIGNMENT = 64
-
-
 @dataclass(frozen=True)
 class Layout:
     """Where each parameter lives in a member's row: names, shapes and offsets, each block
-    starting at a multiple of `ALIGNMENT` bytes, the row padded to one too (the padding stays
-    zero: its gradient is zero)."""
+    starting at a multiple of `lrlab.optimizers.ALIGNMENT` bytes as a tensor of its own does
+    (BLAS kernels round differently for misaligned operands), the row padded likewise (the
+    padding stays zero: its gradient is zero)."""
 
     names: tuple[str, ...]
     shapes: tuple[torch.Size, ...]
@@ -59,14 +55,13 @@ class Layout:
 
     @classmethod
     def of(cls, model: nn.Module) -> Layout:
-        names, shapes, offsets, offset = [], [], [], 0
-        for name, parameter in model.named_parameters():
-            step = max(1, ALIGNMENT // parameter.element_size())
-            names.append(name)
-            shapes.append(parameter.shape)
-            offsets.append(offset)
-            offset += -(-parameter.numel() // step) * step
-        return cls(tuple(names), tuple(shapes), tuple(offsets), offset)
+        named = list(model.named_parameters())
+        offsets, size = aligned_offsets(
+            [p.numel() for _, p in named], named[0][1].element_size() if named else 4
+        )
+        return cls(
+            tuple(n for n, _ in named), tuple(p.shape for _, p in named), tuple(offsets), size
+        )
 
     def views(self, flat: Tensor) -> list[Tensor]:
         """Each parameter of every member, as an ``(N, *shape)`` view of ``flat`` ``(N, P)``."""

@@ -278,8 +278,9 @@ def plan_groups(
     of one is fine), each of ``alone`` a ``(config, reason)`` pair. A group is split into
     near-equal parts so that each part's stacked parameters, optimizer state and activations
     fit ``memory_budget`` bytes (default: `MEMORY_FRACTION` of the free memory of the runs'
-    device, divided among ``workers``); groups are then halved, largest first, until there are
-    at least ``workers`` of them (when they have members to spare), so no worker waits.
+    device, divided among ``workers``); then the largest group is halved until the number of
+    groups is a multiple of ``workers`` (while it has members to spare), so that workers
+    taking the largest groups first finish together.
 
     >>> from lrlab.record import RunConfig
     >>> runs = [RunConfig("iris", "sgd", lr=lr, seed=s, epochs=1) for lr in (0.1, 0.2)
@@ -315,12 +316,12 @@ def plan_groups(
             budget = budgets[str(device)]
         capacity = max(1, budget // max(m.member_bytes for m in members))
         groups.extend(_split(members, math.ceil(len(members) / capacity)))
-    while len(groups) < workers:
+    while len(groups) % workers:
         largest = max(groups, key=len, default=[])
         if len(largest) < 2:
             break
-        groups.remove(largest)
-        groups.extend(_split(largest, 2))
+        index = groups.index(largest)
+        groups[index : index + 1] = _split(largest, 2)
     return [[m.config for m in group] for group in groups], alone
 
 
