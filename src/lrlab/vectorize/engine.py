@@ -20,11 +20,16 @@ controller sees exactly the statistics it would see alone, and its LR is read fr
 shadow optimizer. The shadow's weights are refreshed from the stacked row before anything
 that reads them (the pass over the data of ``source=eval``, an L2 term's largest weight).
 
+The numbers are a run alone's, bit for bit, except the last bit of a recorded loss on the
+batched-MLP path (see `lrlab.vectorize.model`): same LRs, same divergence steps, same epoch
+metrics.
+
 Timing: a member's ``train_time`` and ``wall_time`` are its share of the group's time: every
 stretch of training (or evaluation) is divided equally among the members in it. Records say
-``extra["vectorized"] = {"members": N, "path": "mlp" | "functional"}``; nothing a report
+``extra["vectorized"] = {"members": N, "path": "mlp" | "loop" | "vmap"}``; nothing a report
 computes reads it. Time to target is therefore per-member amortised time, lower than a run
-alone would take.
+alone would take (and lower for members of larger groups: compare times only between runs
+trained the same way).
 """
 
 from __future__ import annotations
@@ -64,9 +69,9 @@ def train_group(configs: Sequence[RunConfig], *, path: ModelPath = "auto") -> li
     The configs must form a group (`lrlab.vectorize.plan_groups` makes them): otherwise a
     one-line ``ValueError`` says which config cannot join and why, before any training.
     ``path`` picks how the stacked model runs (see `lrlab.vectorize.model`): ``"auto"`` takes
-    the batched MLP for a plain MLP, else what `lrlab.vectorize.plan` chose (``"vmap"`` where
-    it rounds as a run alone, else ``"loop"``); the others force one (tests and benchmarks
-    compare them; ``"vmap"`` may round differently from a run alone).
+    the batched MLP for a plain MLP and the members' own modules (``"loop"``) for any other
+    model, both bit for bit a run alone's; ``"mlp"``, ``"loop"`` and ``"vmap"``
+    (``torch.func``, which rounds differently) force one, for tests and benchmarks.
     """
     if path not in ("auto", "mlp", "vmap", "loop"):
         raise ValueError(f"path must be auto, mlp, vmap or loop, got path={path!r}")
@@ -112,13 +117,13 @@ def run_group(config_data: Sequence[dict[str, Any]]) -> list[tuple[str | None, s
     """`train_group` on plain config dicts, for a worker process (as `lrlab.executors.run_one`
     is for one run): ``(record JSON, None)`` per config, or ``(None, error)`` for every config
     if the group fails."""
+    from lrlab.executors import failure
+
     configs = [RunConfig.from_dict(d) for d in config_data]
     try:
         return [(record.to_json(), None) for record in train_group(configs)]
     except Exception as error:  # a failing group is a result, not a crash of the sweep
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        text = f"{type(error).__name__}: {message}" if message else type(error).__name__
-        return [(None, text) for _ in configs]
+        return [(None, failure(error)) for _ in configs]
 
 
 @dataclass

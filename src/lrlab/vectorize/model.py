@@ -1,19 +1,21 @@
-"""N members' models as one: every member's parameters are a row of one ``(N, P)`` tensor.
+"""N members' models as one: every member's parameters are a row of one ``(N, P)`` tensor, its
+gradients a row of ``grads``, which the stacked update rule (`lrlab.vectorize.optim`) applies.
+A row holds the parameters in ``named_parameters()`` order, each at an aligned offset.
 
-Two ways to run them:
+The rule of this module: a member's numbers are a run alone's, bit for bit. PyTorch gives no
+such promise across kernels (a batched matrix product sums in another order than one
+member's; an elementwise kernel rounds an element differently in its vectorised body and its
+scalar tail), and where training is chaotic a last-bit difference grows into another run. So:
 
 - `StackedMLP`, for a plain MLP (``nn.Sequential`` of ``Linear, ReLU, ..., Linear``, optionally
-  after an ``nn.Flatten()``): each layer is one ``baddbmm`` over the members and the backward
-  pass is written out (``bmm`` for the weight and input gradients, ``threshold_backward`` for
-  ReLU), with no autograd graph. On the seeds' Iris and digits MLPs this runs a step of 35
-  members in less time than autograd takes for one.
-- `StackedFunctional`, for any module without batch-dependent state: ``torch.func``'s
-  ``functional_call`` of one copy of the module on the ``meta`` device, under ``vmap`` over
-  the members, and autograd on the stacked parameters.
-
-Both write the gradients into ``grads`` (same layout as ``params``), which the stacked update
-rule (`lrlab.vectorize.optim`) then applies. A member's row holds its parameters in
-``named_parameters()`` order, each flattened.
+  after an ``nn.Flatten()``): the backward pass written out, no autograd graph; each product
+  batched over the members (``baddbmm``, ``bmm``) where a check shows it rounds as the
+  one-member call does, else member by member. On the seeds' Iris and digits MLPs a step of
+  35 members costs a few single runs' steps (``benchmarks/sweep_throughput.py``).
+- `StackedFunctional`, for any module without batch-dependent state: ``"loop"`` runs the
+  members' own modules, their parameters views of the rows (the kernels of a run alone);
+  ``"vmap"`` is ``torch.func``'s ``functional_call`` under ``vmap`` (other kernels, other
+  rounding: only on request).
 """
 
 from __future__ import annotations
@@ -408,9 +410,9 @@ class StackedFunctional(StackedModel):
     ``params``/``grads``, run one after another, one backward pass for all; every kernel is
     the one a run alone calls, so the numbers are bit for bit a run alone's, and the group
     still saves the optimizer's per-tensor work, the per-step host reads and the engine's
-    bookkeeping. `lrlab.vectorize.plan` takes ``"vmap"`` only where a probe shows it rounds
-    exactly as ``"loop"`` does (vmap's batching rules take other kernels: grouped
-    convolutions, batched matrix products).
+    bookkeeping. ``"vmap"``'s batching rules take other kernels (grouped convolutions,
+    batched matrix products) and round differently; on seed 004's kind of CNN (mnist5k's
+    ``cnn``) it was also slower than the loop, so `lrlab.vectorize.plan` never picks it.
 
     ``head`` names the submodule whose inputs to report (LipschitzLR's final layer): in
     ``"vmap"`` mode its ``forward`` on the ``meta`` copy is wrapped to record them; in
