@@ -5,6 +5,7 @@ train together, in groups that fit a memory budget, and why the others cannot.""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from typing import Any
@@ -15,7 +16,7 @@ from torch import nn
 
 from lrlab.controllers import ADAPTIVE, LRController
 from lrlab.engine import train
-from lrlab.record import RunConfig, RunRecord
+from lrlab.record import RunConfig, RunRecord, _finite
 from lrlab.reproduce import seed000
 from lrlab.reproduce.runner import Options
 from lrlab.vectorize import plan_groups, run_group, train_group
@@ -277,6 +278,17 @@ def test_run_group_is_plain_data_and_timing_is_shared() -> None:
 def test_vectorised_records_round_trip() -> None:
     record = train_group([RunConfig("digits", "sgd", lr=0.1, steps=5)])[0]
     assert RunRecord.from_json(record.to_json()) == record
+
+
+def test_record_to_dict_is_asdict_with_finite_floats() -> None:
+    """The record's fast `to_dict` (a group's records are written all at once at its end)
+    gives what ``asdict`` then replacing non-finite floats gives."""
+    config = RunConfig("regression", "sgd", lr=1.0, schedule="lipschitz(every=batch)", steps=30)
+    records = [*train_group([config]), *train_group([dataclasses.replace(config, schedule=None)])]
+    records += train_group([RunConfig("regression", "sgd", lr=1e4, steps=30)])
+    assert records[2].status == "diverged"
+    for record in records:
+        assert record.to_dict() == _finite(dataclasses.asdict(record))
 
 
 def _assert_no_torch_state_leak() -> None:

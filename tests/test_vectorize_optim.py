@@ -14,6 +14,7 @@ from lrlab.vectorize.optim import (
     AdamRule,
     SGDRule,
     StackedRule,
+    param_group,
     rule_for,
     unsupported,
 )
@@ -146,3 +147,26 @@ def test_every_registry_optimizer_has_a_rule() -> None:
         rule = rule_for(make_optimizer(name, [torch.zeros(1, requires_grad=True)]))
         assert isinstance(rule, type), name
         assert issubclass(rule, StackedRule), name
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+@pytest.mark.parametrize(
+    ("lr", "args"),
+    [(None, {}), (0.3, {"weight_decay": 0.5}), (0.1, {"maximize": True, "foreach": False})],
+)
+def test_param_group_is_the_one_torch_builds(
+    name: str, lr: float | None, args: dict[str, Any]
+) -> None:
+    if name.startswith("keras") and "foreach" in args:
+        args = {k: v for k, v in args.items() if k != "foreach" and k != "maximize"}
+    built = make_optimizer(name, [torch.zeros(1, requires_grad=True)], lr=lr, **args)
+    cls, group = param_group(name, lr, args)
+    assert cls is type(built)
+    assert group == {k: v for k, v in built.param_groups[0].items() if k != "params"}
+
+
+def test_param_group_refuses_what_make_optimizer_refuses() -> None:
+    with pytest.raises(ValueError, match="optimizer 'sgd' takes no argument 'betas'"):
+        param_group("sgd", None, {"betas": (0.9, 0.99)})
+    with pytest.raises(ValueError, match="optimizer 'prodigy' is not in the registry"):
+        param_group("prodigy", None, {})

@@ -57,7 +57,7 @@ from lrlab.vectorize.model import (
     StackedModel,
     mlp_layers,
 )
-from lrlab.vectorize.optim import rule_for
+from lrlab.vectorize.optim import param_group, rule_for_group
 from lrlab.vectorize.plan import Member, inspect
 
 ModelPath = Literal["auto", "mlp", "vmap", "loop"]
@@ -224,13 +224,13 @@ class _Group:
             self.plan.device
         )
         self.lipschitz = first.kind == "lipschitz"
-        models, optimizers = [], []
+        models, groups = [], []
         self.members: list[_Member] = []
         for member in members:
-            run, model, optimizer = self._build(member.config)
+            run, model, group = self._build(member.config)
             self.members.append(run)
             models.append(model)
-            optimizers.append(optimizer)
+            groups.append(group)
         layout = Layout.of(models[0])
         params = layout.stack(models)
         self.path = first.path if path == "auto" else path
@@ -243,19 +243,21 @@ class _Group:
             )
         else:
             self.model = StackedFunctional(layout, params, models, first.head, self.path)
-        rule = rule_for(optimizers[0])
+        cls, _ = param_group(first.config.optimizer, None, {})
+        rule = rule_for_group(cls, groups[0])
         if isinstance(rule, str):  # inspect() has checked this already
             raise ValueError(f"train_group: {rule}")
-        self.rule = rule([o.param_groups[0] for o in optimizers], params)
+        self.rule = rule(groups, params)
         self.active = list(self.members)
         self.size = len(self.members)
         self._rows: list[list[float]] = []  # the epoch's losses not yet in the records
         self._flushed = 0  # steps of the epoch already in the records
         self.clock = _Clock()
 
-    def _build(self, config: RunConfig) -> tuple[_Member, nn.Module, torch.optim.Optimizer]:
-        """The member's model, optimizer and controller, built as `lrlab.engine.train` builds
-        them, and its empty record."""
+    def _build(self, config: RunConfig) -> tuple[_Member, nn.Module, dict[str, Any]]:
+        """The member's model and controller, built as `lrlab.engine.train` builds them, its
+        optimizer's param group, and its empty record. A torch optimizer is built only for
+        LipschitzLR, which sets the LR of one (see `param_group`)."""
         plan, task, device = self.plan, self.task, self.plan.device
         controller = (
             build_controller(config.schedule, steps_per_epoch=plan.steps_per_epoch)
@@ -267,9 +269,7 @@ class _Group:
             model = task.build_model(config.model)
         model.to(device).train()
         lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
-        optimizer = make_optimizer(
-            config.optimizer, model.parameters(), lr=lr, **config.optimizer_args
-        )
+        _, group = param_group(config.optimizer, lr, config.optimizer_args)
         record = RunRecord(
             config=config,
             status="done",
@@ -285,11 +285,14 @@ class _Group:
             record,
             torch.Generator().manual_seed(config.seed),
             controller,
-            float(optimizer.param_groups[0]["lr"]),
+            float(group["lr"]),
         )
         if isinstance(controller, ScheduleController):
             member.schedule = controller.schedule
         elif controller is not None:
+            optimizer = make_optimizer(
+                config.optimizer, model.parameters(), lr=lr, **config.optimizer_args
+            )
             context = TrainingContext(
                 model,
                 optimizer,
@@ -309,7 +312,7 @@ class _Group:
                 watches_batches=scheduler.every == "batch" or scheduler.source == "train",
                 reads_weights=scheduler.l2 != 0,
             )
-        return member, model, optimizer
+        return member, model, group
 
     # -- the loop --------------------------------------------------------------------------
 

@@ -245,8 +245,8 @@ class StackedMLP(StackedModel):
         self._transposed = [[w.t() for w in weight.unbind(0)] for weight in self.weights]
         self._rows = [weight.unbind(0) for weight in self.weights]
         self._bias_rows = [bias.unbind(0) for bias in self.biases]
-        # Each input's weights to every output, (N, 1, out), for the "pairs" form.
-        self._columns = [[c.unsqueeze(1) for c in weight.unbind(2)] for weight in self.weights]
+        # The weights as (N, 1, in, out), for the "pairs" form's products.
+        self._spread = [weight.transpose(1, 2).unsqueeze(1) for weight in self.weights]
 
     # -- the products, batched where exact ------------------------------------------------
 
@@ -294,25 +294,28 @@ class StackedMLP(StackedModel):
         outputs left over, summed in order; then the bias. That is the order of the CPU BLAS
         kernel for a handful of inputs here, and it is used only where `_form` finds it equal
         to ``addmm`` bit for bit (another BLAS falls back to member by member)."""
-        columns = self._columns[layer]
-        inputs = [column.unsqueeze(2) for column in x.unbind(2)]
-        products = [inputs[k] * columns[k] for k in range(len(columns))]
-        even = products[0]
-        for k in range(2, len(products), 2):
-            even = even + products[k]
-        if len(products) > 1:
-            odd = products[1]
-            for k in range(3, len(products), 2):
-                odd = odd + products[k]
-            even = even + odd
-        outputs = even.shape[-1]
+        products = x.unsqueeze(3) * self._spread[layer]  # (N, B, inputs, outputs)
+        inputs = products.shape[2]
+        if inputs <= 4:  # chains of at most two products: one addition each, any order
+            out = products[:, :, 0::2].sum(2)
+            if inputs > 1:
+                out = out + products[:, :, 1::2].sum(2)
+        else:
+            even, odd = products[:, :, 0], products[:, :, 1]
+            for k in range(2, inputs):
+                if k % 2:
+                    odd = odd + products[:, :, k]
+                else:
+                    even = even + products[:, :, k]
+            out = even + odd
+        outputs = out.shape[-1]
         whole = outputs - outputs % 4
         if whole < outputs:
-            tail = products[0][..., whole:]
-            for product in products[1:]:
-                tail = tail + product[..., whole:]
-            even[..., whole:] = tail
-        return even + self.biases[layer].unsqueeze(1)
+            tail = products[:, :, 0, whole:]
+            for k in range(1, inputs):
+                tail = tail + products[:, :, k, whole:]
+            out[..., whole:] = tail
+        return out + self.biases[layer].unsqueeze(1)
 
     def _batched(self, op: str, layer: int, x: Tensor, delta: Tensor) -> Tensor:
         weight = self.weights[layer]

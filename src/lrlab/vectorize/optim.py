@@ -25,6 +25,7 @@ other rounding), tensor-valued hyperparameters, and any optimizer class not in `
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
@@ -33,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from lrlab.optimizers import KerasSGD
+from lrlab.optimizers import OPTIMIZERS, KerasSGD
 
 # A hyperparameter over the members: one Python float when every member has the same value
 # (then applied exactly as torch.optim applies it), else an (N, 1) column in the parameters'
@@ -428,12 +429,57 @@ RULES: dict[type[Optimizer], type[StackedRule]] = {
 
 def rule_for(optimizer: Optimizer) -> type[StackedRule] | str:
     """The stacked rule for ``optimizer``'s class, or why there is none (one line)."""
-    rule = RULES.get(type(optimizer))
-    if rule is None:
-        return f"optimizer {type(optimizer).__name__} has no stacked update rule"
     if len(optimizer.param_groups) != 1:
         return "more than one param group"
-    return unsupported(rule, optimizer.param_groups[0]) or rule
+    return rule_for_group(type(optimizer), optimizer.param_groups[0])
+
+
+def rule_for_group(cls: type[Optimizer], group: Mapping[str, Any]) -> type[StackedRule] | str:
+    """The stacked rule for a param group of optimizer class ``cls``, or why there is none."""
+    rule = RULES.get(cls)
+    if rule is None:
+        return f"optimizer {cls.__name__} has no stacked update rule"
+    return unsupported(rule, group) or rule
+
+
+# Keys a torch.optim class puts in its param groups beyond its signature's arguments.
+_IMPLIED: dict[type[Optimizer], dict[str, Any]] = {
+    torch.optim.AdamW: {"decoupled_weight_decay": True},
+}
+
+
+def param_group(
+    name: str, lr: float | None, overrides: Mapping[str, Any]
+) -> tuple[type[Optimizer], dict[str, Any]]:
+    """The class and the param group (without ``params``) that
+    ``make_optimizer(name, params, lr=lr, **overrides)`` builds, read from the class's
+    signature and the registry's defaults instead of building one: the first torch optimizer a
+    process builds imports ``torch._dynamo``, seconds that planning a group and training it
+    do not need. Arguments are checked by name as `make_optimizer` checks them; their values
+    are left to torch (build the optimizer when ``overrides`` is not empty). A peer or an
+    unknown name is a ``ValueError``.
+
+    >>> param_group("momentum", 0.1, {})[1]["momentum"], param_group("adamw", None, {})[1]["lr"]
+    (0.9, 0.001)
+    """
+    entry = OPTIMIZERS.get(name)
+    if entry is None:
+        raise ValueError(f"optimizer {name!r} is not in the registry: no stacked update rule")
+    arguments = inspect.signature(entry.cls).parameters
+    for key in overrides:
+        if key not in arguments or key == "params":
+            raise ValueError(f"optimizer {name!r} takes no argument {key!r}")
+    group = {
+        key: parameter.default
+        for key, parameter in arguments.items()
+        if key != "params" and parameter.default is not inspect.Parameter.empty
+    }
+    group.update(entry.defaults)
+    if lr is not None:
+        group["lr"] = lr
+    group.update(overrides)
+    group.update(_IMPLIED.get(entry.cls, {}))
+    return entry.cls, group
 
 
 def unsupported(rule: type[StackedRule], group: Mapping[str, Any]) -> str | None:

@@ -34,7 +34,7 @@ from lrlab.vectorize.model import (
     mlp_layers,
     unsupported_module,
 )
-from lrlab.vectorize.optim import StackedRule, rule_for
+from lrlab.vectorize.optim import StackedRule, param_group, rule_for_group
 
 #: Share of the free memory (RAM, or GPU memory on CUDA) one process's groups may take.
 MEMORY_FRACTION = 0.5
@@ -99,10 +99,12 @@ def _inspect(config: RunConfig) -> Member | str:
     if kind is None:
         return f"controller {type(controller).__name__} has no vectorised form"
     lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
-    optimizer = make_optimizer(
-        config.optimizer, [torch.zeros(1, requires_grad=True)], lr=lr, **config.optimizer_args
-    )
-    rule = rule_for(optimizer)
+    cls, group = param_group(config.optimizer, lr, config.optimizer_args)
+    if config.optimizer_args:  # torch checks the values (the registry's defaults are valid)
+        make_optimizer(
+            config.optimizer, [torch.zeros(1, requires_grad=True)], lr=lr, **config.optimizer_args
+        )
+    rule = rule_for_group(cls, group)
     if isinstance(rule, str):
         return rule
     model_name = config.model or task.default_model
@@ -127,11 +129,11 @@ def _inspect(config: RunConfig) -> Member | str:
         resolved.steps_per_epoch,
         resolved.total_steps,
         resolved.sampling,
-        rule.signature(optimizer.param_groups[0]),
+        rule.signature(group),
         kind,
         head_name,
     )
-    size = _member_bytes(facts, rule, optimizer.param_groups[0], resolved, kind, data.train_size)
+    size = _member_bytes(facts, rule, group, resolved, kind, data.train_size)
     return Member(config, resolved, key, kind, path, head_name, size)
 
 
