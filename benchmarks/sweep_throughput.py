@@ -65,6 +65,12 @@ def grid(task: str, seeds: int, epochs: int | None) -> list[RunConfig]:
     return sweep.configs()
 
 
+def describe(task: str, seeds: int) -> str:
+    if task == "seed-000":
+        return "lrlab reproduce seed-000: 3 schedules of Keras momentum x 20 seeds"
+    return f"sgd, momentum, adam x 7 LRs x {seeds} seeds"
+
+
 def one_by_one(configs: Sequence[RunConfig], workers: int) -> tuple[float, list[RunRecord]]:
     records: list[RunRecord] = []
 
@@ -148,9 +154,7 @@ def sweep_rows(
 ) -> None:
     for task in tasks:
         configs = grid(task, seeds, epochs)
-        print(
-            f"\n{task}: {len(configs)} runs (sgd, momentum, adam x 7 LRs x {seeds} seeds), {load()}"
-        )
+        print(f"\n{task}: {len(configs)} runs ({describe(task, seeds)}), {load()}")
         ratios, alone_times, vector_times = [], [], []
         for round_ in range(rounds):
             if round_ % 2:

@@ -257,6 +257,9 @@ class StackedMLP(StackedModel):
         the real ones and random inputs, drawn again until at least `PROBE_ELEMENTS` results
         have been compared (two summation orders agree on a few numbers by chance)."""
         key = (op, layer, rows, self.members)
+        form = self._forms.get(key)
+        if form is not None:
+            return form
         if key not in self._forms:
             generator = torch.Generator(device=self.params.device).manual_seed(len(self._forms))
 
@@ -295,11 +298,9 @@ class StackedMLP(StackedModel):
         kernel for a handful of inputs here, and it is used only where `_form` finds it equal
         to ``addmm`` bit for bit (another BLAS falls back to member by member)."""
         products = x.unsqueeze(3) * self._spread[layer]  # (N, B, inputs, outputs)
-        inputs = products.shape[2]
-        if inputs <= 4:  # chains of at most two products: one addition each, any order
-            out = products[:, :, 0::2].sum(2)
-            if inputs > 1:
-                out = out + products[:, :, 1::2].sum(2)
+        members, rows, inputs, outputs = products.shape
+        if inputs in (2, 4):  # [p0, p2] and [p1, p3] summed (one addition each), then added
+            out = products.view(members, rows, inputs // 2, 2, outputs).sum(2).sum(2)
         else:
             even, odd = products[:, :, 0], products[:, :, 1]
             for k in range(2, inputs):
@@ -308,13 +309,9 @@ class StackedMLP(StackedModel):
                 else:
                     even = even + products[:, :, k]
             out = even + odd
-        outputs = out.shape[-1]
         whole = outputs - outputs % 4
-        if whole < outputs:
-            tail = products[:, :, 0, whole:]
-            for k in range(1, inputs):
-                tail = tail + products[:, :, k, whole:]
-            out[..., whole:] = tail
+        if whole < outputs:  # the last outputs: the products summed in order
+            out[..., whole:] = products[..., whole:].sum(2)
         return out + self.biases[layer].unsqueeze(1)
 
     def _batched(self, op: str, layer: int, x: Tensor, delta: Tensor) -> Tensor:
