@@ -21,7 +21,7 @@ from lrlab.reproduce import seed000
 from lrlab.reproduce.runner import Options
 from lrlab.vectorize import plan_groups, run_group, train_group
 from lrlab.vectorize.model import unsupported_module
-from lrlab.vectorize.plan import inspect
+from lrlab.vectorize.plan import member_of
 
 STEPS = 200
 
@@ -233,7 +233,7 @@ def test_models_with_batch_state_are_refused(module: nn.Module, reason: str) -> 
 
 def test_memory_budget_splits_a_group_and_each_part_trains_as_alone() -> None:
     configs = [RunConfig("iris", "adam", lr=0.01 * (i + 1), seed=i, steps=30) for i in range(5)]
-    member = inspect(configs[0])
+    member = member_of(configs[0])
     assert not isinstance(member, str)
     groups, alone = plan_groups(configs, memory_budget=2 * member.member_bytes + 1)
     assert alone == []

@@ -58,7 +58,7 @@ from lrlab.vectorize.model import (
     mlp_layers,
 )
 from lrlab.vectorize.optim import param_group, rule_for_group
-from lrlab.vectorize.plan import Member, inspect
+from lrlab.vectorize.plan import Member, member_of
 
 ModelPath = Literal["auto", "mlp", "vmap", "loop"]
 
@@ -80,7 +80,7 @@ def train_group(configs: Sequence[RunConfig], *, path: ModelPath = "auto") -> li
         return []
     members: list[Member] = []
     for index, config in enumerate(configs):
-        member = inspect(config)
+        member = member_of(config)
         if isinstance(member, str):
             raise ValueError(f"train_group: configs[{index}] cannot be vectorised: {member}")
         if members and member.key != members[0].key:
@@ -245,7 +245,7 @@ class _Group:
             self.model = StackedFunctional(layout, params, models, first.head, self.path)
         cls, _ = param_group(first.config.optimizer, None, {})
         rule = rule_for_group(cls, groups[0])
-        if isinstance(rule, str):  # inspect() has checked this already
+        if isinstance(rule, str):  # member_of() has checked this already
             raise ValueError(f"train_group: {rule}")
         self.rule = rule(groups, params)
         self.active = list(self.members)

@@ -71,7 +71,7 @@ class _ModelFacts:
     last_linear: str | None
 
 
-def inspect(config: RunConfig) -> Member | str:
+def member_of(config: RunConfig) -> Member | str:
     """``config`` as a member of a vectorised group, or why it must train alone (one line)."""
     try:
         return _inspect(config)
@@ -302,7 +302,7 @@ def plan_groups(
     buckets: dict[tuple[object, ...], list[Member]] = {}
     alone: list[tuple[RunConfig, str]] = []
     for config in configs:
-        member = inspect(config)
+        member = member_of(config)
         if isinstance(member, str):
             alone.append((config, member))
         else:
