@@ -64,7 +64,7 @@ def test_run_quiet_with_a_schedule(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert err == ""
     assert "quadratic / sgd / exponential(lr=0.2, rate=0.99, every=1) / seed 0: done" in out
-    assert "reached at step 20" in out
+    assert "reached at step 21" in out
 
 
 def test_divergence_is_a_result_not_an_error(capsys: pytest.CaptureFixture[str]) -> None:

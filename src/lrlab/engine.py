@@ -29,7 +29,9 @@ from torch import Tensor
 
 from lrlab.controllers import LRController, TrainingContext, build_controller, controller_entry
 from lrlab.optimizers import (
+    OptimizerEntry,
     check_optimizer_args,
+    flatten_parameters,
     make_optimizer,
     optimizer_entry,
     set_optimizer_mode,
@@ -204,22 +206,22 @@ def _run(
     model = task.build_model(config.model)
     model.to(resolved.device).train()
     lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
-    optimizer = make_optimizer(config.optimizer, model.parameters(), lr=lr, **config.optimizer_args)
-    set_optimizer_mode(optimizer, training=True)  # schedule-free: train at y, evaluate at x
-    entry = controller_entry(config.schedule) if config.schedule else None
-    record = RunRecord(
-        config=config,
-        status="done",
-        metric=task.metric_name,
-        target=task.target,
-        higher_is_better=bool(task.higher_is_better),
-        steps_per_epoch=resolved.steps_per_epoch,
-        device=str(resolved.device),
-        versions=versions(),
-        self_tuning=optimizer_entry(config.optimizer).lr_free
-        or (entry is not None and not entry.takes_lr),
-        task_name=task.name,
+    # The registry's rules are elementwise: on one flat tensor they compute the same numbers
+    # with fewer kernels (unless the run picks torch's implementation itself).
+    flat = (
+        flatten_parameters(list(model.parameters()))
+        if isinstance(optimizer_entry(config.optimizer), OptimizerEntry)
+        and not {"foreach", "fused"} & set(config.optimizer_args)
+        else None
     )
+    optimizer = make_optimizer(
+        config.optimizer,
+        model.parameters() if flat is None else [flat],
+        lr=lr,
+        **config.optimizer_args,
+    )
+    set_optimizer_mode(optimizer, training=True)  # schedule-free: train at y, evaluate at x
+    record = new_record(config, task, resolved)
     context = TrainingContext(
         model,
         optimizer,
@@ -236,10 +238,34 @@ def _run(
     if observer is not None:
         observer.on_start(config, resolved.total_steps, resolved.steps_per_epoch)
     try:
-        _Loop(config, resolved, context, controller, record, observer).run()
+        _Loop(config, resolved, context, controller, record, observer, flat).run()
     finally:
         if controller is not None:
             controller.close()
+    return finish_record(record, controller)
+
+
+def new_record(config: RunConfig, task: Task, resolved: Plan) -> RunRecord:
+    """A run's record before its first step: what the report needs to know about the run's
+    task and method (its metric and target, whether it sets its own LR)."""
+    entry = controller_entry(config.schedule) if config.schedule else None
+    return RunRecord(
+        config=config,
+        status="done",
+        metric=task.metric_name,
+        target=task.target,
+        higher_is_better=bool(task.higher_is_better),
+        steps_per_epoch=resolved.steps_per_epoch,
+        device=str(resolved.device),
+        versions=versions(),
+        self_tuning=optimizer_entry(config.optimizer).lr_free
+        or (entry is not None and not entry.takes_lr),
+        task_name=task.name,
+    )
+
+
+def finish_record(record: RunRecord, controller: LRController | None) -> RunRecord:
+    """What a record learns when its run ends: the controller's summary, the first LR."""
     if controller is not None:
         record.extra["controller"] = {"spec": controller.spec, **controller.summary()}
     if record.step_lr:
@@ -258,8 +284,12 @@ class _Loop:
         controller: LRController | None,
         record: RunRecord,
         observer: Observer | None,
+        flat: Tensor | None = None,
     ) -> None:
         self.config, self.plan, self.context = config, resolved, context
+        # The parameters are views of ``flat`` (`flatten_parameters`): clear its gradient in
+        # place, one kernel, and keep it (the parameters' gradients are views of it).
+        self.flat_grad = flat.grad if flat is not None else None
         self.controller, self.record, self.observer = controller, record, observer
         self.loss_fn = loss_function(resolved.task.loss)
         self.generator = torch.Generator().manual_seed(config.seed)
@@ -342,6 +372,9 @@ class _Loop:
         for inputs, targets in self._batches(steps):
             self.step = step
             outputs = model(inputs)
+            # A model may return a view of its parameters (seed 002's scalar does): the
+            # running metric must see this batch's outputs, not what the update makes of them.
+            seen = outputs.detach().clone() if outputs._is_view() else outputs
             loss = self.loss_fn(outputs, targets)
             pending.append(loss.detach())
             # On the CPU every loss is read here, before its update: a non-finite one stops
@@ -349,7 +382,10 @@ class _Loop:
             # dropped from the record).
             if len(pending) == self.sync_every and self._flush(pending, step + 1):
                 return self._diverged_step()
-            optimizer.zero_grad(set_to_none=True)
+            if self.flat_grad is not None:
+                self.flat_grad.zero_()
+            else:
+                optimizer.zero_grad(set_to_none=True)
             loss.backward()  # type: ignore[no-untyped-call]
             if controller is not None:
                 controller.before_update(step, inputs, targets)
@@ -363,7 +399,7 @@ class _Loop:
             if controller is not None:
                 controller.after_update(step)
             record.step_lr.append(float(lr))
-            running.add(outputs, targets)
+            running.add(seen, targets)
             self._report()
             step += 1
         if pending and self._flush(pending, step):

@@ -63,8 +63,13 @@ def run_one(config_data: dict[str, Any], task: Task | None = None) -> tuple[str 
     try:
         return train(config, task=task).to_json(), None
     except Exception as error:  # a failing run is a result, not a crash of the sweep
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return None, f"{type(error).__name__}: {message}" if message else type(error).__name__
+        return None, failure(error)
+
+
+def failure(error: Exception) -> str:
+    """A failed run's error as a record keeps it: ``ClassName: first line``."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _outcome(config: RunConfig, result: tuple[str | None, str | None]) -> Outcome:

@@ -160,8 +160,22 @@ class RunRecord:
     # -- serialisation -----------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data; non-finite floats (a diverged loss) become ``None`` so it is valid JSON."""
-        return _finite(asdict(self))  # type: ignore[no-any-return]
+        """Plain data; non-finite floats (a diverged loss) become ``None`` so it is valid JSON.
+
+        The per-step traces are copied as flat lists (``asdict`` would deep-copy every float:
+        most of the time of a long run's record)."""
+        data: dict[str, Any] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if item.name in ("step_loss", "step_lr"):
+                data[item.name] = [
+                    None if isinstance(v, float) and not math.isfinite(v) else v for v in value
+                ]
+            elif item.name == "epochs":
+                data[item.name] = [_finite(asdict(epoch)) for epoch in value]
+            else:  # _finite rebuilds every dict and list; the leaves are immutable
+                data[item.name] = _finite(asdict(value) if isinstance(value, RunConfig) else value)
+        return data
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), allow_nan=False, separators=(",", ":"))
