@@ -218,12 +218,15 @@ def compare(
     address: str | None = None,
     runtime_env: dict[str, Any] | None = None,
     progress: Progress | None = None,
+    vectorize: bool = True,
     **run: Any,
 ) -> Comparison:
     """Run optimizers x schedules x seeds on ``task`` (plus ``methods``, extra (optimizer,
     schedule) pairs), tuning every method that takes an LR over ``lr_grid`` with the same
     budget, storing each run in ``db``; return the `Comparison`.
 
+    Runs that differ only in seed, LR and schedule values train together as one vectorised
+    model (``vectorize=False``: one by one); each run's record is what it gives alone.
     ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves. ``run`` holds
     what every run shares: ``epochs``, ``steps``, ``batch_size``, ``model``, ``split``,
     ``sampling``, ``device``, ``data_dir``, ``optimizer_args``. ``workers`` runs in
@@ -293,10 +296,7 @@ def compare(
     executor_for(len(configs))  # its options are checked now, before anything runs
     with Store(store_path) as store:
         ran = run_missing(
-            store,
-            configs,
-            executor_for,
-            progress,
+            store, configs, executor_for, progress, vectorize=vectorize, workers=count
         )
         runs = store.runs(keys=[c.key() for c in configs])
     from lrlab.report import summarize

@@ -11,6 +11,7 @@ when the process that started them dies (SIGKILL included), so a killed sweep le
 
 from __future__ import annotations
 
+import functools
 import itertools
 import multiprocessing
 import os
@@ -48,9 +49,15 @@ GroupRunner = Callable[[Sequence[dict[str, Any]]], list[tuple[str | None, str | 
 
 
 class Executor(Protocol):
-    """Runs configs, calling ``on_result`` once per run, in the calling process."""
+    """Runs configs, calling ``on_result`` once per run, in the calling process.
+
+    ``run_groups`` takes units of work: a group of several configs is trained together as
+    one vectorised model (`lrlab.vectorize`), a unit of one alone; ``run`` is every config a
+    unit of its own."""
 
     def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None: ...
+
+    def run_groups(self, groups: Iterable[Sequence[RunConfig]], on_result: OnResult) -> None: ...
 
 
 def run_one(config_data: dict[str, Any], task: Task | None = None) -> tuple[str | None, str | None]:
@@ -64,6 +71,20 @@ def run_one(config_data: dict[str, Any], task: Task | None = None) -> tuple[str 
         return train(config, task=task).to_json(), None
     except Exception as error:  # a failing run is a result, not a crash of the sweep
         return None, failure(error)
+
+
+def run_unit(
+    configs_data: Sequence[dict[str, Any]],
+    target: Callable[[dict[str, Any]], tuple[str | None, str | None]] = run_one,
+) -> list[tuple[str | None, str | None]]:
+    """One unit of work from plain config dicts: a single run through ``target``, several
+    trained together as one vectorised group (`lrlab.vectorize.run_group`); a result per
+    config, in order."""
+    if len(configs_data) == 1:
+        return [target(configs_data[0])]
+    from lrlab.vectorize import run_group
+
+    return run_group(configs_data)
 
 
 def failure(error: Exception) -> str:
@@ -113,13 +134,21 @@ class InProcess:
         self.task = task
 
     def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
+        self.run_groups(([config] for config in configs), on_result)
+
+    def run_groups(self, groups: Iterable[Sequence[RunConfig]], on_result: OnResult) -> None:
         import torch
 
         previous = torch.get_num_threads()
         torch.set_num_threads(self.threads)
         try:
-            for config in configs:
-                on_result(_outcome(config, run_one(config.to_dict(), self.task)))
+            for group in groups:
+                if len(group) == 1:
+                    results = [run_one(group[0].to_dict(), self.task)]
+                else:
+                    results = run_unit([config.to_dict() for config in group])
+                for config, result in zip(group, results, strict=True):
+                    on_result(_outcome(config, result))
         finally:
             torch.set_num_threads(previous)
 
@@ -146,13 +175,18 @@ class LocalPool:
         self.plugins = tuple(plugin_sources() if plugins is None else plugins)
 
     def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
-        queue = iter(configs)
+        self.run_groups(([config] for config in configs), on_result)
+
+    def run_groups(self, groups: Iterable[Sequence[RunConfig]], on_result: OnResult) -> None:
+        """Run each unit in a worker (a group trained together, one process per group). When
+        a worker dies, the units then in flight are suspects: their runs go again alone."""
+        queue = iter(groups)
         while True:
             suspects = self._run_pool(queue, self.workers, on_result)
             if suspects is None:
                 return
-            for config in suspects:  # alone, so a death can only be this run's
-                if self._run_pool(iter([config]), 1, on_result):
+            for config in (c for unit in suspects for c in unit):  # alone: its own death
+                if self._run_pool(iter([[config]]), 1, on_result):
                     on_result(
                         Outcome(
                             config,
@@ -162,38 +196,43 @@ class LocalPool:
                     )
 
     def _run_pool(
-        self, queue: Iterator[RunConfig], workers: int, on_result: OnResult
-    ) -> list[RunConfig] | None:
-        """Run configs taken from ``queue``, one each time a worker is free, until it is
-        exhausted (return ``None``) or a worker dies (return the runs then in flight). No
+        self, queue: Iterator[Sequence[RunConfig]], workers: int, on_result: OnResult
+    ) -> list[Sequence[RunConfig]] | None:
+        """Run units taken from ``queue``, one each time a worker is free, until it is
+        exhausted (return ``None``) or a worker dies (return the units then in flight). No
         pool starts for an empty queue."""
         first = next(queue, None)
         if first is None:
             return None
         queue = itertools.chain([first], queue)
         context = get_context("spawn")  # fork after torch initialised threads can deadlock
+        unit = functools.partial(run_unit, target=self.target)
         with ProcessPoolExecutor(
             workers,
             mp_context=context,
             initializer=_init_pool_worker,
             initargs=(self.threads, self.plugins),
         ) as pool:
-            flight: dict[Future[tuple[str | None, str | None]], RunConfig] = {}
+            flight: dict[Future[list[tuple[str | None, str | None]]], Sequence[RunConfig]] = {}
             exhausted = False
             while not exhausted or flight:
                 while not exhausted and len(flight) < workers:
-                    config = next(queue, None)
-                    if config is None:
+                    group = next(queue, None)
+                    if group is None:
                         exhausted = True
                         break
-                    flight[pool.submit(self.target, config.to_dict())] = config
+                    flight[pool.submit(unit, [c.to_dict() for c in group])] = group
+                if not flight:
+                    break
                 finished, _ = wait(flight, return_when=FIRST_COMPLETED)
                 for future in finished:
                     try:
-                        result = future.result()
+                        results = future.result()
                     except BrokenProcessPool:
                         return list(flight.values())
-                    on_result(_outcome(flight.pop(future), result))
+                    group = flight.pop(future)
+                    for config, result in zip(group, results, strict=True):
+                        on_result(_outcome(config, result))
         return None
 
 
@@ -346,7 +385,11 @@ def make_executor(
             )
     if kind == "ray":
         return RayExecutor(
-            address=address, threads=threads, local_cpus=workers, runtime_env=runtime_env
+            address=address,
+            threads=threads,
+            local_cpus=workers,
+            runtime_env=runtime_env,
+            group_runner=run_unit,
         )
     if address is not None:
         raise ValueError(f"address is for executor=ray, got address={address!r}")

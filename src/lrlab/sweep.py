@@ -126,6 +126,10 @@ class Progress(Protocol):
 
     def start(self, total: int, stored: int, pending: int, store: Path) -> None: ...
 
+    def grouped(self, groups: list[int], alone: list[tuple[RunConfig, str]]) -> None:
+        """How the pending runs will train: the sizes of the vectorised groups, and each
+        run that trains alone with the reason."""
+
     def update(self, outcome: Outcome) -> None: ...
 
     def close(self) -> None: ...
@@ -139,9 +143,16 @@ def run_missing(
     *,
     cost: Callable[[RunConfig], float] | None = None,
     poll: float = POLL,
+    vectorize: bool = True,
+    workers: int = 1,
 ) -> int:
     """Run the ``configs`` the store has not finished (done or diverged; failed runs run
     again), each once, storing every outcome as it arrives; return how many ran here.
+
+    With ``vectorize`` (the default), runs that differ only in seed, LR and schedule (or
+    optimizer hyperparameter) values train together as one vectorised model, a group per
+    worker task (`lrlab.vectorize.plan_groups`, sized for ``workers``); each member's record
+    equals its run alone. The rest run one by one, and ``progress.grouped`` says why.
 
     Each run is claimed in the store (`lrlab.store.Store.claim`) just before it starts, so
     sweeps that share a store split the work: a run another live sweep holds is left to it,
@@ -149,9 +160,9 @@ def run_missing(
     seconds) until those runs are stored, or takes over the ones whose sweep died. The store
     ends with each run exactly once.
 
-    ``executor`` runs them, or builds the executor from the number of runs pending (so a
-    single pending run needs no process pool); it pulls each run from an iterator as it has
-    room, which is when the claim happens. With ``cost``, the longest runs start first
+    ``executor`` runs them, or builds the executor from the number of units pending (so a
+    single one needs no process pool); it pulls each unit from an iterator as it has room,
+    which is when its runs are claimed. With ``cost``, the longest units start first
     (stable: the given order within equal costs), which keeps every worker busy to the end.
     """
     from lrlab.store import Lease
@@ -161,17 +172,18 @@ def run_missing(
     for config in configs:
         unique.setdefault(config.key(), config)
     pending = [config for key, config in unique.items() if key not in finished]
-    if cost is not None:
-        pending.sort(key=lambda config: -cost(config))
     if progress is not None:
         progress.start(len(unique), len(unique) - len(pending), len(pending), store.path)
     if not pending:
         if progress is not None:
             progress.close()
         return 0
+    units = _units(pending, vectorize, workers, progress)
+    if cost is not None:
+        units.sort(key=lambda unit: -sum(cost(config) for config in unit) / len(unit))
     runner: Executor | None = None
     lease = Lease.new()
-    order = [config.key() for config in pending]
+    order = [[config.key() for config in unit] for unit in units]
     settled: set[str] = set()  # stored by another sweep while this one ran (or waited)
     busy: set[str] = set()  # seen held by another sweep
     ran: set[str] = set()
@@ -189,34 +201,52 @@ def run_missing(
             for run in store.runs(keys=new):
                 progress.update(Outcome(run.config, run.record, run.error))
 
-    def claims() -> Iterator[RunConfig]:
-        """The runs this sweep may start, each claimed as the executor asks for it (the
-        store walks the runs left in order and stops at the first free one)."""
-        start = 0
-        while True:
-            while start < len(order) and (order[start] in ran or order[start] in settled):
-                start += 1
-            if start == len(order):
-                return
-            left = (k for k in order[start:] if k not in settled and k not in ran)
-            claim = store.claim(left, lease, seen_busy=busy)
-            settle(claim.finished)
-            busy.update(claim.busy)
-            if claim.key is None:
-                return
-            ran.add(claim.key)
-            yield unique[claim.key]
+    def left(unit: list[str]) -> list[str]:
+        return [key for key in unit if key not in settled and key not in ran]
+
+    def claims() -> Iterator[list[RunConfig]]:
+        """The units this sweep may start, their runs claimed as the executor asks for the
+        unit (a run another sweep holds or has stored is dropped from it)."""
+        for unit in order:
+            claimed = []
+            for key in left(unit):
+                claim = store.claim([key], lease, seen_busy=busy)
+                settle(claim.finished)
+                busy.update(claim.busy)
+                if claim.key is not None:
+                    ran.add(claim.key)
+                    claimed.append(unique[claim.key])
+            if claimed:
+                yield claimed
 
     try:
         with store.holding(lease):
             while True:
                 if runner is None:
-                    runner = executor(len(pending)) if callable(executor) else executor
-                runner.run(claims(), on_result)
-                if all(key in settled or key in ran for key in order):
+                    runner = executor(len(units)) if callable(executor) else executor
+                runner.run_groups(claims(), on_result)
+                if not any(left(unit) for unit in order):
                     break
                 time.sleep(poll)  # the rest is held by other sweeps: wait for them
     finally:
         if progress is not None:
             progress.close()
     return len(ran)
+
+
+def _units(
+    pending: list[RunConfig], vectorize: bool, workers: int, progress: Progress | None
+) -> list[list[RunConfig]]:
+    """The pending runs as units of work: vectorised groups and runs alone, in the order of
+    their first run."""
+    if not vectorize or len(pending) < 2:
+        return [[config] for config in pending]
+    from lrlab.vectorize import plan_groups
+
+    groups, alone = plan_groups(pending, workers=workers)
+    if progress is not None:
+        progress.grouped([len(group) for group in groups], alone)
+    units = [list(group) for group in groups] + [[config] for config, _ in alone]
+    position = {config.key(): i for i, config in enumerate(pending)}
+    units.sort(key=lambda unit: min(position[config.key()] for config in unit))
+    return units

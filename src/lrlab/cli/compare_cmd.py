@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +21,7 @@ from lrlab.cli.common import (
 
 if TYPE_CHECKING:
     from lrlab.executors import Outcome
+    from lrlab.record import RunConfig
 
 
 def add_parser(commands: Any) -> None:
@@ -91,7 +93,18 @@ def add_parser(commands: Any) -> None:
         "(--executor ray; lrlab adds your task's and plugins' folders to its py_modules)",
     )
     parser.add_argument("--out", metavar="DIR", help="report folder (default: next to --db)")
-    parser.add_argument("--verbose", action="store_true", help="a line per finished run")
+    parser.add_argument(
+        "--vectorize",
+        default="on",
+        choices=("on", "off"),
+        help="on (default): runs that differ only in seed, LR and schedule values train "
+        "together as one vectorised model, each run's record as it gives alone; off: one by one",
+    )
+    parser.add_argument(
+        "--verbose",
+        action="store_true",
+        help="a line per finished run, and why runs that train alone are not vectorised",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -143,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
             address=args.address,
             runtime_env=_runtime_env(args.runtime_env),
             progress=progress,
+            vectorize=args.vectorize == "on",
             **{name: getattr(args, name) for name in RUN_OPTIONS},
         )
     except KeyboardInterrupt:
@@ -166,23 +180,44 @@ class SweepProgress:
         self.finished = 0
         self.counts = {"done": 0, "diverged": 0, "failed": 0}
         self._bar: Any = None
+        self._pending = 0
 
     def start(self, total: int, stored: int, pending: int, store: Path) -> None:
-        from tqdm import tqdm
-
         print(
             f"{self.label}{total} {self.runs}, {stored} already in {store}, {pending} to run",
             file=sys.stderr,
         )
-        if pending:
+        self._pending = pending
+
+    def _open(self) -> Any:
+        """The bar, drawn at the first finished run (lines about the plan come first)."""
+        from tqdm import tqdm
+
+        if self._bar is None and self._pending:
             self._bar = tqdm(
-                total=pending,
+                total=self._pending,
                 unit="run",
                 file=sys.stderr,
                 dynamic_ncols=True,
                 desc="sweep",
                 smoothing=0.1,
             )
+        return self._bar
+
+    def grouped(self, groups: list[int], alone: list[tuple[RunConfig, str]]) -> None:
+        """One line on how the runs train; with ``--verbose``, why each lone run is alone."""
+        if not groups:
+            return
+        members = sum(groups)
+        print(
+            f"{self.label}vectorised: {members} runs in {len(groups)} group(s) of "
+            f"{min(groups)}-{max(groups)}, {len(alone)} alone",
+            file=sys.stderr,
+        )
+        if self.verbose:
+            reasons = Counter(reason for _, reason in alone)
+            for reason, count in reasons.most_common():
+                print(f"  {count} alone: {reason}", file=sys.stderr)
 
     def update(self, outcome: Outcome) -> None:
         status = (
@@ -190,7 +225,7 @@ class SweepProgress:
         )
         self.counts[status] += 1
         self.finished += 1
-        if self._bar is None:
+        if self._open() is None:
             return
         self._bar.set_postfix_str(
             ", ".join(f"{k} {v}" for k, v in self.counts.items()), refresh=False

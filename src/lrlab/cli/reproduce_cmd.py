@@ -46,6 +46,13 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--workers", type=int, metavar="K", help="parallel runs (default: CPU count)"
     )
+    parser.add_argument(
+        "--vectorize",
+        default="on",
+        choices=("on", "off"),
+        help="on (default): runs that differ only in seed, LR and schedule values train "
+        "together as one vectorised model, each run's record as it gives alone; off: one by one",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -61,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     if args.data_dir is not None:
         check_input_dir("", "data_dir", args.data_dir)
     options = Options(
+        vectorize=args.vectorize == "on",
         out=check_output_path("", "out", args.out, directory=True),
         seeds=args.seeds,
         epochs=args.epochs,

@@ -37,7 +37,8 @@ class Options:
     """The command line's knobs: ``seeds`` runs per method (seeds ``0..seeds-1``; ``None``:
     each experiment's own default, `DEFAULT_SEEDS` or more where runs are cheap); ``epochs``
     (and ``steps``, seed 003 only) override the experiments' budgets; ``workers`` parallel
-    runs; ``out`` the folder of the store, report and plots."""
+    runs; ``out`` the folder of the store, report and plots; ``vectorize``: train runs that
+    differ only in seed, LR and schedule values together (`lrlab.sweep.run_missing`)."""
 
     out: Path
     seeds: int | None = None
@@ -45,6 +46,7 @@ class Options:
     steps: int | None = None
     workers: int = 1
     data_dir: str | None = None
+    vectorize: bool = True
 
     def __post_init__(self) -> None:
         _check_count("workers", self.workers)
@@ -224,6 +226,8 @@ def _run_missing(
         lambda runs: make_executor("local", workers=options.workers, runs=runs),
         progress,
         cost=lambda config: costs[config.key()],
+        vectorize=options.vectorize,
+        workers=options.workers,
     )
 
 
