@@ -11,7 +11,10 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-LossKind = Literal["cross_entropy", "bce", "mse"]
+LossKind = Literal["cross_entropy", "bce", "mse", "keras_cross_entropy"]
+LOSS_KINDS: tuple[LossKind, ...] = ("cross_entropy", "bce", "mse", "keras_cross_entropy")
+# Keras' backend epsilon, the clip of its categorical_crossentropy on probabilities.
+KERAS_EPSILON = 1e-7
 MetricKind = Literal["accuracy", "r2", "loss"]
 Sampling = Literal["shuffle", "replacement"]
 
@@ -73,6 +76,11 @@ class Task:
     splits: tuple[str, ...] = ("holdout",)
     sampling: Sampling = "shuffle"
     needs_data_dir: bool = False
+    # Per model: a training-batch augmentation that belongs to that model's recipe (seed 004's
+    # CNN trains on Keras' random affine images), used instead of the data's own.
+    augmentations: Mapping[str, Callable[[Tensor, torch.Generator], Tensor]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         if (self.epochs is None) == (self.steps is None):
@@ -116,15 +124,41 @@ class Task:
         return builder()
 
 
+def keras_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Keras' ``categorical_crossentropy`` of a softmax output, mean over the batch:
+    ``-log(clip(softmax(z)_y, 1e-7, 1 - 1e-7))``.
+
+    Keras clips the *probabilities* (Keras 2.2.4 ``tensorflow_backend.categorical_crossentropy``
+    with ``from_logits=False``, what a ``Dense(k, activation='softmax')`` model compiled with
+    ``loss='categorical_crossentropy'`` runs; Keras 3 the same), so a sample whose true-class
+    probability is below 1e-7 costs ``-ln(1e-7) = 16.12`` and sends *no* gradient, where
+    PyTorch's ``cross_entropy`` sends ``softmax(z) - y`` however wrong the sample is. Seed 004's
+    LR of about 2.6 trains its CNN under Keras' loss and blows it up under PyTorch's.
+
+    >>> z = torch.tensor([[0.0, 40.0], [0.0, 0.0]], requires_grad=True)
+    >>> loss = keras_cross_entropy(z, torch.tensor([0, 0]))
+    >>> round(loss.item(), 4), round((-math.log(1e-7) + math.log(2)) / 2, 4)
+    (8.4056, 8.4056)
+    >>> loss.backward(); z.grad[0].tolist()  # the clipped sample sends nothing
+    [0.0, 0.0]
+    """
+    probabilities = torch.softmax(logits, dim=-1)
+    true = probabilities.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    return -torch.log(true.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)).mean()
+
+
 def loss_function(kind: LossKind) -> Callable[[Tensor, Tensor], Tensor]:
-    """The mean-reduced PyTorch loss of a kind (logits in, as the models produce them)."""
+    """The mean-reduced PyTorch loss of a kind (logits in, as the models produce them);
+    ``keras_cross_entropy`` is `keras_cross_entropy`."""
     if kind == "cross_entropy":
         return nn.functional.cross_entropy
+    if kind == "keras_cross_entropy":
+        return keras_cross_entropy
     if kind == "bce":
         return nn.functional.binary_cross_entropy_with_logits
     if kind == "mse":
         return nn.functional.mse_loss
-    raise ValueError(f"loss must be cross_entropy, bce or mse, got loss={kind!r}")
+    raise ValueError(f"loss must be one of {', '.join(LOSS_KINDS)}, got loss={kind!r}")
 
 
 class MetricSum:
