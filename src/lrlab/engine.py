@@ -9,6 +9,7 @@ every `CUDA_SYNC_EVERY` steps, so the GPU is not stalled every step.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -22,10 +23,14 @@ from lrlab.controllers import LRController, TrainingContext, build_controller
 from lrlab.optimizers import make_optimizer, optimizer_entry, set_optimizer_mode
 from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.tasks import MetricSum, Task, TaskData, evaluate, get_task, load_task_data
-from lrlab.tasks.task import loss_function
+from lrlab.tasks.task import LossKind, loss_function
 
 CUDA_SYNC_EVERY = 50
 SAMPLINGS = ("shuffle", "replacement")
+# The losses a run may put in place of its task's (RunConfig.loss).
+COMPATIBLE_LOSSES: dict[str, tuple[LossKind, ...]] = {
+    "cross_entropy": ("cross_entropy", "keras_cross_entropy")
+}
 
 
 class Observer(Protocol):
@@ -61,6 +66,7 @@ class Plan:
     total_steps: int
     sampling: str
     device: torch.device
+    loss: LossKind
 
 
 def plan(config: RunConfig, data: TaskData) -> Plan:
@@ -81,7 +87,12 @@ def plan(config: RunConfig, data: TaskData) -> Plan:
             raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
     if config.lr is not None and not (math.isfinite(config.lr) and config.lr > 0):
         raise ValueError(f"lr must be a finite number > 0, got lr={config.lr!r}")
-    steps_per_epoch = math.ceil(data.train_size / batch_size)
+    epoch_steps = config.epoch_steps
+    if epoch_steps is not None and (
+        not isinstance(epoch_steps, int) or isinstance(epoch_steps, bool) or epoch_steps < 1
+    ):
+        raise ValueError(f"epoch_steps must be an integer >= 1, got epoch_steps={epoch_steps!r}")
+    steps_per_epoch = epoch_steps or math.ceil(data.train_size / batch_size)
     if config.steps is not None:
         total = config.steps
     elif config.epochs is not None:
@@ -90,7 +101,14 @@ def plan(config: RunConfig, data: TaskData) -> Plan:
         total = task.steps
     else:
         total = (task.epochs or 1) * steps_per_epoch
-    return Plan(task, batch_size, steps_per_epoch, total, sampling, resolve_device(config.device))
+    allowed = COMPATIBLE_LOSSES.get(task.loss, (task.loss,))
+    loss = next((kind for kind in allowed if kind == (config.loss or task.loss)), None)
+    if loss is None:
+        raise ValueError(
+            f"loss must be {' or '.join(allowed)} for task {task.name}, got loss={config.loss!r}"
+        )
+    device = resolve_device(config.device)
+    return Plan(task, batch_size, steps_per_epoch, total, sampling, device, loss)
 
 
 def host_sync_every(device: torch.device) -> int:
@@ -115,6 +133,9 @@ def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
     task = get_task(config.task)
     data = load_task_data(config.task, config.split, config.data_dir)
     resolved = plan(config, data)
+    augment = task.augmentations.get(config.model or task.default_model)
+    if augment is not None:
+        data = dataclasses.replace(data, augment=augment)
     data = data.to(resolved.device)
     controller = (
         build_controller(config.schedule, steps_per_epoch=resolved.steps_per_epoch)
@@ -143,7 +164,7 @@ def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
         model,
         optimizer,
         data,
-        task.loss,
+        resolved.loss,
         resolved.batch_size,
         resolved.steps_per_epoch,
         resolved.total_steps,
@@ -177,7 +198,7 @@ class _Loop:
     ) -> None:
         self.config, self.plan, self.context = config, resolved, context
         self.controller, self.record, self.observer = controller, record, observer
-        self.loss_fn = loss_function(resolved.task.loss)
+        self.loss_fn = loss_function(resolved.loss)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sync_every = host_sync_every(resolved.device)
         self.train_time = 0.0
@@ -190,7 +211,7 @@ class _Loop:
         while step < plan.total_steps and record.status == "done":
             steps = min(plan.steps_per_epoch, plan.total_steps - step)
             tick = time.perf_counter()
-            running = MetricSum(plan.task.metric, plan.task.loss)
+            running = MetricSum(plan.task.metric, plan.loss)
             begin = step
             self.step = step
             try:
@@ -211,15 +232,19 @@ class _Loop:
         record.wall_time = time.perf_counter() - start
 
     def _batches(self, steps: int) -> list[Tensor]:
-        """The index tensors of an epoch's batches: a fresh permutation, or seed 003's
-        sampling with replacement."""
+        """The index tensors of an epoch's batches: fresh permutations (one per pass over the
+        training set, as many as ``steps`` needs, each pass ending in its partial batch), or
+        seed 003's sampling with replacement."""
         n, size = self.context.data.train_size, self.plan.batch_size
         device = self.plan.device
         if self.plan.sampling == "replacement":
             draws = torch.randint(n, (steps, size), generator=self.generator)
             return list(draws.to(device).unbind(0))
-        order = torch.randperm(n, generator=self.generator).to(device)
-        return list(torch.split(order, size))[:steps]
+        batches: list[Tensor] = []
+        while len(batches) < steps:
+            order = torch.randperm(n, generator=self.generator).to(device)
+            batches += torch.split(order, size)
+        return batches[:steps]
 
     def _epoch(self, epoch: int, step: int, steps: int, running: MetricSum) -> int:
         data, optimizer, model = self.context.data, self.context.optimizer, self.context.model
@@ -307,7 +332,7 @@ class _Loop:
                 self.context.model,
                 data.x_test,
                 data.y_test,
-                loss=task.loss,
+                loss=self.plan.loss,
                 metric=task.metric,
                 transform=data.transform,
             )
