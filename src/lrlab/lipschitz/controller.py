@@ -2,10 +2,10 @@
 
 ``lipschitz(bound=smooth, every=epoch)`` builds a `LipschitzController`; its arguments are
 `LipschitzLR`'s keyword arguments (``bound``, ``every``, ``source``, ``scale``, ``l2``,
-``norm``, ``max_lr``, ``variant``, ``beta``, ``beta2``, ``initial_lr``, ``experimental``,
-``head``). The engine supplies the model, optimizer, loss and, for passes over the training
-set, the training tensors in consecutive unshuffled batches, without augmentation (as the
-authors' code passes ``x_train``).
+``norm``, ``max_lr``, ``variant``, ``beta``, ``beta2``, ``initial_lr``, ``k1_start``,
+``experimental``, ``head``). The engine supplies the model, optimizer, loss and, for passes
+over the training set, the training tensors in consecutive unshuffled batches, without
+augmentation (as the authors' code passes ``x_train``).
 """
 
 from __future__ import annotations
@@ -72,8 +72,11 @@ class LipschitzController(LRController):
     def start(self, context: TrainingContext) -> None:
         data = context.data
         batches = TensorBatches(data.x_train, data.y_train, context.batch_size, data.transform)
+        # Keras' clipped cross-entropy has the softmax-CE gradient wherever it is not clipped
+        # (and none where it is): the bounds are those of cross_entropy.
+        loss = "cross_entropy" if context.loss == "keras_cross_entropy" else context.loss
         self.scheduler = LipschitzLR(
-            context.optimizer, context.model, loss=context.loss, data=batches, **self.options
+            context.optimizer, context.model, loss=loss, data=batches, **self.options
         )
 
     def on_epoch_start(self, epoch: int, step: int) -> None:

@@ -26,6 +26,7 @@ Every = Literal["epoch", "batch"]
 Source = Literal["eval", "train"]
 Norm = Literal["frobenius", "spectral"]
 Variant = Literal["sgd", "adamo", "adam", "rmsprop"]
+K1Start = Literal["paper", "inverse"]
 
 _NO_BATCHES = (
     "LipschitzLR: no batches were seen since the last update; K needs at least one (did the "
@@ -59,11 +60,34 @@ class LipschitzLR:
     (``every="batch"``, after ``optimizer.step()``).
 
     Variants: ``"sgd"``, LR = scale / K; ``"adamo"``, the paper's momentum variant: epoch 0 at
-    ``initial_lr`` (x), with ``K1 = 1 / x``, then ``K1 <- beta K1 + (1 - beta) K`` and
-    LR = scale / K1 (pair it with the ``ema-momentum`` optimizer, ``v = beta v + (1 - beta) g``);
-    ``"adam"`` and ``"rmsprop"``, the paper's variants with an EMA of a second-moment bound,
-    for softmax cross-entropy and ``bound="paper"`` only and behind ``experimental=True``
-    (they diverged on ResNets in the paper).
+    ``initial_lr`` (x), then ``K1 <- beta K1 + (1 - beta) K`` and LR = scale / K1 (pair it with
+    the ``ema-momentum`` optimizer, ``v = beta v + (1 - beta) g``). ``k1_start`` is K1 during
+    epoch 0: ``"paper"`` (default) sets ``K1 = x``, the number itself, as the authors' code
+    does (``MNIST/MNIST Momentum.ipynb`` cell 12, ``if epoch == 0: K1 = 0.1; return 0.1``, and
+    every ``CIFAR*/Momentum/*`` script with its own x; the paper, section 9.1: "sets K to 0.1
+    and uses this value as the learning rate"), so epoch 1's LR is ``1 / (beta x + (1 - beta)
+    K)``, near ``10 / K`` for a small x (they logged 1.43 at epoch 1 on MNIST);
+    ``"inverse"`` sets ``K1 = 1 / x``, which keeps LR = 1 / K1 continuous at epoch 0 but caps
+    epoch 1's LR below ``1 / (beta / x)``, 0.11 for x = 0.1. ``"adam"`` and ``"rmsprop"``, the
+    paper's variants with an EMA of a second-moment bound, for softmax cross-entropy and
+    ``bound="paper"`` only and behind ``experimental=True`` (they diverged on ResNets in the
+    paper); their EMAs start at 0, as the authors' ``MNIST_Adam.ipynb`` does.
+
+    What ``bound="smooth"`` guarantees: for a batch whose head input is ``A``, ``L(A)`` bounds
+    the curvature of the mean loss in the head's weight and bias, so one step of
+    ``scale / L(A)`` with ``scale <= 1`` along that batch's gradient does not raise that
+    batch's loss as a function of the head alone (the layers below held fixed). That holds
+    exactly for ``every="batch"``, where A is the training batch itself (dropout masks and
+    batch-norm statistics included). Per epoch, L is the largest over the batches seen, so the
+    guarantee holds for those batches at the weights they were seen with; later batches get
+    a step computed from the same kind of activations, not a guarantee. The fresh pass
+    (``source="eval"``) therefore runs the model in *training* mode for ``bound="smooth"``
+    (dropout active, batch norm on batch statistics, its running statistics and the global
+    RNG restored afterwards), because that is what the head sees while it trains: an
+    eval-mode pass leaves out dropout's ``1 / (1 - p)`` scaling and a lagging batch norm, and
+    a training batch's curvature measured 3.7 times such an L with dropout 0.75 before the
+    head. ``bound="paper"`` passes in eval mode, as the authors' ``K.function`` did. Nothing
+    is guaranteed for the layers below the head.
 
     ``l2`` is the L2 coefficient lambda of a ``(lambda / 2) ||w||^2`` term; ``None`` takes the
     optimizer's ``weight_decay``. Every param group gets the LR times its initial ratio to the
@@ -105,6 +129,7 @@ class LipschitzLR:
         beta: float = 0.9,
         beta2: float | None = None,
         initial_lr: float = 0.1,
+        k1_start: K1Start = "paper",
         experimental: bool = False,
         process_group: object | None = None,
     ) -> None:
@@ -121,6 +146,7 @@ class LipschitzLR:
             beta=beta,
             beta2=beta2,
             initial_lr=initial_lr,
+            k1_start=k1_start,
             experimental=experimental,
         )
         if source == "eval" and data is None:
@@ -133,6 +159,7 @@ class LipschitzLR:
         self.loss, self.bound, self.every, self.source = loss, bound, every, source
         self.data, self.scale, self.norm, self.max_lr = data, scale, norm, max_lr
         self.variant, self.beta, self.initial_lr = variant, beta, initial_lr
+        self.k1_start = k1_start
         self.beta2 = beta2 if beta2 is not None else (0.999 if variant == "adam" else 0.9)
         self.process_group = process_group
         # Ranks sharing the LR (torch.distributed must be initialised before this is built).
@@ -223,9 +250,9 @@ class LipschitzLR:
 
     def _start(self) -> None:
         if self.variant == "adamo":
-            self.k1 = 1.0 / self.initial_lr
+            self.k1 = self.initial_lr if self.k1_start == "paper" else 1.0 / self.initial_lr
             if self.every == "epoch":
-                self._apply(self.initial_lr, {"epoch": 0.0, "lr": self.initial_lr})
+                self._apply(self.initial_lr, {"epoch": 0.0, "K1": self.k1, "lr": self.initial_lr})
         elif self.source == "eval":
             self._set_from(self._pass())
 
@@ -245,21 +272,34 @@ class LipschitzLR:
             self._training_stats.add(activations, output)
 
     def _pass(self) -> stats.StatsBuffer:
-        """A forward pass over ``data`` in eval mode, collecting each batch's statistics."""
+        """A forward pass over ``data`` collecting each batch's statistics: in eval mode for
+        ``bound="paper"`` (the authors' inference-mode ``K.function``), in training mode for
+        ``bound="smooth"`` (what the head sees while it trains), with the buffers training
+        mode updates (batch norm's running statistics) and the RNG dropout draws from put
+        back afterwards, so the pass changes nothing the training run sees."""
         if self.data is None:
             raise ValueError("LipschitzLR: a pass over the training data needs data")
         self._pass_stats.clear()
         was_training = self.model.training
-        self.model.eval()
+        training = self.bound == "smooth"
+        self.model.train(training)
+        buffers = [b.clone() for b in self.model.buffers()] if training else []
+        device = self._device()
         self._in_pass = True
         try:
-            with torch.no_grad():
+            with (
+                torch.no_grad(),
+                torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+            ):
                 for inputs, targets in self.data:
                     self.model(inputs)
                     if self._pass_stats.needs.outputs:
                         self._pass_stats.add_targets(targets)
         finally:
             self._in_pass = False
+            with torch.no_grad():
+                for buffer, saved in zip(self.model.buffers(), buffers, strict=False):
+                    buffer.copy_(saved)
             self.model.train(was_training)
         if len(self._pass_stats) == 0 and self._world == 1:
             raise ValueError("LipschitzLR: data yielded no batches; K needs at least one")
@@ -426,6 +466,7 @@ def check_options(
     beta: float = 0.9,
     beta2: float | None = None,
     initial_lr: float = 0.1,
+    k1_start: str = "paper",
     experimental: bool = False,
     head: object = None,
 ) -> str:
@@ -440,6 +481,7 @@ def check_options(
     _choice("source", source, ("eval", "train"))
     _choice("norm", norm, ("frobenius", "spectral"))
     _choice("variant", variant, ("sgd", "adamo", "adam", "rmsprop"))
+    _choice("k1_start", k1_start, ("paper", "inverse"))
     _positive("scale", scale)
     _positive("initial_lr", initial_lr)
     if max_lr is not None:
