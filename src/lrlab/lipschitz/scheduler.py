@@ -11,15 +11,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lrlab.lipschitz import stats
-from lrlab.lipschitz.bounds import (
-    LOSSES,
-    Loss,
-    checked_rate,
-    paper_constant,
-    paper_second_moment,
-    smooth_constant,
-)
+from lrlab.lipschitz.bounds import LOSSES, Loss
 from lrlab.lipschitz.head import find_head
+from lrlab.lipschitz.rule import A4, COLUMNS, OUT2, M, Rule
 
 Bound = Literal["paper", "smooth"]
 Every = Literal["epoch", "batch"]
@@ -32,8 +26,6 @@ _NO_BATCHES = (
     "LipschitzLR: no batches were seen since the last update; K needs at least one (did the "
     "model run in train mode with grad enabled?)"
 )
-# The authors' Adam/RMSprop variants add Keras' K.epsilon() to sqrt(K2).
-KERAS_EPSILON = 1e-7
 
 
 class LipschitzLR:
@@ -166,6 +158,9 @@ class LipschitzLR:
         self._world = stats.world(process_group)
         self.head_name, self.head = find_head(model, head)
         self.l2 = l2 if l2 is not None else _optimizer_weight_decay(optimizer)
+        self.rule = Rule(
+            loss, bound, variant, scale, self.l2, max_lr, beta, self.beta2, initial_lr, k1_start
+        )
         needs = stats.Needs(
             fourth=variant in ("adam", "rmsprop"),
             outputs=bound == "paper" and loss == "mse",
@@ -178,8 +173,6 @@ class LipschitzLR:
         self._ratios = [float(g["lr"]) / first if first else 1.0 for g in optimizer.param_groups]
         self.epoch = 0
         self.steps = 0
-        self.k1 = 0.0  # the EMA of K (adamo, adam)
-        self.k2 = 0.0  # the EMA of the second-moment term (adam, rmsprop)
         self.history: list[dict[str, float]] = []
         self._attach()
         self._start()
@@ -205,8 +198,8 @@ class LipschitzLR:
         return {
             "epoch": self.epoch,
             "steps": self.steps,
-            "k1": self.k1,
-            "k2": self.k2,
+            "k1": self.rule.k1,
+            "k2": self.rule.k2,
             "lrs": self.get_last_lr(),
             "history": [dict(h) for h in self.history],
             "training_stats": self._training_stats.state(),
@@ -214,7 +207,7 @@ class LipschitzLR:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch, self.steps = int(state["epoch"]), int(state["steps"])
-        self.k1, self.k2 = float(state["k1"]), float(state["k2"])
+        self.rule.k1, self.rule.k2 = float(state["k1"]), float(state["k2"])
         self.history = [dict(h) for h in state["history"]]
         for group, lr in zip(self.optimizer.param_groups, state["lrs"], strict=True):
             group["lr"] = float(lr)
@@ -249,10 +242,10 @@ class LipschitzLR:
     # -- internals -----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self.variant == "adamo":
-            self.k1 = self.initial_lr if self.k1_start == "paper" else 1.0 / self.initial_lr
+        initial = self.rule.start()
+        if initial is not None:
             if self.every == "epoch":
-                self._apply(self.initial_lr, {"epoch": 0.0, "K1": self.k1, "lr": self.initial_lr})
+                self._apply(initial, {"epoch": 0.0, "K1": self.rule.k1, "lr": initial})
         elif self.source == "eval":
             self._set_from(self._pass())
 
@@ -317,7 +310,7 @@ class LipschitzLR:
         count = stats.aligned_count(len(buffer), device, self.process_group)
         rows = buffer.rows(device)
         if count > rows.shape[0]:  # this rank ran out of batches: join with empty ones
-            rows = torch.cat([rows, rows.new_zeros(count - rows.shape[0], stats.COLUMNS)])
+            rows = torch.cat([rows, rows.new_zeros(count - rows.shape[0], COLUMNS)])
         rows = stats.union(rows, self.process_group)
         grams = buffer.grams(device)
         if grams is not None:
@@ -325,7 +318,7 @@ class LipschitzLR:
                 pad = grams.new_zeros(count - grams.shape[0], *grams.shape[1:])
                 grams = torch.cat([grams, pad])
             grams = stats.union(grams, self.process_group)
-        keep = rows[:, stats.M] > 0
+        keep = rows[:, M] > 0
         rows = rows[keep]
         if grams is not None:
             grams = grams[keep]
@@ -362,10 +355,10 @@ class LipschitzLR:
         columns: list[list[float]] = [[m], [values[0]], [0.0], [0.0], [0.0]]
         position = 1
         if needs.fourth:
-            columns[stats.A4] = [values[position]]
+            columns[A4] = [values[position]]
             position += 1
         if needs.outputs:
-            columns[stats.OUT2] = [values[position]]
+            columns[OUT2] = [values[position]]
         squares = stats.spectral_sq_norms(grams).tolist() if grams is not None else None
         lr, record = self._rate(columns, squares)
         self._apply(lr, record)
@@ -379,68 +372,16 @@ class LipschitzLR:
     def _rate(
         self, columns: list[list[float]], spectral: list[float] | None
     ) -> tuple[float, dict[str, float]]:
-        """K (or L) and the LR from per-batch statistics: ``columns[c][j]`` is statistic ``c``
-        of batch ``j``; ``spectral`` holds the batches' ``||[A, 1]||_2^2`` when wanted."""
-        m = columns[stats.M]
-        kz = math.sqrt(max(columns[stats.A2]))
-        max_weight = self._max_weight()
-        classes = self.head.out_features
-        record = {"epoch": float(self.epoch), "step": float(self.steps), "kz": kz}
-        if self.bound == "paper":
-            constant = paper_constant(
-                self.loss,
-                kz=kz,
-                m=int(max(m)),
-                classes=classes,
-                l2=self.l2,
-                max_weight=max_weight,
-                ka=math.sqrt(max(columns[stats.OUT2])),
-                y_norm=math.sqrt(max(columns[stats.Y2])),
-            )
-        else:
-            squares = spectral or [a2 + mj for a2, mj in zip(columns[stats.A2], m, strict=True)]
-            constant = max(
-                smooth_constant(self.loss, sq_norm=sq, m=int(mj), outputs=classes, l2=self.l2)
-                for sq, mj in zip(squares, m, strict=True)
-            )
-        record["K"] = constant
-        if self.variant == "sgd":
-            lr = checked_rate(constant, scale=self.scale, max_lr=self.max_lr, what="K")
-        elif self.variant == "adamo":
-            self.k1 = self.beta * self.k1 + (1 - self.beta) * constant
-            record["K1"] = self.k1
-            lr = checked_rate(self.k1, scale=self.scale, max_lr=self.max_lr, what="K1")
-        else:
-            s = math.sqrt(max(columns[stats.A4]))
-            lr = self._second_moment_rate(s, constant, kz, int(max(m)), max_weight, record)
-        record["lr"] = lr
-        return lr, record
-
-    def _second_moment_rate(
-        self,
-        s: float,
-        constant: float,
-        kz: float,
-        m: int,
-        max_weight: float,
-        record: dict[str, float],
-    ) -> float:
-        """The authors' Adam (``(sqrt(K2) + eps) / K1``) and RMSprop (``(sqrt(K2) + eps) / Kz``)
-        rates, EMAs starting at 0 without bias correction, as their code runs; ``s`` is
-        ``||A o A||_F``."""
-        second = paper_second_moment(
-            s=s, kz=kz, m=m, classes=self.head.out_features, l2=self.l2, max_weight=max_weight
+        """K (or L) and the LR from per-batch statistics (see `lrlab.lipschitz.rule`)."""
+        record = {"epoch": float(self.epoch), "step": float(self.steps)}
+        lr = self.rule.rate(
+            columns,
+            spectral,
+            classes=self.head.out_features,
+            max_weight=self._max_weight(),
+            record=record,
         )
-        self.k2 = self.beta2 * self.k2 + (1 - self.beta2) * second
-        record["K2"] = self.k2
-        if self.variant == "adam":
-            self.k1 = self.beta * self.k1 + (1 - self.beta) * constant
-            record["K1"] = self.k1
-            denominator = self.k1
-        else:
-            denominator = kz
-        scaled = (math.sqrt(self.k2) + KERAS_EPSILON) * self.scale
-        return checked_rate(denominator, scale=scaled, max_lr=self.max_lr, what=self.variant)
+        return lr, record
 
     def _apply(self, lr: float, record: dict[str, float]) -> None:
         for group, ratio in zip(self.optimizer.param_groups, self._ratios, strict=True):
