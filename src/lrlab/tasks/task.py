@@ -143,7 +143,8 @@ def keras_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
     [0.0, 0.0]
     """
     probabilities = torch.softmax(logits, dim=-1)
-    true = probabilities.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+    # Keras divides by the sum (1 up to rounding) before clipping; kept for identical rounding.
+    true = probabilities.gather(-1, target.unsqueeze(-1)).squeeze(-1) / probabilities.sum(-1)
     return -torch.log(true.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)).mean()
 
 
