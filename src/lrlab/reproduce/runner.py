@@ -34,8 +34,9 @@ DEFAULT_SEEDS = 5
 class Options:
     """The command line's knobs: ``seeds`` runs per method (seeds ``0..seeds-1``; ``None``:
     each experiment's own default, `DEFAULT_SEEDS` or more where runs are cheap); ``epochs``
-    (and ``steps``, seed 003 only) override the experiments' budgets; ``workers`` parallel
-    runs; ``out`` the folder of the store, report and plots."""
+    (and ``steps``, seeds 003 and 004) override the experiments' budgets; ``full`` asks for
+    the published budgets where a CPU budget is the default (seed 004's 20 epochs, for a GPU);
+    ``workers`` parallel runs; ``out`` the folder of the store, report and plots."""
 
     out: Path
     seeds: int | None = None
@@ -43,6 +44,7 @@ class Options:
     steps: int | None = None
     workers: int = 1
     data_dir: str | None = None
+    full: bool = False
 
     def __post_init__(self) -> None:
         _check_count("workers", self.workers)

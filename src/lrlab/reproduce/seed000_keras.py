@@ -115,7 +115,7 @@ def run(
     result = KerasRun()
     running: list[float] = []
 
-    class Log(keras.callbacks.Callback):  # type: ignore[misc]
+    class Log(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             running.clear()
 
