@@ -84,6 +84,8 @@ def main() -> int:
         runs = list(pool.map(one, *zip(*jobs, strict=True)))
     from scipy import stats
 
+    from lrlab.reproduce.verdict import fisher_exact
+
     by_side = {side: [r for r in runs if r["side"] == side] for side in SIDES}
     kinds = ("trained", "plateau", "dead")
     counts = {
@@ -105,11 +107,7 @@ def main() -> int:
     keras_losses = [float(r["loss"]) for r in by_side["keras"]]  # type: ignore[arg-type]
     for side in SIDES[1:]:
         for kind in kinds:
-            table = [
-                [counts["keras"][kind], args.seeds - counts["keras"][kind]],
-                [counts[side][kind], args.seeds - counts[side][kind]],
-            ]
-            p = stats.fisher_exact(table).pvalue
+            p = fisher_exact(counts["keras"][kind], args.seeds, counts[side][kind], args.seeds)
             print(f"keras vs {side}, {kind}: Fisher exact p = {p:.3f}")
         losses = [float(r["loss"]) for r in by_side[side]]  # type: ignore[arg-type]
         p = stats.mannwhitneyu(keras_losses, losses).pvalue
