@@ -399,6 +399,13 @@ def test_all_runs_every_seed_into_one_report(
         assert f"## {experiment.title}" in report
 
 
+def test_full_is_a_flag_of_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--full is accepted (seed 002 has no CPU budget to lift: the same 40 lines)."""
+    code, out, _ = _run(capsys, "reproduce", "seed-002", "--full", "--out", str(tmp_path))
+    assert code == 0
+    assert len(out.splitlines()) == 40
+
+
 def test_unknown_seed_lists_the_known(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["reproduce", "seed-001"])
