@@ -63,12 +63,9 @@ def one(side: str, experiment: str, seed: int, epochs: int) -> dict[str, object]
 
 
 def outcome(run: dict[str, object]) -> str:
-    from lrlab.reproduce.seed000 import DEAD_LOSS
+    from lrlab.reproduce.seed000 import classify
 
-    loss, accuracy = float(run["loss"]), float(run["accuracy"])  # type: ignore[arg-type]
-    if loss >= DEAD_LOSS:
-        return "dead"
-    return "plateau" if abs(accuracy - 2 / 3) <= 0.05 else "trained"
+    return classify(float(run["loss"]), float(run["accuracy"]))  # type: ignore[arg-type]
 
 
 def main() -> int:

