@@ -277,7 +277,7 @@ def test_seed004_verdicts_from_the_runs(tmp_path: Path) -> None:
     section = seed004.section(_seed004_results(tmp_path, 2.6, [0.96, 0.98], options), options)
     verdicts = "\n".join(section.verdicts)
     assert "seed-004 MNIST goal (the paper's LR trains its CNN): AGREES" in verdicts
-    assert "seed-004 MNIST epoch-0 LR: AGREES: median 2.6 2.6 over 5 seeds" in verdicts
+    assert "seed-004 MNIST epoch-0 LR: AGREES: 2.6 over 5 seeds (median 2.6)" in verdicts
     assert "the authors logged 2.624 (range 1.93-2.95)" in verdicts
     assert "seed-004 MNIST SGD not diverged: AGREES: 5/5 seeds" in verdicts
     assert "seed-004 MNIST SGD best test accuracy: NOT JUDGED at 2 epochs: lrlab 98%" in verdicts
@@ -292,7 +292,7 @@ def test_seed004_verdicts_from_the_runs(tmp_path: Path) -> None:
     dead = seed004.section(_seed004_results(tmp_path, 7.0, [0.1, 0.1], options), options)
     verdicts = "\n".join(dead.verdicts)
     assert "seed-004 MNIST goal (the paper's LR trains its CNN): DISAGREES" in verdicts
-    assert "seed-004 MNIST epoch-0 LR: DISAGREES: median 7" in verdicts
+    assert "seed-004 MNIST epoch-0 LR: DISAGREES: 7 over 5 seeds" in verdicts
     assert "seed-004 MNIST SGD not diverged: DISAGREES: 0/5 seeds (5 at chance)" in verdicts
 
 
@@ -372,7 +372,7 @@ def test_seed004_tiny_budget_and_cifar_is_skipped(
     argv = ["reproduce", "seed-004", "--seeds", "1", "--steps", "2", "--workers", "1"]
     code, out, _ = _run(capsys, *argv, "--out", str(tmp_path), "--data-dir", str(tmp_path))
     assert code == 0
-    assert "seed-004 MNIST epoch-0 LR: AGREES: median 2.75" in out  # seed 0, paper-cnn
+    assert "seed-004 MNIST epoch-0 LR: AGREES: 2.75 over 1 seeds" in out  # seed 0, paper-cnn
     assert "seed-004 MNIST SGD not diverged: " in out  # 2 steps: still at chance
     assert "seed-004 MNIST SGD-torch-loss: " in out
     assert "seed-004 MNIST SGD best test accuracy: NOT JUDGED" in out

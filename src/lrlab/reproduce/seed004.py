@@ -76,6 +76,7 @@ TORCH_LOSS_STEPS = 40  # enough to see PyTorch's unclipped loss blow up
 LOSS = "keras_cross_entropy"
 NEAR_PP = 0.5  # neighbourhood of a published accuracy, in percentage points
 CHANCE = 0.2  # best test accuracy at or below this: the run learned nothing (chance is 0.1)
+BLOWN_UP_LOSS = 10.0  # a batch loss above this (ln 10 = 2.3 at chance): blown up
 
 # What the authors' notebooks printed ("Epoch e LR = ..." and Keras' val_acc per epoch).
 PAPER_SGD_LRS = (
@@ -543,15 +544,16 @@ def _epoch_zero(results: Results) -> tuple[str, str]:
     median = statistics.median(lr0)
     word: Overall = "AGREES" if PAPER_LRS[0] <= median <= PAPER_LRS[1] else "DISAGREES"
     text = (
-        f"**Epoch-0 LR.** {word}: median {median:.3g} ({spread(lr0, 3)}, Kz {spread(kz0, 4)}) "
-        f"against the authors' {PAPER_EPOCH0_LR} at epoch 0 (Kz {PAPER_KZ0:.1f}) and "
+        f"**Epoch-0 LR.** {word}: {spread(lr0, 3)} over {len(lr0)} seeds (Kz "
+        f"{spread(kz0, 4)}), against the authors' {PAPER_EPOCH0_LR} at epoch 0 (Kz "
+        f"{PAPER_KZ0:.1f}) and "
         f"{PAPER_LRS[0]}-{PAPER_LRS[1]} over their 20 epochs. At random initialisation it "
         "depends only on the network and the data; the paper's worked example, Kz "
         f"{WORKED_EXAMPLE_KZ} at m = 128, is another network and is not this run."
     )
     return text, (
-        f"{NAME} MNIST epoch-0 LR: {word}: median {median:.3g} {spread(lr0, 3)} over "
-        f"{len(lr0)} seeds; the authors logged {PAPER_EPOCH0_LR} (range {PAPER_LRS[0]}-"
+        f"{NAME} MNIST epoch-0 LR: {word}: {spread(lr0, 3)} over {len(lr0)} seeds (median "
+        f"{median:.3g}); the authors logged {PAPER_EPOCH0_LR} (range {PAPER_LRS[0]}-"
         f"{PAPER_LRS[1]})"
     )
 
@@ -635,12 +637,18 @@ def _other(results: Results, method: Method) -> tuple[str, str]:
         )
     if method.key == "SGD-torch-loss":
         peak = [max(finite(r.step_loss), default=float("nan")) for r in records]
+        blew_up = bool(finite(peak)) and statistics.median(finite(peak)) > BLOWN_UP_LOSS
         facts.append(
             f"The same SGD run with PyTorch's `cross_entropy` instead of Keras' clipped loss: "
-            f"largest batch loss {spread(peak, 3)} within {TORCH_LOSS_STEPS} steps. Keras "
-            "clips the softmax at 1e-7, so a sample the network gets confidently wrong sends "
-            "no gradient; PyTorch's loss keeps pushing on it at LR 2.6, which is what blew up "
-            "the old stand-in network and blows up this one."
+            f"largest batch loss {spread(peak, 3)} within {TORCH_LOSS_STEPS} steps (ln 10 = "
+            "2.3 at chance). Keras clips the softmax at 1e-7, so a sample the network gets "
+            "confidently wrong sends no gradient, where PyTorch's loss keeps pushing on it: "
+            + (
+                "at the paper's LR that blows the network up, as it blew up lrlab's former "
+                "stand-in CNN for this seed."
+                if blew_up
+                else "here that did not blow the network up."
+            )
         )
     published = PUBLISHED_MNIST.get(method.key)
     label = f"{NAME} MNIST {method.key}"
