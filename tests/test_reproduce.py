@@ -158,6 +158,35 @@ def test_seed000_a_half_dead_run_lands_in_the_neighbourhood(tmp_path: Path) -> N
     assert [seed000.is_dead(r) for r in records] == [True, False, True]
 
 
+def test_seed000_outcomes_beside_keras_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report's comparison with Keras' own runs: outcome counts and Fisher's exact test."""
+    monkeypatch.setattr(
+        seed000,
+        "KERAS_OUTCOMES",
+        {"B-code": {"seeds": 10, "trained": 7, "plateau": 0, "dead": 3, "median_loss": 0.3}},
+    )
+    plateau, trained = (0.47, 0.66), (0.2, 0.97)
+    results = _seed000_results(
+        tmp_path,
+        {
+            "A": [(math.log(3), 1 / 3)] * 3,
+            "B-code": [plateau, plateau, trained],
+            "B-text": [trained] * 3,
+        },
+    )
+    section = seed000.section(results, Options(out=tmp_path, seeds=2, epochs=3))
+    verdict = next(v for v in section.verdicts if "vs Keras 3 itself" in v)
+    assert verdict.startswith("seed-000 B-code outcomes vs Keras 3 itself (10 seeds): ")
+    assert "trained 1/3 vs 7/10 (p = 0.51)" in verdict  # scipy.stats.fisher_exact: 0.5105
+    assert "plateau 2/3 vs 0/10 (p = 0.04)" in verdict  # scipy: 0.0385
+    assert verdict.split(": ")[1] == "DISAGREES"
+    assert [seed000.outcome(r) for r in results.records("B-code")] == [
+        "plateau",
+        "plateau",
+        "trained",
+    ]
+
+
 def test_seed000_lr_schedules_code_vs_text() -> None:
     code = seed000._per_epoch(seed000.B_CODE, 200)
     text = seed000._per_epoch(seed000.B_TEXT, 200)
