@@ -325,6 +325,25 @@ def test_seed004_verdicts_from_the_runs(tmp_path: Path) -> None:
     assert "seed-004 MNIST SGD not diverged: DISAGREES: 0/5 seeds (5 at chance)" in verdicts
 
 
+def test_seed004_a_lagging_test_accuracy_is_not_a_dead_run(tmp_path: Path) -> None:
+    """Test accuracy at chance while the running training accuracy climbs (batch norm's running
+    statistics lag, as in the authors' epoch 0): trained, and said so."""
+    config = RunConfig(task="mnist5k", model="paper-cnn")
+    record = fake_record(config, [0.1, 0.15])
+    record.epochs = [dataclasses.replace(e, train_metric=0.6) for e in record.epochs]
+    assert not seed004.learned_nothing(record)
+    assert seed004.eval_lags(record)
+    assert seed004.best_train_percent(record) == pytest.approx(60.0)
+    options = Options(out=tmp_path, data_dir=str(tmp_path))
+    results = _seed004_results(tmp_path, 2.6, [0.1, 0.15], options)
+    for run in results.runs["SGD"]:
+        assert run.record is not None
+        run.record.epochs = [dataclasses.replace(e, train_metric=0.6) for e in run.record.epochs]
+    section = seed004.section(results, options)
+    assert "seed-004 MNIST SGD not diverged: AGREES: 5/5 seeds" in section.verdicts
+    assert "while the training accuracy reached 60%" in "\n".join(section.lines)
+
+
 def test_seed004_accuracy_is_judged_at_the_papers_budget(tmp_path: Path) -> None:
     options = Options(out=tmp_path, data_dir=str(tmp_path), full=True)
     results = _seed004_results(tmp_path, 2.4, [0.9] * 19 + [0.996], options)
