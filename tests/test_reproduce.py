@@ -240,8 +240,7 @@ def test_seed004_reads_lipschitz_history() -> None:
         "history": [{"epoch": 0.0, "kz": 20.0, "K": 0.25, "lr": 4.0}, {"epoch": 1.0, "kz": 1.0}]
     }
     assert seed004.first_kz(record) == 20.0
-    assert seed004.last_kz(record) == 1.0
-    assert seed004.first_inverse_k(record) == (4.0, 0)
+    assert seed004.history(record)[1] == {"epoch": 1.0, "kz": 1.0}
     assert seed004.learned_nothing(record)
     assert seed004.broke_down(record)
     assert seed004.best_percent(record) == pytest.approx(10.0)

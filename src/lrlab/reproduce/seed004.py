@@ -361,10 +361,6 @@ def first_kz(record: RunRecord) -> float | None:
     return next((h["kz"] for h in history(record) if "kz" in h), None)
 
 
-def last_kz(record: RunRecord) -> float | None:
-    return next((h["kz"] for h in reversed(history(record)) if "kz" in h), None)
-
-
 def epoch_lr(record: RunRecord, epoch: int) -> float | None:
     """The LR of the epoch's first step (``None`` if the run did not reach it)."""
     return record.epochs[epoch].lr if len(record.epochs) > epoch else None
@@ -373,15 +369,6 @@ def epoch_lr(record: RunRecord, epoch: int) -> float | None:
 def epochs_run(record: RunRecord) -> float:
     """Epochs the run trained, counting a final partial one as its fraction."""
     return record.steps / max(record.steps_per_epoch, 1)
-
-
-def first_inverse_k(record: RunRecord) -> tuple[float, int] | None:
-    """1/K (or 1/L) of the first epoch that computed K, and that epoch: what the bound alone
-    would set, before AdaMo's or Adam's averaging."""
-    for entry in history(record):
-        if entry.get("K"):
-            return 1.0 / entry["K"], int(entry["epoch"])
-    return None
 
 
 def whole_epochs(epochs: float) -> int:
