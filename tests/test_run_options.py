@@ -116,6 +116,18 @@ def test_keras_loss_is_cross_entropy_until_it_clips() -> None:
     assert float(torch.nn.functional.cross_entropy(logits, torch.tensor([1]))) > 29
 
 
+def test_dropout_masks_come_from_the_runs_seed() -> None:
+    """paper-cnn has dropout: the same config gives the same numbers whatever the process drew
+    from torch's global generator before, and the run leaves that generator as it found it."""
+    config = RunConfig(task="mnist5k", model="paper-cnn", batch_size=8, steps=3, seed=1)
+    first = train(config)
+    torch.rand(1000)  # another run, or anything else, moves the global generator
+    state = torch.get_rng_state()
+    second = train(config)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert second.step_loss == first.step_loss
+
+
 def test_paper_cnn_trains_on_augmented_digits(monkeypatch: pytest.MonkeyPatch) -> None:
     """paper-cnn's batches go through its augmentation; the other models' do not."""
     config = RunConfig(task="mnist5k", model="paper-cnn", batch_size=8, steps=2, seed=0)

@@ -170,15 +170,20 @@ def train(config: RunConfig, *, observer: Observer | None = None) -> RunRecord:
         resolved.total_steps,
         resolved.device,
     )
-    if controller is not None:
-        controller.start(context)
-    if observer is not None:
-        observer.on_start(config, resolved.total_steps, resolved.steps_per_epoch)
-    try:
-        _Loop(config, resolved, context, controller, record, observer).run()
-    finally:
+    devices = [resolved.device] if resolved.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        # What the forward pass draws (dropout's masks) comes from the run's own seed, not
+        # from whatever the process ran before, and the caller's RNG is left as it was.
+        torch.manual_seed(config.seed)
         if controller is not None:
-            controller.close()
+            controller.start(context)
+        if observer is not None:
+            observer.on_start(config, resolved.total_steps, resolved.steps_per_epoch)
+        try:
+            _Loop(config, resolved, context, controller, record, observer).run()
+        finally:
+            if controller is not None:
+                controller.close()
     if controller is not None:
         record.extra["controller"] = {"spec": controller.spec, **controller.summary()}
     return record
