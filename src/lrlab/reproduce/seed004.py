@@ -667,8 +667,8 @@ def _other(results: Results, method: Method) -> tuple[str, str]:
             "2.3 at chance). Keras clips the softmax at 1e-7, so a sample the network gets "
             "confidently wrong sends no gradient, where PyTorch's loss keeps pushing on it: "
             + (
-                "at the paper's LR that blows the network up, as it blew up lrlab's former "
-                "stand-in CNN for this seed."
+                "at the paper's LR that blows the network up, as it blew up the narrow CNN "
+                "lrlab stood in for the authors' network before."
                 if blew_up
                 else "here that did not blow the network up."
             )
@@ -706,8 +706,19 @@ def _plots(results: Results) -> list[str]:
     lines = ["### Plots", ""]
     ax = plot_per_epoch(summaries, "lr")
     epochs = range(1, FULL_EPOCHS + 1)
+    shown = [s.label for s in summaries]
+    # Each paper series in the colour of lrlab's line for the same method.
+    colours = {m.key: f"C{shown.index(m.label)}" for m in MNIST_METHODS if m.label in shown}
     for key, logged in PAPER_LOGGED.items():
-        ax.plot(epochs, logged, linestyle="--", marker="x", linewidth=0.8, label=f"paper: {key}")
+        ax.plot(
+            epochs,
+            logged,
+            linestyle="--",
+            marker="x",
+            linewidth=0.8,
+            color=colours.get(key),
+            label=f"paper: {key}",
+        )
     ax.axhspan(*PAPER_LRS, color="grey", alpha=0.15, label="the paper's SGD range")
     ax.set_yscale("log")
     ax.legend(fontsize="x-small")
@@ -715,7 +726,15 @@ def _plots(results: Results) -> list[str]:
     lines += [save_plot(ax, results.out, "seed-004-lr.png"), ""]
     ax = plot_per_epoch(summaries, "metric")
     for key, logged in PAPER_VAL_ACC.items():
-        ax.plot(epochs, logged, linestyle="--", marker="x", linewidth=0.8, label=f"paper: {key}")
+        ax.plot(
+            epochs,
+            logged,
+            linestyle="--",
+            marker="x",
+            linewidth=0.8,
+            color=colours.get(key),
+            label=f"paper: {key}",
+        )
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize="x-small")
     ax.set_title("seed 004: test accuracy per epoch on MNIST, lrlab median vs the paper's")
