@@ -296,6 +296,94 @@ def test_every_batch_uses_that_batch() -> None:
     assert lip.steps == 3
 
 
+# --- dropout and batch norm before the head: what the smooth bound guarantees --------------------
+
+
+def _dropout_net(p: float = 0.75, seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(6, 32), nn.ReLU(), nn.BatchNorm1d(32), nn.Dropout(p), nn.Linear(32, 4)
+    )
+
+
+def _smooth_from(activations: list[Tensor]) -> float:
+    """max over batches of ||[A, 1]||_F^2 / (2m), softmax cross-entropy."""
+    return max(
+        (float(a.double().square().sum()) + a.shape[0]) / (2 * a.shape[0]) for a in activations
+    )
+
+
+def test_smooth_pass_sees_what_training_sees() -> None:
+    """bound=smooth's fresh pass runs in training mode (dropout masks, batch statistics), as
+    the head sees its inputs while it trains, and leaves no trace: batch norm's running
+    statistics and the global RNG come back as they were."""
+    model = _dropout_net()
+    x, y = _data(64, 6, 4)
+    batches = _batches(x, y, 16)
+    torch.manual_seed(7)
+    state = torch.get_rng_state()
+    with torch.no_grad():
+        model.train()
+        expected = _smooth_from([model[:-1](inputs) for inputs, _ in batches])
+    norm = model[2]
+    torch.manual_seed(0)
+    model[2].reset_running_stats()
+    running = (norm.running_mean.clone(), norm.running_var.clone())
+    torch.set_rng_state(state)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    lip = LipschitzLR(optimizer, model, loss="cross_entropy", data=batches)
+    assert lip.get_last_lr()[0] == pytest.approx(1 / expected, rel=1e-6)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(norm.running_mean, running[0])
+    assert torch.equal(norm.running_var, running[1])
+    assert int(norm.num_batches_tracked) == 0
+    assert model.training
+
+
+def test_eval_mode_would_miss_dropout_scaling() -> None:
+    """With dropout 0.75 before the head a training batch's ||A||^2 is about 1 / (1 - p) = 4
+    times the eval-mode one (inverted dropout scales the kept units by 4): the eval-mode L an
+    eval pass would give understates the training curvature; the training-mode L does not.
+    (A batch norm whose running statistics lag its batch statistics widens the gap further.)
+    """
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 64), nn.ReLU(), nn.Dropout(0.75), nn.Linear(64, 4))
+    x, y = _data(512, 6, 4)
+    batches = _batches(x, y, 128)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    lip = LipschitzLR(optimizer, model, loss="cross_entropy", data=batches)
+    model.eval()
+    with torch.no_grad():
+        eval_l = _smooth_from([model[:-1](inputs) for inputs, _ in batches])
+    ratio = (1 / lip.get_last_lr()[0]) / eval_l
+    assert 3 < ratio < 4.5
+
+
+@given(seed=st.integers(0, 10_000), p=st.sampled_from([0.25, 0.5, 0.75]))
+def test_every_batch_step_descends_with_dropout(seed: int, p: float) -> None:
+    """every=batch: the LR comes from the training batch's own head input (its dropout mask
+    and batch statistics), so a step of that size on the head alone does not raise that
+    batch's loss at those activations: the descent lemma, with dropout before the head."""
+    model = _dropout_net(p=p, seed=seed).double()
+    generator = torch.Generator().manual_seed(seed)
+    x = 3 * torch.randn(32, 6, generator=generator, dtype=torch.float64)
+    y = torch.randint(0, 4, (32,), generator=generator)
+    head = model[-1]
+    optimizer = torch.optim.SGD(head.parameters(), lr=1.0)
+    seen: list[Tensor] = []
+    hook = head.register_forward_hook(lambda mod, inp, out: seen.append(inp[0].detach()))
+    lip = LipschitzLR(optimizer, model, loss="cross_entropy", every="batch")
+    loss = nn.functional.cross_entropy(model(x), y)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    hook.remove()
+    lip.remove()
+    with torch.no_grad():
+        after = nn.functional.cross_entropy(head(seen[0]), y)
+    assert after.item() <= loss.item() + 1e-12
+
+
 def test_param_groups_keep_their_ratios() -> None:
     model = _mlp([4, 6, 2])
     x, y = _data(20, 4, 2)
@@ -310,7 +398,41 @@ def test_param_groups_keep_their_ratios() -> None:
 # --- variants ----------------------------------------------------------------------------------
 
 
-def test_adamo_starts_at_x_then_follows_an_ema_of_k() -> None:
+def test_adamo_epoch_one_as_the_authors_logged_it() -> None:
+    """`MNIST Momentum.ipynb` logged LR 1.4273 at epoch 1, after `K1 = 0.1` at epoch 0 and one
+    epoch's K = 9 Kz / (10 * 256): with K1 = x, lrlab computes their number from their Kz;
+    with K1 = 1 / x the same Kz gives 0.107."""
+    logged = 1.4273421500884764
+    kz = (1 / logged - 0.9 * 0.1) / 0.1 * 10 * 256 / 9  # the Kz behind the logged LR
+    head = nn.Linear(128, 10)  # the head's input is the data itself: Kz = ||x||_F
+    x = torch.full((256, 128), kz / math.sqrt(256 * 128), dtype=torch.float64)
+    data = [(x, torch.zeros(256, dtype=torch.long))]
+    lrs = {}
+    for start in ("paper", "inverse"):
+        optimizer = torch.optim.SGD(head.parameters(), lr=1.0)
+        lip = LipschitzLR(
+            optimizer,
+            head.double(),
+            loss="cross_entropy",
+            bound="paper",
+            variant="adamo",
+            initial_lr=0.1,
+            k1_start=start,  # type: ignore[arg-type]
+            data=data,
+        )
+        lip.step()
+        lip.remove()
+        lrs[start] = lip.get_last_lr()[0]
+    assert round(kz, 1) == 1736.8
+    assert lrs["paper"] == pytest.approx(logged, rel=1e-12)
+    assert lrs["inverse"] == pytest.approx(1 / (0.9 / 0.1 + 0.9 * kz / 2560), rel=1e-12)
+    assert lrs["inverse"] < 0.11
+
+
+@pytest.mark.parametrize(("k1_start", "k1"), [("paper", 0.5), ("inverse", 2.0)])
+def test_adamo_starts_at_x_then_follows_an_ema_of_k(k1_start: str, k1: float) -> None:
+    """Epoch 0 at x = 0.5 with K1 = x (the authors' `MNIST Momentum.ipynb`: `K1 = 0.1; return
+    0.1`) or K1 = 1 / x, then K1 <- 0.9 K1 + 0.1 K and LR = 1 / K1 at every epoch start."""
     model = _mlp([6, 10, 3])
     x, y = _data(32, 6, 3)
     optimizer = torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9, dampening=0.9)
@@ -321,10 +443,11 @@ def test_adamo_starts_at_x_then_follows_an_ema_of_k() -> None:
         bound="paper",
         variant="adamo",
         initial_lr=0.5,
+        k1_start=k1_start,  # type: ignore[arg-type]
         data=_batches(x, y, 16),
     )
     assert lip.get_last_lr() == [0.5]
-    k1 = 1 / 0.5
+    assert lip.history[0]["K1"] == k1
     for _ in range(3):
         _train_epoch(model, optimizer, x, y, 16)
         with torch.no_grad():

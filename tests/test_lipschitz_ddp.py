@@ -27,7 +27,13 @@ MODES: dict[str, dict[str, Any]] = {
     "training-smooth": {"source": "train"},
     "batch-smooth-spectral": {"every": "batch", "norm": "spectral"},
     # The paper's per-batch LR runs away on this toy problem: max_lr keeps it training.
-    "batch-paper-adamo": {"every": "batch", "bound": "paper", "variant": "adamo", "max_lr": 0.5},
+    "batch-paper-adamo": {
+        "every": "batch",
+        "bound": "paper",
+        "variant": "adamo",
+        "k1_start": "inverse",
+        "max_lr": 0.5,
+    },
     "pass-adam-experimental": {
         "bound": "paper",
         "variant": "adam",

@@ -85,7 +85,7 @@ def test_unknown_task_and_model() -> None:
     with pytest.raises(ValueError, match=r"unknown task 'iriss'.*did you mean 'iris'"):
         get_task("iriss")
     with pytest.raises(
-        ValueError, match=r"task mnist5k: model must be one of mlp, cnn, got model='vit'"
+        ValueError, match=r"task mnist5k: model must be one of mlp, cnn, paper-cnn, got model='vit'"
     ):
         get_task("mnist5k").build_model("vit")
 
@@ -185,7 +185,7 @@ def test_mnist_task_reads_idx_files(
     batch = data.transform(data.x_train[:4])
     assert batch.shape == (4, 1, 28, 28)
     assert float(batch.max()) == 1.0
-    for model in ("mlp", "cnn"):
+    for model in ("mlp", "cnn", "paper-cnn"):
         assert get_task("mnist").build_model(model)(batch).shape == (4, 10)
 
 

@@ -16,6 +16,7 @@ around the run, so the caller's RNG state is untouched).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import platform
 import time
@@ -40,7 +41,7 @@ from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.rng import RNGState, seeded
 from lrlab.tasks import TASKS, AnyData, MetricSum, StreamData, Task, TaskData, get_task
 from lrlab.tasks.catalog import load_task_data
-from lrlab.tasks.task import SAMPLINGS, evaluate_batches, loss_function, to_device
+from lrlab.tasks.task import SAMPLINGS, LossFn, evaluate_batches, loss_function, to_device
 from lrlab.validate import (
     MAX_LR,
     check_choice,
@@ -52,6 +53,10 @@ from lrlab.validate import (
 )
 
 CUDA_SYNC_EVERY = 50
+# The losses a run may put in place of its task's (RunConfig.loss).
+COMPATIBLE_LOSSES: dict[str, tuple[str, ...]] = {
+    "cross_entropy": ("cross_entropy", "keras_cross_entropy")
+}
 
 
 class Observer(Protocol):
@@ -93,6 +98,7 @@ class Plan:
     total_steps: int
     sampling: str
     device: torch.device
+    loss: str | LossFn  # the task's, or the compatible kind the run asks for
 
 
 def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
@@ -137,6 +143,10 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
         batch_size = config.batch_size if config.batch_size is not None else task.batch_size
         check_int("run", "batch_size", batch_size, minimum=1)
         steps_per_epoch = math.ceil(data.train_size / batch_size)
+    if config.epoch_steps is not None:
+        # An epoch of that many updates, cycling the data (seed 004's 60000 / 256 steps on
+        # the 4000 offline digits): the LR controllers' epochs follow it.
+        steps_per_epoch = check_int("run", "epoch_steps", config.epoch_steps, minimum=1)
     if config.steps is not None:
         total = config.steps
     elif config.epochs is not None:
@@ -145,7 +155,19 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
         total = task.steps
     else:
         total = (task.epochs or 1) * steps_per_epoch
-    return Plan(task, batch_size, steps_per_epoch, total, sampling, resolve_device(config.device))
+    loss: str | LossFn = task.loss
+    if config.loss is not None:
+        allowed = (
+            COMPATIBLE_LOSSES.get(task.loss, (task.loss,)) if isinstance(task.loss, str) else ()
+        )
+        if config.loss not in allowed:
+            raise ValueError(
+                f"loss must be {' or '.join(allowed) or 'left out'} for task {task.name} "
+                f"(its loss is {task.loss_name}), got loss={config.loss!r}"
+            )
+        loss = config.loss
+    device = resolve_device(config.device)
+    return Plan(task, batch_size, steps_per_epoch, total, sampling, device, loss)
 
 
 def host_sync_every(device: torch.device) -> int:
@@ -182,6 +204,9 @@ def train(
     task = task if task is not None else get_task(config.task)
     data = task_data(config, task)
     resolved = plan(config, data, task)
+    augment = task.augmentations.get(config.model or task.default_model)
+    if augment is not None and isinstance(data, TaskData):
+        data = dataclasses.replace(data, augment=augment)  # the model's own recipe
     controller = (
         build_controller(config.schedule, steps_per_epoch=resolved.steps_per_epoch)
         if config.schedule
@@ -226,7 +251,7 @@ def _run(
         model,
         optimizer,
         data,
-        task.loss_kind,  # type: ignore[arg-type]
+        resolved.loss if isinstance(resolved.loss, str) else None,  # type: ignore[arg-type]
         resolved.batch_size,
         resolved.steps_per_epoch,
         resolved.total_steps,
@@ -291,7 +316,7 @@ class _Loop:
         # place, one kernel, and keep it (the parameters' gradients are views of it).
         self.flat_grad = flat.grad if flat is not None else None
         self.controller, self.record, self.observer = controller, record, observer
-        self.loss_fn = loss_function(resolved.task.loss)
+        self.loss_fn = loss_function(resolved.loss)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sync_every = host_sync_every(resolved.device)
         self.train_time = 0.0
@@ -307,7 +332,7 @@ class _Loop:
         while step < plan.total_steps and record.status == "done":
             steps = min(plan.steps_per_epoch, plan.total_steps - step)
             tick = time.perf_counter()
-            running = MetricSum(plan.task.metric, plan.task.loss)  # type: ignore[arg-type]
+            running = MetricSum(plan.task.metric, plan.loss)  # type: ignore[arg-type]
             begin = step
             self.step = step
             try:
@@ -332,7 +357,10 @@ class _Loop:
         record.wall_time = time.perf_counter() - start
 
     def _batches(self, steps: int) -> Iterator[tuple[Any, Tensor]]:
-        """An epoch's ``steps`` training batches, on the run's device, augmented."""
+        """An epoch's ``steps`` training batches, on the run's device, augmented: index
+        tensors into the tensors in memory (a fresh permutation per pass over the training
+        set, each pass ending in its partial batch; or seed 003's sampling with replacement),
+        or the loader's batches."""
         data, device = self.context.data, self.plan.device
         if isinstance(data, StreamData):
             for inputs, targets in _take(self._stream_batches(), steps):
@@ -342,9 +370,12 @@ class _Loop:
         if self.plan.sampling == "replacement":
             draws = torch.randint(n, (steps, size), generator=self.generator)
             indices = list(draws.to(device).unbind(0))
-        else:
-            order = torch.randperm(n, generator=self.generator).to(device)
-            indices = list(torch.split(order, size))[:steps]
+        else:  # fresh permutations, as many passes as the epoch's steps need
+            indices = []
+            while len(indices) < steps:
+                order = torch.randperm(n, generator=self.generator).to(device)
+                indices += torch.split(order, size)
+            indices = indices[:steps]
         for index in indices:
             inputs, targets = data.x_train[index], data.y_train[index]
             if data.transform is not None:
@@ -470,7 +501,7 @@ class _Loop:
             test_loss, test_metric = evaluate_batches(
                 self.context.model,
                 batches,
-                loss=task.loss,
+                loss=self.plan.loss,
                 metric=task.metric,  # type: ignore[arg-type]
                 device=self.plan.device if isinstance(data, StreamData) else None,
             )

@@ -59,8 +59,15 @@ if TYPE_CHECKING:
     # Built on first access by the module __getattr__ below.
     KerasSchedule: type[Any]
     LRScheduleCallback: type[Any]
+    LipschitzLRCallback: type[Any]
 
-__all__ = ["KerasSchedule", "LRScheduleCallback", "keras_schedule", "register"]
+__all__ = [
+    "KerasSchedule",
+    "LRScheduleCallback",
+    "LipschitzLRCallback",
+    "keras_schedule",
+    "register",
+]
 
 PER_CHOICES = ("batch", "epoch")
 
@@ -101,6 +108,8 @@ def __getattr__(name: str) -> Any:
         return _keras_classes().schedule
     if name == "LRScheduleCallback":
         return _keras_classes().callback
+    if name == "LipschitzLRCallback":
+        return _lipschitz_callback()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -253,3 +262,196 @@ def _keras_classes() -> _KerasClasses:
     KerasSchedule.__qualname__ = "KerasSchedule"
     LRScheduleCallback.__qualname__ = "LRScheduleCallback"
     return _KerasClasses(schedule=KerasSchedule, callback=LRScheduleCallback)
+
+
+# -- LipschitzLR in Keras -----------------------------------------------------------------------
+
+
+@functools.cache
+def _lipschitz_callback() -> type[Any]:
+    """Define ``LipschitzLRCallback`` (imports Keras and numpy)."""
+    import keras
+    import numpy as np
+
+    from lrlab.lipschitz.rule import A2, A4, COLUMNS, OUT2, Y2, M, Rule
+    from lrlab.lipschitz.scheduler import check_options
+
+    class LipschitzLRCallback(keras.callbacks.Callback):  # type: ignore[misc]
+        """LipschitzLR for a Keras 3 model: at the start of every epoch (epoch 0 included, as
+        the paper's authors ran it through ``LearningRateScheduler``), a fresh pass over ``x``
+        in consecutive batches of ``batch_size`` through a sub-model that ends at the input of
+        the model's last ``Dense`` layer (``head`` names another), then
+        ``model.optimizer.learning_rate = scale / K``.
+
+        The bounds, variants and options are `lrlab.LipschitzLR`'s (``bound``, ``norm``,
+        ``scale``, ``l2``, ``max_lr``, ``variant``, ``beta``, ``beta2``, ``initial_lr``,
+        ``k1_start``, ``experimental``), computed by the same code
+        (`lrlab.lipschitz.rule`): the same weights and data give the same LR in both
+        frameworks. ``bound="paper"`` passes in inference mode (``training=False``, the
+        authors' ``K.function`` on ``model.layers[-2].output``); ``bound="smooth"`` in
+        training mode, with the non-trainable variables (batch norm's moving statistics,
+        dropout's seed state) put back afterwards. ``loss`` is the bound's loss kind:
+        ``"cross_entropy"`` for a softmax head under ``categorical_crossentropy`` (Keras clips
+        it; see `lrlab.tasks.task.keras_cross_entropy`), ``"bce"``, ``"mse"`` (the paper's MSE
+        bound needs the targets ``y``). ``l2`` is lambda of a ``(lambda / 2) ||w||^2`` term:
+        Keras' ``regularizers.L2(c)`` adds ``c ||w||^2``, i.e. ``l2 = 2 c``; Keras' optimizers'
+        ``weight_decay`` is decoupled and does not count.
+
+        Only the paper's per-epoch fresh pass is offered: a callback never sees a training
+        batch's intermediate activations, which LipschitzLR's ``every="batch"`` and
+        ``source="train"`` modes read. The optimizer needs a float ``learning_rate``.
+        ``history`` lists each epoch's ``{"epoch", "kz", "K", ..., "lr"}``.
+        """
+
+        def __init__(
+            self,
+            x: Any,
+            y: Any = None,
+            *,
+            loss: str = "cross_entropy",
+            batch_size: int = 32,
+            bound: str = "smooth",
+            norm: str = "frobenius",
+            scale: float = 1.0,
+            l2: float = 0.0,
+            max_lr: float | None = None,
+            variant: str = "sgd",
+            beta: float = 0.9,
+            beta2: float | None = None,
+            initial_lr: float = 0.1,
+            k1_start: str = "paper",
+            experimental: bool = False,
+            head: str | None = None,
+        ) -> None:
+            super().__init__()
+            owner = "LipschitzLRCallback"
+            check_options(
+                loss=loss,
+                bound=bound,
+                norm=norm,
+                scale=scale,
+                l2=l2,
+                max_lr=max_lr,
+                variant=variant,
+                beta=beta,
+                beta2=beta2,
+                initial_lr=initial_lr,
+                k1_start=k1_start,
+                experimental=experimental,
+            )
+            check_int(owner, "batch_size", batch_size, minimum=1)
+            if x is None or len(x) == 0:
+                raise ValueError(f"{owner}: x must hold at least one sample, got x={x!r}")
+            if bound == "paper" and loss == "mse" and y is None:
+                raise ValueError(f"{owner}: the paper's MSE bound needs the targets, got y=None")
+            resolved = beta2 if beta2 is not None else (0.999 if variant == "adam" else 0.9)
+            self.rule = Rule(
+                loss,  # type: ignore[arg-type]
+                bound,
+                variant,
+                scale,
+                float(l2),
+                max_lr,
+                beta,
+                resolved,
+                initial_lr,
+                k1_start,
+            )
+            self.x, self.y, self.batch_size = x, y, batch_size
+            self.norm, self.head_name = norm, head
+            self.training = bound == "smooth"
+            self.needs_outputs = bound == "paper" and loss == "mse"
+            self.history: list[dict[str, float]] = []
+            self._probe: Any = None
+            self._classes = 0
+            self._started = False
+
+        def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
+            head = self._head()
+            self._classes = int(head.units)
+            outputs = [head.input, head.output] if self.needs_outputs else head.input
+            inputs = self.model.inputs
+            self._probe = keras.Model(inputs[0] if len(inputs) == 1 else inputs, outputs)
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            record: dict[str, float] = {"epoch": float(epoch)}
+            initial = None if self._started else self.rule.start()
+            self._started = True
+            if initial is not None:
+                lr = initial
+                record.update(K1=self.rule.k1, lr=lr)
+            else:
+                columns, spectral = self._pass()
+                lr = self.rule.rate(
+                    columns,
+                    spectral,
+                    classes=self._classes,
+                    max_weight=self._max_weight(),
+                    record=record,
+                )
+            self.model.optimizer.learning_rate = lr
+            self.history.append(record)
+
+        def _head(self) -> Any:
+            layers = {layer.name: layer for layer in self.model.layers}
+            if self.head_name is not None:
+                if self.head_name not in layers:
+                    raise ValueError(
+                        f"LipschitzLRCallback: the model has no layer {self.head_name!r}; its "
+                        f"layers are {', '.join(layers)}"
+                    )
+                head = layers[self.head_name]
+            else:
+                trainable = [layer for layer in self.model.layers if layer.trainable_weights]
+                if not trainable:
+                    raise ValueError("LipschitzLRCallback: the model has no trainable layer")
+                head = trainable[-1]
+            if not isinstance(head, keras.layers.Dense):
+                raise ValueError(
+                    f"LipschitzLRCallback: the head {head.name!r} is {type(head).__name__}, "
+                    "not Dense; name the Dense head with head=..."
+                )
+            return head
+
+        def _pass(self) -> tuple[list[list[float]], list[float] | None]:
+            """Per-batch statistics of the head's input over ``x`` (and ``y``)."""
+            saved = [np.array(v) for v in self.model.non_trainable_variables]
+            columns: list[list[float]] = [[] for _ in range(COLUMNS)]
+            spectral: list[float] | None = [] if self.norm == "spectral" else None
+            try:
+                for start in range(0, len(self.x), self.batch_size):
+                    out = self._probe(
+                        self.x[start : start + self.batch_size], training=self.training
+                    )
+                    head_input, head_output = out if self.needs_outputs else (out, None)
+                    a = keras.ops.convert_to_numpy(head_input).astype(np.float64)
+                    a = a.reshape(-1, a.shape[-1])
+                    columns[M].append(float(a.shape[0]))
+                    columns[A2].append(float(np.square(a).sum()))
+                    columns[A4].append(float(np.square(np.square(a)).sum()))
+                    if head_output is not None:
+                        outputs = keras.ops.convert_to_numpy(head_output).astype(np.float64)
+                        columns[OUT2].append(float(np.square(outputs).sum()))
+                        y = np.asarray(self.y[start : start + self.batch_size], dtype=np.float64)
+                        columns[Y2].append(float(np.square(y).sum()))
+                    else:
+                        columns[OUT2].append(0.0)
+                        columns[Y2].append(0.0)
+                    if spectral is not None:
+                        augmented = np.concatenate([a, np.ones((a.shape[0], 1))], axis=1)
+                        spectral.append(float(np.linalg.eigvalsh(augmented.T @ augmented)[-1]))
+            finally:
+                if self.training:
+                    for variable, value in zip(
+                        self.model.non_trainable_variables, saved, strict=True
+                    ):
+                        variable.assign(value)
+            return columns, spectral
+
+        def _max_weight(self) -> float:
+            if self.rule.l2 == 0:
+                return 0.0
+            return max(float(np.linalg.norm(np.array(w))) for w in self.model.trainable_weights)
+
+    LipschitzLRCallback.__qualname__ = "LipschitzLRCallback"
+    return LipschitzLRCallback

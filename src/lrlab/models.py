@@ -112,6 +112,108 @@ class SmallCNN(nn.Module):
         return self.head(self.hidden(self.features(x)))  # type: ignore[no-any-return]
 
 
+# scipy.stats.truncnorm.std(a=-2, b=2): the standard deviation of a unit normal truncated at
+# +-2, by which Keras (2.2.0 on, keras-team/keras PR #9963) divides a truncated normal's scale.
+TRUNCATED_STD = 0.87962566103423978
+
+
+def keras_he_normal_(weight: Tensor) -> Tensor:
+    """Keras' ``he_normal`` (Keras 2.2.0 and later, Keras 3): a normal truncated at two of its
+    scale parameters, ``sigma = sqrt(2 / fan_in) / 0.8796...``, so that the *truncated*
+    distribution has standard deviation ``sqrt(2 / fan_in)`` (``fan_in`` = input channels x
+    kernel area). Keras 2.2.4's ``VarianceScaling(2, "fan_in", "normal")``, as the seed-004
+    authors' models ran it. In place, from torch's global generator.
+
+    >>> w = keras_he_normal_(torch.empty(64, 32, 3, 3))
+    >>> bound = 2 * math.sqrt(2 / (32 * 9)) / TRUNCATED_STD
+    >>> bool(w.abs().max() <= bound)
+    True
+    """
+    fan_in = weight[0].numel()
+    sigma = math.sqrt(2.0 / fan_in) / TRUNCATED_STD
+    return nn.init.trunc_normal_(weight, 0.0, sigma, -2.0 * sigma, 2.0 * sigma)
+
+
+def keras_glorot_uniform_(weight: Tensor) -> Tensor:
+    """Keras' default ``glorot_uniform``: ``U(-limit, limit)``, ``limit = sqrt(6 / (fan_in +
+    fan_out))`` (PyTorch's ``xavier_uniform_``). In place, from torch's global generator."""
+    return nn.init.xavier_uniform_(weight)
+
+
+class PaperCNN(nn.Module):
+    """Seed 004's MNIST network, as its authors built it in Keras 2.2.4.
+
+    The layers of ``MNIST/MNIST.ipynb`` (cell 8; the same in ``MNIST Momentum.ipynb`` and
+    ``MNIST_Adam.ipynb``), drawn in ``MNIST/model.png`` and listed in the paper's Table 2
+    (repository yrahul3910/adaptive-lr-dnn)::
+
+        Conv 32 (3x3, valid) -> Conv 32 (valid) -> MaxPool 2 -> Dropout 0.2
+        -> Conv 64 (same) -> Conv 64 (same) -> MaxPool 2 -> Dropout 0.25
+        -> Conv 128 (same) -> Dropout 0.25 -> Flatten
+        -> Dense 128 ReLU -> BatchNorm -> Dropout 0.25 -> Dense 10
+
+    every convolution ReLU: 730,346 trainable parameters plus BatchNorm's 256 running
+    statistics, the 730,602 Keras counts (the paper's "730K"); 28x28 -> 26 -> 24 -> 12 ->
+    12 -> 12 -> 6 -> 6, so the flattened features are 128 x 6 x 6 = 4608. As the notebook
+    initialises it: convolutions ``kernel_initializer='he_normal'`` (`keras_he_normal_`, the
+    truncated normal with Keras' corrected scale: the authors' saved models carry
+    ``keras_version`` 2.2.4), the Dense layers Keras' default ``glorot_uniform``, every bias
+    zero, and ``BatchNormalization()`` at Keras' defaults, ``epsilon=1e-3`` and
+    ``momentum=0.99`` (PyTorch's ``momentum=0.01``: PyTorch weighs the new batch, Keras the
+    running value). The final softmax lives in the loss, so ``head`` (Dense 10) outputs logits
+    and its input is what the authors' ``K.function(..., [model.layers[-2].output])`` read for
+    Kz: the last Dropout's output (the BatchNorm output in inference mode).
+
+    Differences that are PyTorch's, not the model's: features are flattened channels first
+    (Keras flattens channels last; with i.i.d. initial weights the two networks have the same
+    distribution), and PyTorch's running variance uses ``n / (n - 1)`` where Keras 2.2.4 uses
+    ``n / (n - 1 - epsilon)``.
+
+    >>> model = PaperCNN()
+    >>> count_parameters(model), sum(b.numel() for b in model.buffers() if b.dim())
+    (730346, 256)
+    """
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, 32, 3),
+            nn.ReLU(),
+            nn.Conv2d(32, 32, 3),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.2),
+            nn.Conv2d(32, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, padding=1),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Dropout(0.25),
+            nn.Conv2d(64, 128, 3, padding=1),
+            nn.ReLU(),
+            nn.Dropout(0.25),
+            nn.Flatten(),
+        )
+        side = (image_size - 4) // 4
+        self.hidden = nn.Sequential(
+            nn.Linear(128 * side * side, 128),
+            nn.ReLU(),
+            nn.BatchNorm1d(128, eps=1e-3, momentum=0.01),
+            nn.Dropout(0.25),
+        )
+        self.head = nn.Linear(128, num_classes)
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                keras_he_normal_(module.weight)
+            elif isinstance(module, nn.Linear):
+                keras_glorot_uniform_(module.weight)
+            if isinstance(module, nn.Conv2d | nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.hidden(self.features(x)))  # type: ignore[no-any-return]
+
+
 class _BasicBlock(nn.Module):
     """He et al.'s CIFAR basic block; the shortcut pads channels with zeros (option A)."""
 

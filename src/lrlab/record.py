@@ -44,6 +44,8 @@ class RunConfig:
     sampling: str | None = None
     device: str = "cpu"
     data_dir: str | None = None
+    epoch_steps: int | None = None
+    loss: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -57,9 +59,16 @@ class RunConfig:
         return cls(**data)
 
     def key(self) -> str:
-        """A canonical string identifying the run (everything but where the data lives)."""
+        """A canonical string identifying the run (everything but where the data lives).
+
+        Fields added after a store was written are left out while they hold their default
+        (``epoch_steps``, ``loss``: ``None``), so the runs already stored keep their keys and
+        resume."""
         data = self.to_dict()
         data.pop("data_dir")
+        for name in ("epoch_steps", "loss"):
+            if data[name] is None:
+                data.pop(name)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 

@@ -29,10 +29,18 @@ PyTorch's mean reductions:
 - ``mse_loss`` (mean over ``m k``, no 1/2): ``L = 2 ||[A, 1]||_2^2 / (m k)``, exactly
 - an L2 term ``(lambda / 2) ||w||^2`` (PyTorch's ``weight_decay=lambda``) adds ``lambda``
 
-and LR = scale / L: for ``scale <= 1`` a step of that size never increases the final layer's
-subproblem loss on that batch (the descent lemma). ``||[A, 1]||_2`` is the spectral norm; the
-Frobenius norm bounds it from above, so using it keeps L a true upper bound (on ReLU
-activations the two differ by about 10%, and Frobenius costs 1/40 as much).
+and LR = scale / L. What that guarantees, exactly: for the batch whose ``A`` L was computed
+from, a gradient step of size ``scale / L`` (``scale <= 1``) on the final layer's weight and
+bias does not increase that batch's loss as a function of those parameters with ``A`` held
+fixed (the descent lemma). ``A`` is what the head received in that forward pass: after
+dropout's masks and ``1 / (1 - p)`` scaling and batch norm's statistics, which is why
+LipschitzLR measures it in training mode. Nothing is guaranteed for another batch, for the
+same batch after the lower layers move, or for the lower layers' own steps. Keras' clipped
+cross-entropy (``keras_cross_entropy``) has this gradient wherever it does not clip and none
+where it does, so it is bounded as ``cross_entropy``, but it is not smooth at the clip.
+``||[A, 1]||_2`` is the spectral norm; the Frobenius norm bounds it from above, so using it
+keeps L a true upper bound (on ReLU activations the two differ by about 10%, and Frobenius
+costs 1/40 as much).
 """
 
 from __future__ import annotations

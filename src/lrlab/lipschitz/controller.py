@@ -2,10 +2,10 @@
 
 ``lipschitz(bound=smooth, every=epoch)`` builds a `LipschitzController`; its arguments are
 `LipschitzLR`'s keyword arguments (``bound``, ``every``, ``source``, ``scale``, ``l2``,
-``norm``, ``max_lr``, ``variant``, ``beta``, ``beta2``, ``initial_lr``, ``experimental``,
-``head``). The engine supplies the model, optimizer, loss and, for passes over the training
-set, the training tensors in consecutive unshuffled batches, without augmentation (as the
-authors' code passes ``x_train``).
+``norm``, ``max_lr``, ``variant``, ``beta``, ``beta2``, ``initial_lr``, ``k1_start``,
+``experimental``, ``head``). The engine supplies the model, optimizer, loss and, for passes
+over the training set, the training tensors in consecutive unshuffled batches, without
+augmentation (as the authors' code passes ``x_train``).
 """
 
 from __future__ import annotations
@@ -57,6 +57,10 @@ class LipschitzController(LRController):
         loss = options.pop("loss", None) or context.loss
         if loss is None:  # check_task refused this before the run started
             raise ValueError("lipschitz: the task's loss is custom; declare lipschitz(loss=...)")
+        # Keras' clipped cross-entropy has the softmax-CE gradient wherever it is not clipped
+        # (and none where it is): the bounds are those of cross_entropy.
+        if loss == "keras_cross_entropy":
+            loss = "cross_entropy"
         batches = context.data.train_pass(context.batch_size)
         self.scheduler = LipschitzLR(
             context.optimizer, context.model, loss=loss, data=batches, **options

@@ -11,15 +11,9 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lrlab.lipschitz import stats
-from lrlab.lipschitz.bounds import (
-    LOSSES,
-    Loss,
-    checked_rate,
-    paper_constant,
-    paper_second_moment,
-    smooth_constant,
-)
+from lrlab.lipschitz.bounds import LOSSES, Loss
 from lrlab.lipschitz.head import find_head
+from lrlab.lipschitz.rule import A4, COLUMNS, OUT2, M, Rule
 from lrlab.validate import (
     ArgumentTypeError,
     check_choice,
@@ -33,13 +27,12 @@ Every = Literal["epoch", "batch"]
 Source = Literal["eval", "train"]
 Norm = Literal["frobenius", "spectral"]
 Variant = Literal["sgd", "adamo", "adam", "rmsprop"]
+K1Start = Literal["paper", "inverse"]
 
 _NO_BATCHES = (
     "LipschitzLR: no batches were seen since the last update; K needs at least one (did the "
     "model run in train mode with grad enabled?)"
 )
-# The authors' Adam/RMSprop variants add Keras' K.epsilon() to sqrt(K2).
-KERAS_EPSILON = 1e-7
 
 
 class LipschitzLR:
@@ -66,11 +59,34 @@ class LipschitzLR:
     (``every="batch"``, after ``optimizer.step()``).
 
     Variants: ``"sgd"``, LR = scale / K; ``"adamo"``, the paper's momentum variant: epoch 0 at
-    ``initial_lr`` (x), with ``K1 = 1 / x``, then ``K1 <- beta K1 + (1 - beta) K`` and
-    LR = scale / K1 (pair it with the ``ema-momentum`` optimizer, ``v = beta v + (1 - beta) g``);
-    ``"adam"`` and ``"rmsprop"``, the paper's variants with an EMA of a second-moment bound,
-    for softmax cross-entropy and ``bound="paper"`` only and behind ``experimental=True``
-    (they diverged on ResNets in the paper).
+    ``initial_lr`` (x), then ``K1 <- beta K1 + (1 - beta) K`` and LR = scale / K1 (pair it with
+    the ``ema-momentum`` optimizer, ``v = beta v + (1 - beta) g``). ``k1_start`` is K1 during
+    epoch 0: ``"paper"`` (default) sets ``K1 = x``, the number itself, as the authors' code
+    does (``MNIST/MNIST Momentum.ipynb`` cell 12, ``if epoch == 0: K1 = 0.1; return 0.1``, and
+    every ``CIFAR*/Momentum/*`` script with its own x; the paper, section 9.1: "sets K to 0.1
+    and uses this value as the learning rate"), so epoch 1's LR is ``1 / (beta x + (1 - beta)
+    K)``, near ``10 / K`` for a small x (they logged 1.43 at epoch 1 on MNIST);
+    ``"inverse"`` sets ``K1 = 1 / x``, which keeps LR = 1 / K1 continuous at epoch 0 but caps
+    epoch 1's LR below ``1 / (beta / x)``, 0.11 for x = 0.1. ``"adam"`` and ``"rmsprop"``, the
+    paper's variants with an EMA of a second-moment bound, for softmax cross-entropy and
+    ``bound="paper"`` only and behind ``experimental=True`` (they diverged on ResNets in the
+    paper); their EMAs start at 0, as the authors' ``MNIST_Adam.ipynb`` does.
+
+    What ``bound="smooth"`` guarantees: for a batch whose head input is ``A``, ``L(A)`` bounds
+    the curvature of the mean loss in the head's weight and bias, so one step of
+    ``scale / L(A)`` with ``scale <= 1`` along that batch's gradient does not raise that
+    batch's loss as a function of the head alone (the layers below held fixed). That holds
+    exactly for ``every="batch"``, where A is the training batch itself (dropout masks and
+    batch-norm statistics included). Per epoch, L is the largest over the batches seen, so the
+    guarantee holds for those batches at the weights they were seen with; later batches get
+    a step computed from the same kind of activations, not a guarantee. The fresh pass
+    (``source="eval"``) therefore runs the model in *training* mode for ``bound="smooth"``
+    (dropout active, batch norm on batch statistics, its running statistics and the global
+    RNG restored afterwards), because that is what the head sees while it trains: an
+    eval-mode pass leaves out dropout's ``1 / (1 - p)`` scaling and a lagging batch norm, and
+    a training batch's curvature measured 3.7 times such an L with dropout 0.75 before the
+    head. ``bound="paper"`` passes in eval mode, as the authors' ``K.function`` did. Nothing
+    is guaranteed for the layers below the head.
 
     ``l2`` is the L2 coefficient lambda of a ``(lambda / 2) ||w||^2`` term; ``None`` takes the
     optimizer's ``weight_decay``. Every param group gets the LR times its initial ratio to the
@@ -112,6 +128,7 @@ class LipschitzLR:
         beta: float = 0.9,
         beta2: float | None = None,
         initial_lr: float = 0.1,
+        k1_start: K1Start = "paper",
         experimental: bool = False,
         process_group: object | None = None,
     ) -> None:
@@ -129,6 +146,7 @@ class LipschitzLR:
             beta=beta,
             beta2=beta2,
             initial_lr=initial_lr,
+            k1_start=k1_start,
             experimental=experimental,
         )
         if source == "eval" and data is None:
@@ -141,12 +159,16 @@ class LipschitzLR:
         self.loss, self.bound, self.every, self.source = loss, bound, every, source
         self.data, self.scale, self.norm, self.max_lr = data, scale, norm, max_lr
         self.variant, self.beta, self.initial_lr = variant, beta, initial_lr
+        self.k1_start = k1_start
         self.beta2 = beta2 if beta2 is not None else (0.999 if variant == "adam" else 0.9)
         self.process_group = process_group
         # Ranks sharing the LR (torch.distributed must be initialised before this is built).
         self._world = stats.world(process_group)
         self.head_name, self.head = find_head(model, head)
         self.l2 = l2 if l2 is not None else _optimizer_weight_decay(optimizer)
+        self.rule = Rule(
+            loss, bound, variant, scale, self.l2, max_lr, beta, self.beta2, initial_lr, k1_start
+        )
         needs = stats.Needs(
             fourth=variant in ("adam", "rmsprop"),
             outputs=bound == "paper" and loss == "mse",
@@ -159,8 +181,6 @@ class LipschitzLR:
         self._ratios = [float(g["lr"]) / first if first else 1.0 for g in optimizer.param_groups]
         self.epoch = 0
         self.steps = 0
-        self.k1 = 0.0  # the EMA of K (adamo, adam)
-        self.k2 = 0.0  # the EMA of the second-moment term (adam, rmsprop)
         self.history: list[dict[str, float]] = []
         self._attach()
         self._start()
@@ -186,8 +206,8 @@ class LipschitzLR:
         return {
             "epoch": self.epoch,
             "steps": self.steps,
-            "k1": self.k1,
-            "k2": self.k2,
+            "k1": self.rule.k1,
+            "k2": self.rule.k2,
             "lrs": self.get_last_lr(),
             "history": [dict(h) for h in self.history],
             "training_stats": self._training_stats.state(),
@@ -196,7 +216,7 @@ class LipschitzLR:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         check_state("LipschitzLR", state, tuple(self.state_dict()))
         self.epoch, self.steps = int(state["epoch"]), int(state["steps"])
-        self.k1, self.k2 = float(state["k1"]), float(state["k2"])
+        self.rule.k1, self.rule.k2 = float(state["k1"]), float(state["k2"])
         self.history = [dict(h) for h in state["history"]]
         for group, lr in zip(self.optimizer.param_groups, state["lrs"], strict=True):
             group["lr"] = float(lr)
@@ -231,10 +251,10 @@ class LipschitzLR:
     # -- internals -----------------------------------------------------------------------------
 
     def _start(self) -> None:
-        if self.variant == "adamo":
-            self.k1 = 1.0 / self.initial_lr
+        initial = self.rule.start()
+        if initial is not None:
             if self.every == "epoch":
-                self._apply(self.initial_lr, {"epoch": 0.0, "lr": self.initial_lr})
+                self._apply(initial, {"epoch": 0.0, "K1": self.rule.k1, "lr": initial})
         elif self.source == "eval":
             self._set_from(self._pass())
 
@@ -254,21 +274,34 @@ class LipschitzLR:
             self._training_stats.add(activations, output)
 
     def _pass(self) -> stats.StatsBuffer:
-        """A forward pass over ``data`` in eval mode, collecting each batch's statistics."""
+        """A forward pass over ``data`` collecting each batch's statistics: in eval mode for
+        ``bound="paper"`` (the authors' inference-mode ``K.function``), in training mode for
+        ``bound="smooth"`` (what the head sees while it trains), with the buffers training
+        mode updates (batch norm's running statistics) and the RNG dropout draws from put
+        back afterwards, so the pass changes nothing the training run sees."""
         if self.data is None:
             raise ValueError("LipschitzLR: a pass over the training data needs data")
         self._pass_stats.clear()
         was_training = self.model.training
-        self.model.eval()
+        training = self.bound == "smooth"
+        self.model.train(training)
+        buffers = [b.clone() for b in self.model.buffers()] if training else []
+        device = self._device()
         self._in_pass = True
         try:
-            with torch.no_grad():
+            with (
+                torch.no_grad(),
+                torch.random.fork_rng(devices=[device] if device.type == "cuda" else []),
+            ):
                 for inputs, targets in self.data:
                     self.model(inputs)
                     if self._pass_stats.needs.outputs:
                         self._pass_stats.add_targets(targets)
         finally:
             self._in_pass = False
+            with torch.no_grad():
+                for buffer, saved in zip(self.model.buffers(), buffers, strict=False):
+                    buffer.copy_(saved)
             self.model.train(was_training)
         if len(self._pass_stats) == 0 and self._world == 1:
             raise ValueError("LipschitzLR: data yielded no batches; K needs at least one")
@@ -286,7 +319,7 @@ class LipschitzLR:
         count = stats.aligned_count(len(buffer), device, self.process_group)
         rows = buffer.rows(device)
         if count > rows.shape[0]:  # this rank ran out of batches: join with empty ones
-            rows = torch.cat([rows, rows.new_zeros(count - rows.shape[0], stats.COLUMNS)])
+            rows = torch.cat([rows, rows.new_zeros(count - rows.shape[0], COLUMNS)])
         rows = stats.union(rows, self.process_group)
         grams = buffer.grams(device)
         if grams is not None:
@@ -294,7 +327,7 @@ class LipschitzLR:
                 pad = grams.new_zeros(count - grams.shape[0], *grams.shape[1:])
                 grams = torch.cat([grams, pad])
             grams = stats.union(grams, self.process_group)
-        keep = rows[:, stats.M] > 0
+        keep = rows[:, M] > 0
         rows = rows[keep]
         if grams is not None:
             grams = grams[keep]
@@ -331,10 +364,10 @@ class LipschitzLR:
         columns: list[list[float]] = [[m], [values[0]], [0.0], [0.0], [0.0]]
         position = 1
         if needs.fourth:
-            columns[stats.A4] = [values[position]]
+            columns[A4] = [values[position]]
             position += 1
         if needs.outputs:
-            columns[stats.OUT2] = [values[position]]
+            columns[OUT2] = [values[position]]
         squares = stats.spectral_sq_norms(grams).tolist() if grams is not None else None
         lr, record = self._rate(columns, squares)
         self._apply(lr, record)
@@ -348,68 +381,16 @@ class LipschitzLR:
     def _rate(
         self, columns: list[list[float]], spectral: list[float] | None
     ) -> tuple[float, dict[str, float]]:
-        """K (or L) and the LR from per-batch statistics: ``columns[c][j]`` is statistic ``c``
-        of batch ``j``; ``spectral`` holds the batches' ``||[A, 1]||_2^2`` when wanted."""
-        m = columns[stats.M]
-        kz = math.sqrt(max(columns[stats.A2]))
-        max_weight = self._max_weight()
-        classes = self.head.out_features
-        record = {"epoch": float(self.epoch), "step": float(self.steps), "kz": kz}
-        if self.bound == "paper":
-            constant = paper_constant(
-                self.loss,
-                kz=kz,
-                m=int(max(m)),
-                classes=classes,
-                l2=self.l2,
-                max_weight=max_weight,
-                ka=math.sqrt(max(columns[stats.OUT2])),
-                y_norm=math.sqrt(max(columns[stats.Y2])),
-            )
-        else:
-            squares = spectral or [a2 + mj for a2, mj in zip(columns[stats.A2], m, strict=True)]
-            constant = max(
-                smooth_constant(self.loss, sq_norm=sq, m=int(mj), outputs=classes, l2=self.l2)
-                for sq, mj in zip(squares, m, strict=True)
-            )
-        record["K"] = constant
-        if self.variant == "sgd":
-            lr = checked_rate(constant, scale=self.scale, max_lr=self.max_lr, what="K")
-        elif self.variant == "adamo":
-            self.k1 = self.beta * self.k1 + (1 - self.beta) * constant
-            record["K1"] = self.k1
-            lr = checked_rate(self.k1, scale=self.scale, max_lr=self.max_lr, what="K1")
-        else:
-            s = math.sqrt(max(columns[stats.A4]))
-            lr = self._second_moment_rate(s, constant, kz, int(max(m)), max_weight, record)
-        record["lr"] = lr
-        return lr, record
-
-    def _second_moment_rate(
-        self,
-        s: float,
-        constant: float,
-        kz: float,
-        m: int,
-        max_weight: float,
-        record: dict[str, float],
-    ) -> float:
-        """The authors' Adam (``(sqrt(K2) + eps) / K1``) and RMSprop (``(sqrt(K2) + eps) / Kz``)
-        rates, EMAs starting at 0 without bias correction, as their code runs; ``s`` is
-        ``||A o A||_F``."""
-        second = paper_second_moment(
-            s=s, kz=kz, m=m, classes=self.head.out_features, l2=self.l2, max_weight=max_weight
+        """K (or L) and the LR from per-batch statistics (see `lrlab.lipschitz.rule`)."""
+        record = {"epoch": float(self.epoch), "step": float(self.steps)}
+        lr = self.rule.rate(
+            columns,
+            spectral,
+            classes=self.head.out_features,
+            max_weight=self._max_weight(),
+            record=record,
         )
-        self.k2 = self.beta2 * self.k2 + (1 - self.beta2) * second
-        record["K2"] = self.k2
-        if self.variant == "adam":
-            self.k1 = self.beta * self.k1 + (1 - self.beta) * constant
-            record["K1"] = self.k1
-            denominator = self.k1
-        else:
-            denominator = kz
-        scaled = (math.sqrt(self.k2) + KERAS_EPSILON) * self.scale
-        return checked_rate(denominator, scale=scaled, max_lr=self.max_lr, what=self.variant)
+        return lr, record
 
     def _apply(self, lr: float, record: dict[str, float]) -> None:
         for group, ratio in zip(self.optimizer.param_groups, self._ratios, strict=True):
@@ -435,6 +416,7 @@ def check_options(
     beta: float = 0.9,
     beta2: float | None = None,
     initial_lr: float = 0.1,
+    k1_start: str = "paper",
     experimental: bool = False,
     head: object = None,
 ) -> str:
@@ -449,6 +431,7 @@ def check_options(
     _choice("source", source, ("eval", "train"))
     _choice("norm", norm, ("frobenius", "spectral"))
     _choice("variant", variant, ("sgd", "adamo", "adam", "rmsprop"))
+    _choice("k1_start", k1_start, ("paper", "inverse"))
     _positive("scale", scale)
     _positive("initial_lr", initial_lr)
     if max_lr is not None:

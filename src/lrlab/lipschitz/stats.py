@@ -15,9 +15,7 @@ import torch
 from torch import Tensor
 from torch import distributed as dist
 
-# Columns of a stats row.
-M, A2, A4, OUT2, Y2 = range(5)
-COLUMNS = 5
+from lrlab.lipschitz.rule import A2, A4, COLUMNS, OUT2, Y2, M
 
 
 @dataclass(frozen=True)

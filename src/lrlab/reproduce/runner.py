@@ -36,9 +36,11 @@ DEFAULT_SEEDS = 5
 class Options:
     """The command line's knobs: ``seeds`` runs per method (seeds ``0..seeds-1``; ``None``:
     each experiment's own default, `DEFAULT_SEEDS` or more where runs are cheap); ``epochs``
-    (and ``steps``, seed 003 only) override the experiments' budgets; ``workers`` parallel
-    runs; ``out`` the folder of the store, report and plots; ``vectorize``: train runs that
-    differ only in seed, LR and schedule values together (`lrlab.sweep.run_missing`)."""
+    (and ``steps``, seeds 003 and 004) override the experiments' budgets; ``full`` asks for
+    the published budgets where a CPU budget is the default (seed 004's 20 epochs, for a GPU);
+    ``workers`` parallel runs; ``out`` the folder of the store, report and plots;
+    ``vectorize``: train runs that differ only in seed, LR and schedule values together
+    (`lrlab.sweep.run_missing`)."""
 
     out: Path
     seeds: int | None = None
@@ -47,6 +49,7 @@ class Options:
     workers: int = 1
     data_dir: str | None = None
     vectorize: bool = True
+    full: bool = False
 
     def __post_init__(self) -> None:
         _check_count("workers", self.workers)

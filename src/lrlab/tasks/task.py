@@ -35,7 +35,9 @@ from torch import Tensor, nn
 
 from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_number
 
-LossKind = Literal["cross_entropy", "bce", "mse"]
+LossKind = Literal["cross_entropy", "bce", "mse", "keras_cross_entropy"]
+# Keras' backend epsilon, the clip of its categorical_crossentropy on probabilities.
+KERAS_EPSILON = 1e-7
 MetricKind = Literal["accuracy", "r2", "loss"]
 Sampling = Literal["shuffle", "replacement"]
 LossFn: TypeAlias = Callable[[Any, Tensor], Tensor]
@@ -43,7 +45,7 @@ MetricFn: TypeAlias = Callable[[Any, Tensor], float]
 Batches: TypeAlias = Iterable[tuple[Any, Tensor]]
 Data: TypeAlias = tuple[Tensor, Tensor] | Batches
 
-LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "bce", "mse")
+LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "bce", "mse", "keras_cross_entropy")
 METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss")
 SAMPLINGS: tuple[str, ...] = ("shuffle", "replacement")
 EVAL_CHUNK = 1024
@@ -196,7 +198,7 @@ def _check_data(name: str, role: str, data: object) -> None:
 
 def default_metric(loss: object) -> str:
     """Accuracy for classification losses, R^2 for MSE, the loss itself for a custom one."""
-    if loss in ("cross_entropy", "bce"):
+    if loss in ("cross_entropy", "keras_cross_entropy", "bce"):
         return "accuracy"
     return "r2" if loss == "mse" else "loss"
 
@@ -237,6 +239,11 @@ class Task:
     splits: tuple[str, ...] = ("holdout",)
     needs_data_dir: bool = False
     reference: str | None = None
+    # Per model: a training-batch augmentation that belongs to that model's recipe (seed 004's
+    # CNN trains on Keras' random affine images), used instead of the data's own.
+    augmentations: Mapping[str, Callable[[Tensor, torch.Generator], Tensor]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -368,6 +375,35 @@ def _is_tensors(data: object) -> bool:
     return isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, Tensor) for t in data)
 
 
+def keras_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Keras' ``categorical_crossentropy`` of a softmax output, mean over the batch:
+    ``-log(clip(softmax(z)_y, 1e-7, 1 - 1e-7))``.
+
+    Keras clips the *probabilities* (Keras 2.2.4 ``tensorflow_backend.categorical_crossentropy``
+    with ``from_logits=False``, what a ``Dense(k, activation='softmax')`` model compiled with
+    ``loss='categorical_crossentropy'`` runs; Keras 3 the same), so a sample whose true-class
+    probability is below 1e-7 costs ``-ln(1e-7) = 16.12`` and sends *no* gradient, where
+    PyTorch's ``cross_entropy`` sends ``softmax(z) - y`` however wrong the sample is. Seed 004's
+    LR of about 2.6 trains its CNN under Keras' loss and blows it up under PyTorch's.
+
+    >>> z = torch.tensor([[0.0, 40.0], [0.0, 0.0]], requires_grad=True)
+    >>> loss = keras_cross_entropy(z, torch.tensor([0, 0]))
+    >>> round(loss.item(), 4), round((-math.log(1e-7) + math.log(2)) / 2, 4)
+    (8.4056, 8.4056)
+    >>> loss.backward(); z.grad[0].tolist()  # the clipped sample sends nothing
+    [0.0, 0.0]
+    """
+    return keras_cross_entropy_per_sample(logits, target).mean()
+
+
+def keras_cross_entropy_per_sample(logits: Tensor, target: Tensor) -> Tensor:
+    """`keras_cross_entropy` of each sample, unreduced (shape of ``target``)."""
+    probabilities = torch.softmax(logits, dim=-1)
+    # Keras divides by the sum (1 up to rounding) before clipping; kept for identical rounding.
+    true = probabilities.gather(-1, target.unsqueeze(-1)).squeeze(-1) / probabilities.sum(-1)
+    return -torch.log(true.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON))
+
+
 def loss_function(loss: str | LossFn) -> LossFn:
     """The mean-reduced PyTorch loss of a kind (logits in, as the models produce them), or a
     user's callable as it is."""
@@ -375,11 +411,13 @@ def loss_function(loss: str | LossFn) -> LossFn:
         return loss
     if loss == "cross_entropy":
         return nn.functional.cross_entropy
+    if loss == "keras_cross_entropy":
+        return keras_cross_entropy
     if loss == "bce":
         return nn.functional.binary_cross_entropy_with_logits
     if loss == "mse":
         return nn.functional.mse_loss
-    raise ValueError(f"loss must be cross_entropy, bce or mse, got loss={loss!r}")
+    raise ValueError(f"loss must be one of {', '.join(LOSS_KINDS)}, got loss={loss!r}")
 
 
 class MetricSum:

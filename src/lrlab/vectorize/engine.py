@@ -108,6 +108,7 @@ _KEY_FIELDS = (
     "steps_per_epoch",
     "total_steps",
     "sampling",
+    "loss",
     "optimizer options",
     "controller kind",
     "LipschitzLR head",
@@ -224,7 +225,7 @@ class _Group:
         self.data: TaskData = load_tensor_data(config.task, config.split, config.data_dir).to(
             self.plan.device
         )
-        self.loss: LossKind = self.task.loss  # type: ignore[assignment]  # member_of checked
+        self.loss: LossKind = self.plan.loss  # type: ignore[assignment]  # member_of checked
         self.metric: MetricKind = self.task.metric  # type: ignore[assignment]
         self.lipschitz = first.kind == "lipschitz"
         models, groups = [], []

@@ -11,7 +11,13 @@ import torch
 from torch import Tensor
 from torch.nn import functional
 
-from lrlab.tasks.task import LossKind, MetricKind, MetricSum
+from lrlab.tasks.task import (
+    LossKind,
+    MetricKind,
+    MetricSum,
+    keras_cross_entropy,
+    keras_cross_entropy_per_sample,
+)
 
 
 def _per_sample(kind: LossKind, outputs: Tensor, targets: Tensor) -> Tensor:
@@ -23,6 +29,8 @@ def _per_sample(kind: LossKind, outputs: Tensor, targets: Tensor) -> Tensor:
         values = functional.cross_entropy(
             outputs.reshape(-1, classes), targets.reshape(-1), reduction="none"
         )
+    elif kind == "keras_cross_entropy":
+        values = keras_cross_entropy_per_sample(outputs, targets)
     elif kind == "bce":
         values = functional.binary_cross_entropy_with_logits(outputs, targets, reduction="none")
     elif kind == "mse":
@@ -59,6 +67,16 @@ def losses_and_gradient(kind: LossKind, outputs: Tensor, targets: Tensor) -> tup
         upstream = torch.zeros_like(log_probs).scatter_(1, index, -1 / batch)
         gradient = torch._log_softmax_backward_data(upstream, log_probs, 1, log_probs.dtype)
         return losses, gradient.view(outputs.shape)
+    if kind == "keras_cross_entropy":
+        # Member by member through autograd, the kernels a run alone runs on its (B, k)
+        # outputs (the clip sends no gradient where it bites).
+        leaf = outputs.detach().requires_grad_()
+        with torch.enable_grad():
+            values = torch.stack(
+                [keras_cross_entropy(leaf[row], targets[row]) for row in range(len(leaf))]
+            )
+            (gradient,) = torch.autograd.grad(values.sum(), leaf)
+        return values.detach(), gradient
     elements = outputs[0].numel()
     losses = member_losses(kind, outputs, targets)
     if kind == "mse":

@@ -89,8 +89,10 @@ def _inspect(config: RunConfig) -> Member | str:
         return "the task's data is a DataLoader (its batches are not indexed per member)"
     if not isinstance(task.loss, str) or not isinstance(task.metric, str):
         return "the task's loss or metric is a function of its own (no per-member form)"
-    if data.augment is not None:
+    if data.augment is not None or task.augmentations.get(config.model or task.default_model):
         return "the task augments batches with each run's own random draws"
+    if config.epoch_steps is not None:
+        return "epoch_steps has no vectorised form"
     resolved = plan(config, data, task)
     controller = (
         build_controller(config.schedule, steps_per_epoch=resolved.steps_per_epoch)
@@ -131,6 +133,7 @@ def _inspect(config: RunConfig) -> Member | str:
         resolved.steps_per_epoch,
         resolved.total_steps,
         resolved.sampling,
+        resolved.loss,
         rule.signature(group),
         kind,
         head_name,
