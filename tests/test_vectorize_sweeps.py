@@ -126,3 +126,32 @@ def test_a_pool_trains_groups_in_its_workers(tmp_path: Path) -> None:
         assert outcome.record is not None
     members = [o for o in outcomes if "vectorized" in o.record.extra]  # type: ignore[union-attr]
     assert len(members) == 12
+
+
+@pytest.mark.parametrize(("members", "batch", "classes"), [(30, 5, 3), (35, 32, 10), (3, 1, 2)])
+def test_keras_loss_gradient_is_a_run_alones_bit_for_bit(
+    members: int, batch: int, classes: int
+) -> None:
+    """Seed 000 runs Keras' clipped cross-entropy: its stacked gradient equals autograd's on
+    each member's outputs alone, clipped samples (no gradient) included."""
+    import torch
+
+    from lrlab.tasks.task import keras_cross_entropy
+    from lrlab.vectorize.losses import losses_and_gradient
+
+    generator = torch.Generator().manual_seed(members)
+    outputs = torch.randn(members, batch, classes, generator=generator) * 6
+    targets = torch.randint(0, classes, (members, batch), generator=generator)
+    outputs[0, 0, :2] = torch.tensor([0.0, 40.0])  # p_y ~ 4e-18: clipped
+    targets[0, 0] = 0
+    alone = []
+    for row in range(members):
+        leaf = outputs[row].clone().requires_grad_()
+        keras_cross_entropy(leaf, targets[row]).backward()  # type: ignore[no-untyped-call]
+        alone.append(leaf.grad)
+    losses, gradient = losses_and_gradient("keras_cross_entropy", outputs, targets)
+    assert torch.equal(gradient, torch.stack(alone))  # type: ignore[arg-type]
+    assert gradient[0, 0].abs().sum() == 0
+    for row in range(members):
+        expected = keras_cross_entropy(outputs[row], targets[row])
+        assert losses[row].item() == pytest.approx(expected.item(), rel=1e-6)

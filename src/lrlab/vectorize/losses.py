@@ -12,10 +12,10 @@ from torch import Tensor
 from torch.nn import functional
 
 from lrlab.tasks.task import (
+    KERAS_EPSILON,
     LossKind,
     MetricKind,
     MetricSum,
-    keras_cross_entropy,
     keras_cross_entropy_per_sample,
 )
 
@@ -68,15 +68,7 @@ def losses_and_gradient(kind: LossKind, outputs: Tensor, targets: Tensor) -> tup
         gradient = torch._log_softmax_backward_data(upstream, log_probs, 1, log_probs.dtype)
         return losses, gradient.view(outputs.shape)
     if kind == "keras_cross_entropy":
-        # Member by member through autograd, the kernels a run alone runs on its (B, k)
-        # outputs (the clip sends no gradient where it bites).
-        leaf = outputs.detach().requires_grad_()
-        with torch.enable_grad():
-            values = torch.stack(
-                [keras_cross_entropy(leaf[row], targets[row]) for row in range(len(leaf))]
-            )
-            (gradient,) = torch.autograd.grad(values.sum(), leaf)
-        return values.detach(), gradient
+        return member_losses(kind, outputs, targets), _keras_gradient(outputs, targets)
     elements = outputs[0].numel()
     losses = member_losses(kind, outputs, targets)
     if kind == "mse":
@@ -88,6 +80,30 @@ def losses_and_gradient(kind: LossKind, outputs: Tensor, targets: Tensor) -> tup
         sigmoid = torch.stack([member.sigmoid() for member in outputs.unbind(0)])
         return losses, (sigmoid - targets).div_(elements)
     raise ValueError(f"loss must be cross_entropy, bce or mse, got loss={kind!r}")
+
+
+def _keras_gradient(outputs: Tensor, targets: Tensor) -> Tensor:
+    """The gradient of `keras_cross_entropy` (each member's mean over its B samples) with
+    respect to the outputs, step by step as autograd takes it for one member, each step
+    elementwise IEEE arithmetic or a per-row kernel (softmax and its backward), so bit for bit
+    a run alone's: ``-1/B``, through ``log`` (``g / t``), the clip's mask, ``t = p_y / s``
+    (``g / s`` to ``p_y``, ``-g (p_y / s) / s`` to every ``p``), then softmax's backward."""
+    members, batch, classes = outputs.shape
+    probabilities = torch.softmax(outputs.reshape(-1, classes), dim=-1)
+    index = targets.reshape(-1, 1)
+    true = probabilities.gather(1, index).squeeze(1)
+    total = probabilities.sum(-1)
+    ratio = true / total
+    upstream = -(torch.ones_like(ratio) / batch)
+    inside = (ratio >= KERAS_EPSILON) & (ratio <= 1 - KERAS_EPSILON)
+    clipped = ratio.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON)
+    upstream = torch.where(inside, upstream / clipped, torch.zeros_like(upstream))
+    to_probabilities = torch.zeros_like(probabilities).scatter_(
+        1, index, (upstream / total).unsqueeze(1)
+    )
+    to_probabilities = to_probabilities + (-upstream * (ratio / total)).unsqueeze(1)
+    gradient = torch._softmax_backward_data(to_probabilities, probabilities, 1, probabilities.dtype)
+    return gradient.view(members, batch, classes)
 
 
 def member_metrics(
