@@ -36,9 +36,10 @@ from typing import Any
 
 import torch
 
+from lrlab.cli.common import parse_lr_grid
 from lrlab.executors import InProcess, LocalPool, Outcome, run_one
 from lrlab.record import RunConfig, RunRecord
-from lrlab.sweep import Sweep, parse_lr_grid
+from lrlab.sweep import Sweep
 from lrlab.vectorize import plan_groups, run_group
 
 GOALS = {"iris": 20.0, "digits": 6.0, "mnist5k": 1.0, "seed-000": 10.0}
