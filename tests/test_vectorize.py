@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from lrlab.engine import train
-from lrlab.record import RunConfig, RunRecord, _finite
+from lrlab.record import RunConfig, RunRecord, finite
 from lrlab.reproduce import seed000
 from lrlab.reproduce.runner import Options
 from lrlab.vectorize import plan_groups, run_group, train_group
@@ -278,7 +278,7 @@ def test_record_to_dict_is_asdict_with_finite_floats() -> None:
     records += train_group([RunConfig("regression", "sgd", lr=1e4, steps=30)])
     assert records[2].status == "diverged"
     for record in records:
-        assert record.to_dict() == _finite(dataclasses.asdict(record))
+        assert record.to_dict() == finite(dataclasses.asdict(record))
 
 
 def _assert_no_torch_state_leak() -> None:

@@ -181,9 +181,9 @@ class RunRecord:
                     None if isinstance(v, float) and not math.isfinite(v) else v for v in value
                 ]
             elif item.name == "epochs":
-                data[item.name] = [_finite(asdict(epoch)) for epoch in value]
-            else:  # _finite rebuilds every dict and list; the leaves are immutable
-                data[item.name] = _finite(asdict(value) if isinstance(value, RunConfig) else value)
+                data[item.name] = [finite(asdict(epoch)) for epoch in value]
+            else:  # finite rebuilds every dict and list; the leaves are immutable
+                data[item.name] = finite(asdict(value) if isinstance(value, RunConfig) else value)
         return data
 
     def to_json(self) -> str:
@@ -214,12 +214,12 @@ class RunRecord:
         return cls.from_dict(json.loads(text))
 
 
-def _finite(value: Any) -> Any:
+def finite(value: Any) -> Any:
     """``value`` with every non-finite float, however deeply nested, replaced by ``None``."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
+        return {k: finite(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
+        return [finite(v) for v in value]
     return value

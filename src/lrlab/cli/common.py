@@ -36,6 +36,16 @@ def check_threads(threads: int | None) -> int:
     return check_int("", "threads", threads, minimum=1, maximum=MAX_THREADS)
 
 
+def add_vectorize_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--vectorize",
+        default="on",
+        choices=("on", "off"),
+        help="on (default): runs that differ only in seed, LR and schedule values train "
+        "together as one vectorised model, each run's record as it gives alone; off: one by one",
+    )
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op threads (default 1) before torch does any work."""
     count = check_threads(threads)

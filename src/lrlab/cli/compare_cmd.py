@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrlab.cli.common import (
     add_threads_argument,
+    add_vectorize_argument,
     parse_lr_grid,
     parse_method,
     report_folder,
@@ -93,13 +94,7 @@ def add_parser(commands: Any) -> None:
         "(--executor ray; lrlab adds your task's and plugins' folders to its py_modules)",
     )
     parser.add_argument("--out", metavar="DIR", help="report folder (default: next to --db)")
-    parser.add_argument(
-        "--vectorize",
-        default="on",
-        choices=("on", "off"),
-        help="on (default): runs that differ only in seed, LR and schedule values train "
-        "together as one vectorised model, each run's record as it gives alone; off: one by one",
-    )
+    add_vectorize_argument(parser)
     parser.add_argument(
         "--verbose",
         action="store_true",

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from lrlab.cli.common import add_vectorize_argument
 from lrlab.reproduce import NAMES
 
 SEEDS = NAMES
@@ -55,13 +56,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--workers", type=int, metavar="K", help="parallel runs (default: CPU count)"
     )
-    parser.add_argument(
-        "--vectorize",
-        default="on",
-        choices=("on", "off"),
-        help="on (default): runs that differ only in seed, LR and schedule values train "
-        "together as one vectorised model, each run's record as it gives alone; off: one by one",
-    )
+    add_vectorize_argument(parser)
     parser.set_defaults(handler=run)
 
 

@@ -21,9 +21,11 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from lrlab.finder.rules import Rule, Suggestion, minimum, rule_name, steepest, valley, window
-from lrlab.finder.state import Snapshot, seed_all
+from lrlab.finder.state import Snapshot
 from lrlab.lipschitz.bounds import LOSSES, Loss
 from lrlab.optimizers import set_optimizer_mode
+from lrlab.record import finite
+from lrlab.rng import seed_all
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -245,7 +247,7 @@ class RangeTest:
                 for c in self.curves
             ],
         }
-        return _finite(data)  # type: ignore[no-any-return]
+        return finite(data)  # type: ignore[no-any-return]
 
     def plot(self, ax: Axes | None = None) -> Axes:
         """Loss against LR on a log axis: each repeat's raw losses faint, the median smoothed
@@ -256,16 +258,6 @@ class RangeTest:
         from lrlab.finder.plot import plot_range_test
 
         return plot_range_test(self, ax)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 # -- the test ------------------------------------------------------------------------------------

@@ -33,68 +33,20 @@ stepped by a range test, so its own state does not change; what it keeps in the 
 from __future__ import annotations
 
 import copy
-import random
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from lrlab.rng import RNGState
+
 _MISSING = object()
-
-
-def _cuda_initialized() -> bool:
-    return bool(torch.cuda.is_initialized())  # type: ignore[no-untyped-call]
 
 
 # Attributes PyTorch's LR schedulers keep on the optimizer itself.
 _OPTIMIZER_ATTRIBUTES = ("_opt_called",)
-
-
-@dataclass
-class _RNGState:
-    cpu: Tensor
-    cuda: list[Tensor] | None
-    numpy: Any
-    python: Any
-    generators: list[tuple[torch.Generator, Tensor]]
-
-    @classmethod
-    def take(cls, generators: Iterable[torch.Generator]) -> _RNGState:
-        cuda = torch.cuda.get_rng_state_all() if _cuda_initialized() else None
-        return cls(
-            cpu=torch.get_rng_state(),
-            cuda=cuda,
-            numpy=np.random.get_state(),  # noqa: NPY002 (the legacy global is the state)
-            python=random.getstate(),
-            generators=[(g, g.get_state()) for g in generators],
-        )
-
-    def restore(self) -> None:
-        torch.set_rng_state(self.cpu)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
-        np.random.set_state(self.numpy)  # noqa: NPY002
-        random.setstate(self.python)
-        for generator, state in self.generators:
-            generator.set_state(state)
-
-
-def seed_all(seed: int, generators: Iterable[torch.Generator] = ()) -> None:
-    """Seed the global RNGs `Snapshot` restores, and ``generators``, with ``seed``: torch's CPU
-    generator, CUDA's only where CUDA is already initialised (``torch.manual_seed`` would queue
-    a seed for a later CUDA start-up, a side effect no restore could undo), numpy's (modulo
-    2**32) and Python's."""
-    torch.default_generator.manual_seed(seed)
-    if _cuda_initialized():
-        torch.cuda.manual_seed_all(seed)
-    np.random.seed(seed % 2**32)  # noqa: NPY002
-    random.seed(seed)
-    for generator in generators:
-        generator.manual_seed(seed)
 
 
 def _copy_into(current: Any, saved: Any) -> Any:
@@ -144,7 +96,7 @@ class Snapshot:
         self._attributes = {
             name: optimizer.__dict__.get(name, _MISSING) for name in _OPTIMIZER_ATTRIBUTES
         }
-        self._rng = _RNGState.take(generators)
+        self._rng = RNGState.capture(generators)
 
     def restore(self) -> None:
         """Put everything back exactly as it was when the snapshot was taken."""
