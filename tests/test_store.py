@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import multiprocessing
 import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from lrlab.record import RunConfig
+from lrlab.record import RunConfig, RunRecord
 from lrlab.store import Store
 from tests.fakes import record
 
@@ -96,3 +100,23 @@ def test_concurrent_writers(tmp_path: Path) -> None:
         assert store.integrity() == "ok"
         seeds = sorted(r.config.seed for r in store.runs())
         assert seeds == sorted(w * 1000 + i for w in range(4) for i in range(40))
+
+
+@given(
+    st.lists(
+        st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.none()),
+        max_size=40,
+    )
+)
+def test_a_record_is_valid_json_whatever_its_losses(losses: list[float | None]) -> None:
+    """Non-finite step losses and epoch values become ``null`` (JSON has no NaN), the finite
+    ones come back bit for bit, and the record reads back equal otherwise."""
+    made = record(RunConfig(task="iris", optimizer="sgd", lr=0.1), [0.5, 0.9])
+    made.step_loss = list(losses)  # type: ignore[arg-type]
+    made.epochs[0] = dataclasses.replace(made.epochs[0], train_loss=math.inf, test_loss=math.nan)
+    text = made.to_json()  # allow_nan=False: raises on any NaN left
+    back = RunRecord.from_json(text)
+    expected = [v if v is not None and math.isfinite(v) else None for v in losses]
+    assert back.step_loss == expected
+    assert (back.epochs[0].train_loss, back.epochs[0].test_loss) == (None, None)
+    assert back.epochs[1] == made.epochs[1]

@@ -98,6 +98,9 @@ class EpochStats:
         return self.test_metric if self.test_loss is not None else self.train_metric
 
 
+_EPOCH_FIELDS = tuple(f.name for f in fields(EpochStats))
+
+
 @dataclass
 class RunRecord:
     """One run's outcome and traces. ``step_loss[i]`` is the loss of the batch at step ``i``
@@ -177,11 +180,11 @@ class RunRecord:
         for item in fields(self):
             value = getattr(self, item.name)
             if item.name in ("step_loss", "step_lr"):
+                data[item.name] = _finite_floats(value)
+            elif item.name == "epochs":  # flat dataclasses of numbers: no deep copy needed
                 data[item.name] = [
-                    None if isinstance(v, float) and not math.isfinite(v) else v for v in value
+                    {f: finite(getattr(epoch, f)) for f in _EPOCH_FIELDS} for epoch in value
                 ]
-            elif item.name == "epochs":
-                data[item.name] = [finite(asdict(epoch)) for epoch in value]
             else:  # finite rebuilds every dict and list; the leaves are immutable
                 data[item.name] = finite(asdict(value) if isinstance(value, RunConfig) else value)
         return data
@@ -212,6 +215,18 @@ class RunRecord:
     @classmethod
     def from_json(cls, text: str) -> RunRecord:
         return cls.from_dict(json.loads(text))
+
+
+def _finite_floats(values: list[float]) -> list[float | None]:
+    """A copy of a trace of floats with the non-finite ones as ``None``; one pass with
+    ``sum`` first: a finite sum means every term is finite (an infinity or a NaN would carry
+    into it), the common case, copied as is."""
+    try:
+        if math.isfinite(sum(values)):
+            return list(values)
+    except TypeError:  # a None already in the trace
+        pass
+    return [None if isinstance(v, float) and not math.isfinite(v) else v for v in values]
 
 
 def finite(value: Any) -> Any:

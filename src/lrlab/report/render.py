@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import shutil
 import sys
 from collections.abc import Sequence
@@ -18,7 +19,9 @@ from lrlab.store import StoredRun
 
 
 def _num(value: float | None, digits: int = 4) -> str:
-    return "-" if value is None else f"{value:.{digits}g}"
+    if value is None:
+        return "-"
+    return "miss" if math.isinf(value) else f"{value:.{digits}g}"
 
 
 def _spread(spread: Spread, digits: int = 4) -> str:
@@ -173,13 +176,23 @@ def markdown(
             "",
             "Medians over seeds, [interquartile range]. `reached`: runs whose metric "
             "met the target; steps and time to target count a miss as infinite, so a "
-            "median that falls on misses shows `-`. `tuning`: the runs each method "
-            "spent, its LR search included. Tuned methods report the grid LR that "
+            "median that falls on misses shows `-`, a quartile `miss`. `tuning`: the runs "
+            "each method spent, its LR search included. Tuned methods report the grid LR that "
             "reached the target most often, then fastest, then with the best median final "
             "metric, chosen on the same seeds it reports (an optimistic estimate for "
             "them); `no tuning` methods (LipschitzLR, the LR-free peers) ran once per seed "
             "and their `lr` column shows the first LR they used.",
         ]
+        together = [r for s in group for r in s.records if "vectorized" in r.extra]
+        if together:
+            sizes = sorted({r.extra["vectorized"]["members"] for r in together})
+            lines += [
+                "",
+                f"{len(together)} of the runs shown were trained together, in groups of "
+                f"{sizes[0]}-{sizes[-1]} (`vectorize`): their times are each member's share of "
+                "its group's time, so compare times only between runs of groups of one size "
+                "(steps are the same as alone; `vectorize=off` times each run alone).",
+            ]
         errors = [e for s in group for e in s.errors]
         if errors:
             lines += ["", "Failures: " + "; ".join(sorted(set(errors)))]

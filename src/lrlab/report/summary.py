@@ -77,6 +77,30 @@ class Spread:
         return cls(statistics.median(finite), q1, q3)
 
 
+def spread_with_misses(values: Sequence[float | None]) -> Spread:
+    """Median and interquartile range where ``None`` (a miss) is +infinity, so that the range
+    belongs to the median beside it (``statistics.quantiles``' inclusive method); a quartile
+    or median that falls on a miss is ``math.inf``.
+
+    >>> spread_with_misses([100, 200, 300, None, None])
+    Spread(median=300, low=200, high=inf)
+    """
+    ordered = sorted(math.inf if v is None else v for v in values)
+    if not ordered:
+        return Spread(None, None, None)
+
+    def quantile(p: float) -> float:
+        position = p * (len(ordered) - 1)
+        below = math.floor(position)
+        fraction = position - below
+        low, high = ordered[below], ordered[min(below + 1, len(ordered) - 1)]
+        if fraction == 0 or low == high:
+            return low
+        return math.inf if math.isinf(high) else low + (high - low) * fraction
+
+    return Spread(quantile(0.5), quantile(0.25), quantile(0.75))
+
+
 def _median_with_misses(values: Sequence[float | None]) -> float | None:
     """Median where ``None`` (a miss) is +infinity; ``None`` if the median is a miss."""
     ordered = sorted(math.inf if v is None else v for v in values)
@@ -238,7 +262,7 @@ def _summary(method: Method, label: str) -> Summary:
         diverged=sum(r.status == "diverged" for r in chosen),
         failed=failed,
         steps_to_target=_median_with_misses(steps),
-        steps_spread=Spread.of([s for s in steps if s is not None]),
+        steps_spread=spread_with_misses(steps),
         time_to_target=_median_with_misses(times),
         final=Spread.of([r.final_metric for r in records]),
         best=Spread.of([r.best_metric for r in records]),
