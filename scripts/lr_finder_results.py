@@ -31,10 +31,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lrlab.cli.common import parse_lr_grid
 from lrlab.finder import DEFAULT_RULES, RECOMMENDED, find_on_task, lr_ramp, rule_name
 from lrlab.record import RunConfig
+from lrlab.report.summary import file_stem
 from lrlab.store import Store, StoredRun
-from lrlab.sweep import parse_lr_grid
 
 TASKS = "iris,digits,mnist5k,breast-cancer,regression"
 OPTIMIZERS = "sgd,momentum,adam"
@@ -139,26 +140,18 @@ def configs(tests: list[Test], seeds: int) -> list[RunConfig]:
 
 
 def run_pending(store: Store, wanted: list[RunConfig], workers: int) -> None:
+    """The runs the store has not finished, one by one on lrlab's process pool (not as
+    vectorised groups: the cost in seconds compares each run's own time with a range
+    test's), each stored as it ends."""
     from lrlab.cli.compare_cmd import SweepProgress
-    from lrlab.executors import Outcome, make_executor
+    from lrlab.executors import Executor, make_executor
+    from lrlab.sweep import run_missing
 
-    finished = store.finished_keys()
-    pending = [c for c in wanted if c.key() not in finished]
-    print(
-        f"{len(wanted)} runs, {len(wanted) - len(pending)} already stored, {len(pending)} to run",
-        file=sys.stderr,
-    )
-    if not pending:
-        return
-    progress = SweepProgress(len(pending), verbose=False)
+    def executor_for(runs: int) -> Executor:
+        return make_executor("local", workers=workers, threads=1, runs=runs)
 
-    def store_one(outcome: Outcome) -> None:
-        store.put(outcome.config, outcome.record, outcome.error)
-        progress.update(outcome)
-
-    executor = make_executor("local", workers=workers, threads=1, runs=len(pending))
-    executor.run(pending, store_one)
-    progress.close()
+    progress = SweepProgress(verbose=False)
+    run_missing(store, wanted, executor_for, progress, vectorize=False, workers=workers)
 
 
 # -- analysis ------------------------------------------------------------------------------------
@@ -629,7 +622,7 @@ def _per_task(cells: list[Cell], tasks: list[str]) -> list[str]:
             f"Target {target}; {record.steps_per_epoch} steps per epoch, {record.steps} steps "
             "per run.",
             "",
-            f"![range test on {task}](lr-finder/{task}-range-test.png)",
+            f"![range test on {task}](lr-finder/{file_stem(task)}-range-test.png)",
             "",
             "| optimizer | schedule | method | LR | reached | steps to target | vs tuned | "
             "diverged |",
@@ -767,7 +760,7 @@ def plots(cells: list[Cell], tasks: list[str], out: Path, seeds: int) -> None:
             )
             ax.legend(fontsize="small", loc="lower left")
         ax.set_title(f"{task}, SGD: range test over {seeds} data orders (seed 0 weights)")
-        save_figure(ax.figure, out / f"{task}-range-test.png")
+        save_figure(ax.figure, out / f"{file_stem(task)}-range-test.png")
 
 
 def main() -> int:

@@ -1,5 +1,5 @@
-"""The benchmarks run with one command each: every script starts and prints its usage (their
-imports track the library; a timing is not a test)."""
+"""The benchmarks and the scripts that regenerate the docs run with one command each: every
+script starts and prints its usage (their imports track the library; a timing is not a test)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-BENCHMARKS = sorted((Path(__file__).resolve().parents[1] / "benchmarks").glob("*.py"))
+ROOT = Path(__file__).resolve().parents[1]
+BENCHMARKS = sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "scripts").glob("*.py")])
 
 
 @pytest.mark.parametrize("script", BENCHMARKS, ids=lambda path: path.name)

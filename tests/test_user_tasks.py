@@ -6,13 +6,14 @@ from __future__ import annotations
 import math
 import random
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import lrlab
 from lrlab import engine
@@ -188,6 +189,109 @@ def test_lipschitz_runs_on_a_dataloader_task() -> None:
     assert per_batch.status == "done"
     assert per_batch.self_tuning
     assert len(set(per_batch.step_lr)) > 1  # a new LR every batch
+
+
+class _Endless(IterableDataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Iris rows, reshuffled every pass, forever (a stream with no len() and no end): each
+    ``iter()`` starts from the global torch generator, as a DataLoader's shuffle does."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        self.x, self.y = x, y
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            for row in torch.randperm(len(self.y)).tolist():
+                yield self.x[row], self.y[row]
+
+
+def test_a_stream_without_a_length_needs_epoch_steps_and_then_trains() -> None:
+    """A DataLoader over an endless IterableDataset: refused without ``epoch_steps`` (one
+    line naming it), and with it, epochs of that many updates, the same batches as a hand
+    loop over the same loader, evaluation and LipschitzLR's per-epoch pass included."""
+    x, y, xt, yt = _iris_tensors()
+    loader = DataLoader(_Endless(x, y), batch_size=16)
+    with pytest.raises(TypeError, match=r"train has no len.*give epoch_steps=N") as info:
+        lrlab.Task(name="stream", model=_iris_model, train=loader, epochs=2)
+    assert "\n" not in str(info.value)
+    task = lrlab.Task(
+        name="stream",
+        model=_iris_model,
+        train=loader,
+        test=DataLoader(TensorDataset(xt, yt), batch_size=7),
+        epochs=3,
+        epoch_steps=5,
+    )
+    record = lrlab.train(task, optimizer="sgd", lr=0.1, seed=5)
+    assert record.steps == 15 == len(record.step_loss)
+    assert record.steps_per_epoch == 5
+    assert [e.step for e in record.epochs] == [5, 10, 15]
+    assert record.epochs[-1].test_metric is not None
+    torch.manual_seed(5)  # the engine seeds the global generator per run: so the hand loop
+    model = _iris_model()
+    stream = iter(loader)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    expected = []
+    for _ in range(15):
+        inputs, targets = next(stream)
+        loss = nn.functional.cross_entropy(model(inputs), targets)
+        expected.append(loss.item())
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert record.step_loss == expected
+    lipschitz = lrlab.train(task, schedule="lipschitz(bound=paper)", seed=1, epochs=2)
+    assert lipschitz.status in ("done", "diverged")
+    assert len(lipschitz.extra["controller"]["history"]) >= 1  # its fresh pass ended
+
+
+def test_a_tasks_epoch_steps_sets_the_epoch_of_sized_data_too() -> None:
+    x, y, _, _ = _iris_tensors()
+    task = lrlab.Task(
+        name="short-epochs",
+        model=_iris_model,
+        train=(x, y),
+        batch_size=5,
+        epochs=4,
+        epoch_steps=10,
+    )
+    record = lrlab.train(task, optimizer="sgd", lr=0.05)
+    assert record.steps_per_epoch == 10
+    assert [e.step for e in record.epochs] == [10, 20, 30, 40]
+    with pytest.raises(ValueError, match="epoch_steps must be >= 1, got epoch_steps=0"):
+        lrlab.Task(name="bad", model=_iris_model, train=(x, y), epochs=1, epoch_steps=0)
+
+
+class _TwoInputs(nn.Module):
+    """A model of two inputs, which it unpacks from the batch's inputs (a list, as a
+    DataLoader collates tuples)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.left, self.right, self.head = nn.Linear(2, 4), nn.Linear(2, 4), nn.Linear(8, 3)
+
+    def forward(self, inputs: list[torch.Tensor]) -> torch.Tensor:
+        left, right = inputs
+        return self.head(torch.cat([self.left(left), self.right(right)], 1).relu())
+
+
+def test_inputs_may_be_a_structure_the_model_unpacks() -> None:
+    x, y, xt, yt = _iris_tensors()
+    pairs = [((row[:2], row[2:]), label) for row, label in zip(x, y, strict=True)]
+    tests = [((row[:2], row[2:]), label) for row, label in zip(xt, yt, strict=True)]
+    task = lrlab.Task(
+        name="two-inputs",
+        model=_TwoInputs,
+        train=DataLoader(pairs, batch_size=10, shuffle=True),  # type: ignore[arg-type]
+        test=DataLoader(tests, batch_size=30),  # type: ignore[arg-type]
+        target=0.9,
+        epochs=30,
+    )
+    record = lrlab.train(task, optimizer="adam", lr=0.01, seed=0)
+    assert record.status == "done"
+    assert record.best_metric is not None
+    assert record.best_metric >= 0.9
+    smooth = lrlab.train(task, schedule="lipschitz(bound=smooth)", seed=0, epochs=2)
+    assert smooth.status == "done"  # the head's input is found through the structure too
 
 
 TENSORS = (torch.zeros(3, 2), torch.zeros(3))

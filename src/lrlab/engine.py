@@ -147,6 +147,8 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
         # An epoch of that many updates, cycling the data (seed 004's 60000 / 256 steps on
         # the 4000 offline digits): the LR controllers' epochs follow it.
         steps_per_epoch = check_int("run", "epoch_steps", config.epoch_steps, minimum=1)
+    elif task.epoch_steps is not None:  # the task's epoch (a stream without a len() needs one)
+        steps_per_epoch = task.epoch_steps
     if config.steps is not None:
         total = config.steps
     elif config.epochs is not None:

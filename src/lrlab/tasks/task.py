@@ -19,11 +19,15 @@ memory, which the engine batches itself (shuffled per epoch from the run's seed,
 replacement), the fast path; or a ``DataLoader`` / any re-iterable, sized collection of
 ``(inputs, targets)`` batches, streamed as given (the loader owns batching and shuffling; the
 engine seeds torch's global RNG per run, so a shuffling loader gives the same order for the
-same seed).
+same seed). A stream without a ``len()`` (a ``DataLoader`` over an ``IterableDataset``, possibly
+endless) needs ``epoch_steps``, the updates that make an epoch: the engine cycles the stream
+(a new ``iter()`` whenever one ends) and closes an epoch, with its evaluation and the LR
+controllers' epoch boundary, every ``epoch_steps`` updates.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field, replace
@@ -103,10 +107,18 @@ class StreamData:
 
     train: Batches
     test: Batches | None = None
+    epoch_steps: int | None = None  # the task's, where the stream has no len()
 
     @property
     def steps_per_pass(self) -> int:
-        return len(self.train)  # type: ignore[arg-type]
+        """Batches in a pass over the training stream (``epoch_steps`` for one without a
+        ``len()``)."""
+        length = data_length(self.train)
+        if length is None:
+            if self.epoch_steps is None:
+                raise ValueError("the training stream has no len(); give the task epoch_steps")
+            return self.epoch_steps
+        return length
 
     @property
     def batch_size(self) -> int | None:
@@ -115,7 +127,10 @@ class StreamData:
         return size if isinstance(size, int) else None
 
     def train_pass(self, batch_size: int) -> Batches:
-        """The training batches as the loader gives them (``batch_size`` is the loader's)."""
+        """The training batches as the loader gives them (``batch_size`` is the loader's); of
+        a stream without a ``len()``, its first ``epoch_steps`` batches per pass."""
+        if data_length(self.train) is None:
+            return FirstBatches(self.train, self.steps_per_pass)
         return self.train
 
     def test_batches(self) -> Batches | None:
@@ -145,6 +160,31 @@ class TensorBatches:
         return -(-self.x.shape[0] // self.batch_size)
 
 
+class FirstBatches:
+    """The first ``count`` batches of a re-iterable stream, re-iterable (a fresh ``iter()``
+    of the stream per pass)."""
+
+    def __init__(self, batches: Batches, count: int) -> None:
+        self.batches, self.count = batches, count
+
+    def __iter__(self) -> Iterator[tuple[Any, Tensor]]:
+        return itertools.islice(iter(self.batches), self.count)
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def data_length(data: object) -> int | None:
+    """``len(data)``, or ``None`` for a collection without one (a ``DataLoader`` over an
+    ``IterableDataset`` has ``__len__`` but raises ``TypeError`` from it)."""
+    if not isinstance(data, Sized):
+        return None
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
 AnyData = TaskData | StreamData
 
 
@@ -166,8 +206,10 @@ def _model_builders(
     return builders
 
 
-def _check_data(name: str, role: str, data: object) -> None:
-    """Tensors ``(x, y)`` of equal length, or a re-iterable sized collection of batches."""
+def _check_data(name: str, role: str, data: object, epoch_steps: int | None = None) -> None:
+    """Tensors ``(x, y)`` of equal length, or a re-iterable collection of batches: sized, or
+    for training with ``epoch_steps`` given, of any length (an evaluation pass over a test
+    stream without a ``len()`` runs until it ends)."""
     if data is None:
         return
     if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, Tensor) for t in data):
@@ -187,12 +229,16 @@ def _check_data(name: str, role: str, data: object) -> None:
             f"task {name}: {role} must be (x, y) tensors, a DataLoader or a re-iterable "
             f"collection of (inputs, targets) batches, got {role}={type(data).__name__}"
         )
-    if not isinstance(data, Sized):
-        raise ArgumentTypeError(
-            f"task {name}: {role} must have a len() (an epoch is one pass over it), got "
-            f"{type(data).__name__} without one"
-        )
-    if len(data) == 0:
+    length = data_length(data)
+    if length is None:
+        if role == "train" and epoch_steps is None:
+            raise ArgumentTypeError(
+                f"task {name}: train has no len() (an IterableDataset?), so an epoch is not one "
+                f"pass over it; give epoch_steps=N, the updates per epoch, got "
+                f"train={type(data).__name__} and epoch_steps=None"
+            )
+        return
+    if length == 0:
         raise ValueError(f"task {name}: {role} yields no batches")
 
 
@@ -214,7 +260,9 @@ class Task:
     (mean-reduced), ``metric`` a known kind or a callable ``(outputs, targets) -> float`` over
     the whole test set (``higher_is_better`` says which way it points), ``target`` the metric
     value that counts as solved (``>=``, or ``<=`` when lower is better; ``None``: no
-    target), exactly one of ``epochs`` and ``steps``, ``batch_size`` for tensor data.
+    target), exactly one of ``epochs`` and ``steps``, ``batch_size`` for tensor data;
+    ``epoch_steps`` the updates per epoch (default: one pass over the training data; needed
+    for a stream without a ``len()``, which the engine cycles).
 
     lrlab's own tasks load their data lazily: ``load(split, data_dir) -> TaskData`` with the
     ``splits`` they offer; ``reference`` is the ``file.py:function`` or ``module:function``
@@ -232,6 +280,7 @@ class Task:
     epochs: int | None = None
     steps: int | None = None
     batch_size: int = 32
+    epoch_steps: int | None = None
     higher_is_better: bool | None = None
     summary: str = ""
     sampling: str = "shuffle"
@@ -255,7 +304,9 @@ class Task:
                 f"task {name}: give the training data as train=... (and no loader=), "
                 f"got train={type(self.train).__name__}"
             )
-        _check_data(name, "train", self.train)
+        if self.epoch_steps is not None:
+            check_int(f"task {name}", "epoch_steps", self.epoch_steps, minimum=1)
+        _check_data(name, "train", self.train, self.epoch_steps)
         _check_data(name, "test", self.test)
         if _is_tensors(self.train) and self.test is not None and not _is_tensors(self.test):
             raise ArgumentTypeError(
@@ -352,7 +403,7 @@ class Task:
         test_batches: Batches | None = self.test  # type: ignore[assignment]
         if isinstance(self.test, tuple) and _is_tensors(self.test):
             test_batches = TensorBatches(self.test[0], self.test[1], EVAL_CHUNK)
-        return StreamData(self.train, test_batches)  # type: ignore[arg-type]
+        return StreamData(self.train, test_batches, self.epoch_steps)  # type: ignore[arg-type]
 
     def build_model(self, name: str | None = None) -> nn.Module:
         name = name or self.default_model

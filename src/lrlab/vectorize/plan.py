@@ -91,7 +91,7 @@ def _inspect(config: RunConfig) -> Member | str:
         return "the task's loss or metric is a function of its own (no per-member form)"
     if data.augment is not None or task.augmentations.get(config.model or task.default_model):
         return "the task augments batches with each run's own random draws"
-    if config.epoch_steps is not None:
+    if config.epoch_steps is not None or task.epoch_steps is not None:
         return "epoch_steps has no vectorised form"
     resolved = plan(config, data, task)
     controller = (
