@@ -283,6 +283,41 @@ def test_bad_arguments_to_plateau_lr() -> None:
         PlateauLR(_sgd(), "min", min_lr=[0.1])
 
 
+@pytest.mark.parametrize(
+    ("arguments", "name"),
+    [
+        ({"mode": "up"}, "mode"),
+        ({"factor": 1.0}, "factor"),
+        ({"factor": -1}, "factor"),
+        ({"factor": math.nan}, "factor"),
+        ({"factor": "a"}, "factor"),
+        ({"patience": -1}, "patience"),
+        ({"patience": 1.5}, "patience"),
+        ({"patience": True}, "patience"),
+        ({"threshold": -1}, "threshold"),
+        ({"threshold": math.inf}, "threshold"),
+        ({"threshold_mode": "x"}, "threshold_mode"),
+        ({"cooldown": -1}, "cooldown"),
+        ({"min_lr": -1}, "min_lr"),
+        ({"min_lr": math.nan}, "min_lr"),
+        ({"eps": math.inf}, "eps"),
+        ({"eps": -1}, "eps"),
+    ],
+)
+def test_every_bad_argument_is_named(arguments: dict[str, object], name: str) -> None:
+    with pytest.raises(ValueError, match=rf"^plateau: {name} must .*got {name}=") as info:
+        PlateauLR(_sgd(), **{"mode": "min", **arguments})  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("metric", ["x", None, [1.0, 2.0], torch.ones(2)])
+def test_a_metric_that_is_not_a_number_is_named(metric: object) -> None:
+    scheduler = PlateauLR(_sgd(), "min")
+    with pytest.raises(TypeError, match=r"^plateau: metric must be a number or a 0-d tensor"):
+        scheduler.step(metric)  # type: ignore[arg-type]
+    assert scheduler.step(torch.tensor(0.5)) is False  # a 0-d tensor is a number
+
+
 def test_spec_builds_a_controller_and_round_trips() -> None:
     controller = build_controller("plateau(lr=0.1, factor=0.5, patience=3, warmup=100)")
     assert isinstance(controller, PlateauController)

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from lrlab.plateau.core import Plateau, PlateauState
+from lrlab.validate import ArgumentTypeError
 
 
 class PlateauLR:
@@ -80,7 +81,13 @@ class PlateauLR:
         if not self.state.warming_up:
             # Like ReduceLROnPlateau, reduce from the groups' LRs as they are now.
             self.state.lrs = [float(g["lr"]) for g in self.optimizer.param_groups]
-        reduced = self.state.observe(float(metric))
+        try:
+            value = float(metric)
+        except (TypeError, ValueError):  # a string, None, a tensor of several values
+            raise ArgumentTypeError(
+                f"plateau: metric must be a number or a 0-d tensor, got metric={metric!r}"
+            ) from None
+        reduced = self.state.observe(value)
         if reduced:
             self._apply()
         return reduced
