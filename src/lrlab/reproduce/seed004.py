@@ -35,7 +35,7 @@ present.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lrlab.record import RunRecord
@@ -696,6 +696,21 @@ def _reasons(records: Sequence[RunRecord]) -> str:
     return "; ".join(parts)
 
 
+def _overlay(ax: Any, series: Mapping[str, Sequence[float]], colours: dict[str, str]) -> None:
+    """The paper's logged values per epoch (dashed, crosses), each in the colour of lrlab's
+    line for the same method."""
+    for key, logged in series.items():
+        ax.plot(
+            range(1, len(logged) + 1),
+            logged,
+            linestyle="--",
+            marker="x",
+            linewidth=0.8,
+            color=colours.get(key),
+            label=f"paper: {key}",
+        )
+
+
 def _plots(results: Results) -> list[str]:
     from lrlab.report import plot_per_epoch
 
@@ -705,36 +720,17 @@ def _plots(results: Results) -> list[str]:
         return []
     lines = ["### Plots", ""]
     ax = plot_per_epoch(summaries, "lr")
-    epochs = range(1, FULL_EPOCHS + 1)
     shown = [s.label for s in summaries]
     # Each paper series in the colour of lrlab's line for the same method.
     colours = {m.key: f"C{shown.index(m.label)}" for m in MNIST_METHODS if m.label in shown}
-    for key, logged in PAPER_LOGGED.items():
-        ax.plot(
-            epochs,
-            logged,
-            linestyle="--",
-            marker="x",
-            linewidth=0.8,
-            color=colours.get(key),
-            label=f"paper: {key}",
-        )
+    _overlay(ax, PAPER_LOGGED, colours)
     ax.axhspan(*PAPER_LRS, color="grey", alpha=0.15, label="the paper's SGD range")
     ax.set_yscale("log")
     ax.legend(fontsize="x-small")
     ax.set_title("seed 004 (the paper's Figure 2): LR per epoch on MNIST, lrlab median vs logged")
     lines += [save_plot(ax, results.out, "seed-004-lr.png"), ""]
     ax = plot_per_epoch(summaries, "metric")
-    for key, logged in PAPER_VAL_ACC.items():
-        ax.plot(
-            epochs,
-            logged,
-            linestyle="--",
-            marker="x",
-            linewidth=0.8,
-            color=colours.get(key),
-            label=f"paper: {key}",
-        )
+    _overlay(ax, PAPER_VAL_ACC, colours)
     ax.set_ylabel("test accuracy")
     ax.legend(fontsize="x-small")
     ax.set_title("seed 004: test accuracy per epoch on MNIST, lrlab median vs the paper's")
