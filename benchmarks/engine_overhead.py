@@ -124,6 +124,51 @@ def engine(case: Case, seed: int) -> float:
     return record.train_time / record.steps
 
 
+@dataclass(frozen=True)
+class Timing:
+    """A case timed over rounds: seconds per step of each side, and their per-round ratios."""
+
+    plains: list[float]
+    engines: list[float]
+    ratios: list[float]
+
+    @property
+    def plain(self) -> float:
+        return statistics.median(self.plains)
+
+    @property
+    def engine(self) -> float:
+        return statistics.median(self.engines)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(self.ratios)
+
+    def quartiles(self) -> tuple[float, float]:
+        if len(self.ratios) < 2:
+            return self.ratios[0], self.ratios[0]
+        q1, _, q3 = statistics.quantiles(self.ratios, n=4)
+        return q1, q3
+
+
+def time_case(case: Case, rounds: int) -> Timing:
+    """The engine against the plain loop on ``case``, after a warm-up of each (data cached,
+    kernels and allocator warm), alternating which goes first round by round so drift in
+    the machine's load hits both alike."""
+    engine(case, 0)
+    plain_loop(case, 0)
+    timing = Timing([], [], [])
+    for round_ in range(rounds):
+        if round_ % 2:
+            e, p = engine(case, round_), plain_loop(case, round_)
+        else:
+            p, e = plain_loop(case, round_), engine(case, round_)
+        timing.ratios.append(e / p)
+        timing.plains.append(p)
+        timing.engines.append(e)
+    return timing
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15)
@@ -139,28 +184,17 @@ def main() -> None:
         f"{'ratio IQR':>13s} goal"
     )
     for case in CASES:
-        engine(case, 0)  # warm up: data cached, kernels and allocator warm
-        plain_loop(case, 0)
-        ratios, plains, engines = [], [], []
-        for round_ in range(args.rounds):
-            # Alternate which goes first so drift in machine load hits both alike.
-            if round_ % 2:
-                e, p = engine(case, round_), plain_loop(case, round_)
-            else:
-                p, e = plain_loop(case, round_), engine(case, round_)
-            ratios.append(e / p)
-            plains.append(p)
-            engines.append(e)
+        timing = time_case(case, args.rounds)
         label = (
             f"{case.task} b{case.batch_size} {case.optimizer}"
             + (f" {case.schedule}" if case.schedule else "")
             + (" DataLoader" if case.loader else "")
         )
         goal = f"<= {case.goal}" if case.goal else "report"
-        q1, _, q3 = statistics.quantiles(ratios, n=4)
+        q1, q3 = timing.quartiles()
         print(
-            f"{label:58s} {statistics.median(plains) * 1e3:13.4f} "
-            f"{statistics.median(engines) * 1e3:14.4f} {statistics.median(ratios):6.3f} "
+            f"{label:58s} {timing.plain * 1e3:13.4f} "
+            f"{timing.engine * 1e3:14.4f} {timing.ratio:6.3f} "
             f"[{q1:.3f}-{q3:.3f}] {goal}"
         )
 

@@ -183,29 +183,19 @@ def sweep_rows(
 
 def single_rows(rounds: int) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
-    from engine_overhead import Case, engine, plain_loop
+    from engine_overhead import Case, time_case
 
     print(f"\nsingle mnist5k b128 run: engine step / plain loop (torch.optim defaults), {load()}")
     for case in (
         Case("mnist5k", 128, "momentum", 0.05, 640),
         Case("mnist5k", 128, "adam", 0.001, 640),
     ):
-        engine(case, 0)
-        plain_loop(case, 0)
-        ratios, plains, engines = [], [], []
-        for round_ in range(rounds):
-            if round_ % 2:
-                e, p = engine(case, round_), plain_loop(case, round_)
-            else:
-                p, e = plain_loop(case, round_), engine(case, round_)
-            ratios.append(e / p)
-            plains.append(p)
-            engines.append(e)
-        q1, _, q3 = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else (ratios * 3)
+        timing = time_case(case, rounds)
+        q1, q3 = timing.quartiles()
         print(
-            f"  {case.optimizer:9s} plain {statistics.median(plains) * 1e3:6.3f} ms/step, engine "
-            f"{statistics.median(engines) * 1e3:6.3f} ms/step, median ratio "
-            f"{statistics.median(ratios):.3f} [{q1:.3f}-{q3:.3f}] (goal <= {SINGLE_GOAL})"
+            f"  {case.optimizer:9s} plain {timing.plain * 1e3:6.3f} ms/step, engine "
+            f"{timing.engine * 1e3:6.3f} ms/step, median ratio "
+            f"{timing.ratio:.3f} [{q1:.3f}-{q3:.3f}] (goal <= {SINGLE_GOAL})"
         )
     print(f"  {load()}")
 
