@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -23,17 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_compare_returns_the_ranking_summaries_frames_and_plots(tmp_path: Path) -> None:
-    db = tmp_path / "runs.sqlite"
-    result = lrlab.compare(
-        "iris",
-        optimizers=["sgd", "adam"],
-        methods=[("sgd", "lipschitz(bound=smooth)")],
-        seeds=[0, 1],
-        lr_grid=[0.01, 0.1],
-        epochs=2,
-        db=db,
-        workers=1,
-    )
+    sweep: dict[str, Any] = {
+        "optimizers": ["sgd", "adam"],
+        "methods": [("sgd", "lipschitz(bound=smooth)")],
+        "seeds": [0, 1],
+        "lr_grid": [0.01, 0.1],
+        "epochs": 2,
+        "db": tmp_path / "runs.sqlite",
+    }
+    result = lrlab.compare("iris", **sweep, workers=1)
     assert result.ran == 2 * 2 * 2 + 2
     assert sorted(result.ranking) == ["adam", "sgd", "sgd + lipschitz(bound=smooth)"]
     lipschitz = result.summary("sgd + lipschitz(bound=smooth)")
@@ -48,16 +47,7 @@ def test_compare_returns_the_ranking_summaries_frames_and_plots(tmp_path: Path) 
     assert ax.get_lines()
     files = result.write_report(tmp_path / "report")
     assert files.markdown.is_file()
-    again = lrlab.compare(
-        "iris",
-        optimizers=["sgd", "adam"],
-        methods=[("sgd", "lipschitz(bound=smooth)")],
-        seeds=[0, 1],
-        lr_grid=[0.01, 0.1],
-        epochs=2,
-        db=db,
-        workers=2,
-    )
+    again = lrlab.compare("iris", **sweep, workers=2)  # the store has them all
     assert again.ran == 0
     assert again.ranking == result.ranking
 

@@ -38,6 +38,7 @@ import pytest
 import lrlab
 from lrlab.record import RunRecord
 from lrlab.store import Store
+from tests.plugin_sources import HALVING
 
 ray = pytest.importorskip("ray")
 
@@ -48,26 +49,6 @@ MARKER = "LRLAB_TEST_CLUSTER"
 SLEEP_ON_RAY = 1.0  # seconds a run sleeps in a Ray worker: in flight while the test kills
 STARTUP = 120.0  # seconds a node may take to start, a driver to finish
 
-HALVING = """
-from dataclasses import dataclass
-
-from lrlab.schedules import Schedule, register_schedule
-
-
-@register_schedule
-@dataclass(frozen=True)
-class Halving(Schedule):
-    lr: float
-    every: int
-    name = "halving"
-
-    @property
-    def reference_lr(self) -> float:
-        return self.lr
-
-    def value(self, t: float) -> float:
-        return self.lr * 0.5 ** (t // self.every)
-"""
 
 TASK = """
 import os

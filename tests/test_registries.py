@@ -18,57 +18,10 @@ from lrlab.controllers import CONTROLLERS, register_controller
 from lrlab.optimizers import OPTIMIZERS, register_optimizer
 from lrlab.registry import Registry
 from lrlab.schedules import SCHEDULES, Constant, register_schedule
+from tests.plugin_sources import PLUGIN
 
 ROOT = Path(__file__).resolve().parents[1]
 
-PLUGIN = '''
-from dataclasses import dataclass
-
-import torch
-
-from lrlab import LRController, register_controller, register_optimizer, register_schedule
-from lrlab.schedules import Schedule
-
-
-@register_schedule
-@dataclass(frozen=True)
-class Halving(Schedule):
-    """lr * 0.5 ** floor(t / every)"""
-
-    lr: float
-    every: int
-    name = "halving"
-
-    @property
-    def reference_lr(self) -> float:
-        return self.lr
-
-    def value(self, t: float) -> float:
-        return self.lr * 0.5 ** (t // self.every)
-
-
-class Heavy(torch.optim.SGD):
-    pass
-
-
-register_optimizer("heavy-sgd", Heavy, defaults={"lr": 0.05, "momentum": 0.5})
-
-
-class Freeze(LRController):
-    """Sets LR 0.02 at the first update and keeps it (computes its own LR)."""
-
-    spec = "freeze()"
-
-    def start(self, context):
-        self.groups = context.optimizer.param_groups
-
-    def before_update(self, step, inputs, targets):
-        for group in self.groups:
-            group["lr"] = 0.02
-
-
-register_controller("freeze", lambda: Freeze(), takes_lr=False)
-'''
 
 DRIVER = """
 import json
