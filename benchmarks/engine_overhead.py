@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.optimizers import make_optimizer
 from lrlab.record import RunConfig
 from lrlab.tasks import Task, get_task, load_tensor_data
@@ -110,7 +110,7 @@ def loader_task(case: Case) -> Task:
 
 
 def engine(case: Case, seed: int) -> float:
-    """Seconds per training step of `lrlab.engine.train` (its ``train_time``)."""
+    """Seconds per training step of `lrlab.engine.train_run` (its ``train_time``)."""
     config = RunConfig(
         task=case.task if not case.loader else f"{case.task}-loader",
         optimizer=case.optimizer,
@@ -120,7 +120,7 @@ def engine(case: Case, seed: int) -> float:
         batch_size=None if case.loader else case.batch_size,
         seed=seed,
     )
-    record = train(config, task=loader_task(case) if case.loader else None)
+    record = train_run(config, task=loader_task(case) if case.loader else None)
     return record.train_time / record.steps
 
 

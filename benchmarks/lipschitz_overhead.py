@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.record import RunConfig
 from lrlab.tasks import get_task, load_task_data
 
@@ -50,7 +50,7 @@ def step_time(schedule: str | None, epochs: int, seed: int) -> float:
         batch_size=128,
         seed=seed,
     )
-    record = train(config)
+    record = train_run(config)
     if record.status != "done":
         raise RuntimeError(f"{schedule}: {record.status}")
     return record.train_time / record.steps

@@ -15,7 +15,7 @@ per-round ratios; the load average before and after says how busy the (shared) m
 Every vectorised record is checked against its one-by-one twin: same status and divergence
 step, largest relative difference of the per-step losses printed.
 
-The single-run rows time `lrlab.engine.train` (its ``train_time`` per step) against
+The single-run rows time `lrlab.engine.train_run` (its ``train_time`` per step) against
 ``benchmarks/engine_overhead.py``'s plain loop with torch.optim's defaults, alternately, the
 median of per-round ratios.
 """
@@ -37,10 +37,11 @@ from typing import Any
 import torch
 
 from lrlab.cli.common import parse_lr_grid
-from lrlab.executors import InProcess, LocalPool, Outcome, run_one
+from lrlab.execution import InProcess, LocalPool, Outcome
+from lrlab.execution.worker import run_group, run_one
 from lrlab.record import RunConfig, RunRecord
 from lrlab.sweep import Sweep
-from lrlab.vectorize import plan_groups, run_group
+from lrlab.vectorize import plan_groups
 
 GOALS = {"iris": 20.0, "digits": 6.0, "mnist5k": 1.0, "seed-000": 10.0}
 SINGLE_GOAL = 0.90

@@ -143,8 +143,8 @@ def run_pending(store: Store, wanted: list[RunConfig], workers: int) -> None:
     """The runs the store has not finished, one by one on lrlab's process pool (not as
     vectorised groups: the cost in seconds compares each run's own time with a range
     test's), each stored as it ends."""
-    from lrlab.cli.compare_cmd import SweepProgress
-    from lrlab.executors import Executor, make_executor
+    from lrlab.execution import Executor, make_executor
+    from lrlab.progress import SweepProgress
     from lrlab.sweep import run_missing
 
     def executor_for(runs: int) -> Executor:

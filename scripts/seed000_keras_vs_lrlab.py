@@ -43,7 +43,7 @@ def one(side: str, experiment: str, seed: int, epochs: int) -> dict[str, object]
         run = seed000_keras.run(experiment, epochs, seed=seed)
         loss, accuracy = run.epoch_loss[-1], run.epoch_accuracy[-1]
     else:
-        from lrlab.engine import train
+        from lrlab.engine import train_run
         from lrlab.record import RunConfig
 
         config = RunConfig(
@@ -56,7 +56,7 @@ def one(side: str, experiment: str, seed: int, epochs: int) -> dict[str, object]
             seed=seed,
             loss="keras_cross_entropy" if side == "lrlab-keras-loss" else None,
         )
-        record = train(config)
+        record = train_run(config)
         last = record.epochs[-1]
         loss, accuracy = float(last.train_loss or "nan"), float(last.train_metric or "nan")
     return {"side": side, "seed": seed, "loss": loss, "accuracy": accuracy}

@@ -16,7 +16,7 @@ import pytest
 
 from lrlab.cli import main
 from lrlab.cli.common import parse_lr_grid, parse_method
-from lrlab.executors import InProcess, LocalPool, Outcome, make_executor
+from lrlab.execution import InProcess, LocalPool, Outcome, make_executor
 from lrlab.record import RunConfig
 from lrlab.store import Store
 from lrlab.sweep import Sweep
@@ -74,7 +74,7 @@ def _die_on_seed_1(config_data: dict[str, Any]) -> tuple[str | None, str | None]
     """A worker that dies (as an out-of-memory kill would) on one config."""
     if config_data["seed"] == 1:
         os._exit(9)
-    from lrlab.executors import run_one
+    from lrlab.execution.worker import run_one
 
     return run_one(config_data)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lrlab import engine
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.reproduce import seed002
 from lrlab.schedules import InverseTime, parse
@@ -31,7 +31,7 @@ from lrlab.schedules import InverseTime, parse
 def test_every_offline_task_lowers_its_loss(
     task: str, optimizer: str, lr: float, steps: int
 ) -> None:
-    record = train(RunConfig(task=task, optimizer=optimizer, lr=lr, steps=steps, seed=2))
+    record = train_run(RunConfig(task=task, optimizer=optimizer, lr=lr, steps=steps, seed=2))
     assert record.status == "done"
     assert record.steps == steps == len(record.step_loss) == len(record.step_lr)
     k = max(steps // 5, 1)
@@ -48,27 +48,27 @@ def test_same_seed_same_numbers_other_seed_other_numbers() -> None:
         seed=3,
         schedule="cosine(lr=0.05, steps=90)",
     )
-    first, second = train(config), train(config)
+    first, second = train_run(config), train_run(config)
     assert first.step_loss == second.step_loss
     assert first.step_lr == second.step_lr
     assert [(e.test_metric, e.train_loss) for e in first.epochs] == [
         (e.test_metric, e.train_loss) for e in second.epochs
     ]
-    other = train(RunConfig(**{**config.to_dict(), "seed": 4}))
+    other = train_run(RunConfig(**{**config.to_dict(), "seed": 4}))
     assert other.step_loss != first.step_loss
 
 
 def test_same_initial_weights_for_every_optimizer() -> None:
     """Seed 003 compares optimizers from the same initial weights: the first loss agrees."""
     losses = {
-        name: train(RunConfig(task="mnist5k", optimizer=name, steps=1, seed=7)).step_loss[0]
+        name: train_run(RunConfig(task="mnist5k", optimizer=name, steps=1, seed=7)).step_loss[0]
         for name in ("sgd", "momentum", "adagrad", "adam")
     }
     assert len(set(losses.values())) == 1
 
 
 def test_divergence_is_recorded_not_raised() -> None:
-    record = train(RunConfig(task="mnist5k", optimizer="sgd", lr=1e6, epochs=3))
+    record = train_run(RunConfig(task="mnist5k", optimizer="sgd", lr=1e6, epochs=3))
     assert record.status == "diverged"
     assert record.diverged_at is not None
     assert record.diverged_at < 10
@@ -84,43 +84,43 @@ def test_divergence_is_recorded_not_raised() -> None:
 def test_divergence_with_losses_read_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CUDA path reads losses every few steps; run it on the CPU and compare."""
     config = RunConfig(task="mnist5k", optimizer="sgd", lr=1e6, epochs=2)
-    every_step = train(config)
+    every_step = train_run(config)
     monkeypatch.setattr(engine, "host_sync_every", lambda device: 7)
-    in_blocks = train(config)
+    in_blocks = train_run(config)
     assert in_blocks.status == "diverged"
     assert in_blocks.diverged_at == every_step.diverged_at
     assert in_blocks.step_loss[:-1] == every_step.step_loss[:-1]
-    fine = train(RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=50))
-    assert train(RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=50)).step_loss == (
+    fine = train_run(RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=50))
+    assert train_run(RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=50)).step_loss == (
         fine.step_loss
     )
 
 
 def test_step_budget_ends_mid_epoch() -> None:
-    record = train(RunConfig(task="mnist5k", optimizer="sgd", steps=45))
+    record = train_run(RunConfig(task="mnist5k", optimizer="sgd", steps=45))
     assert record.steps_per_epoch == 32
     assert [e.step for e in record.epochs] == [32, 45]
     assert record.epochs[-1].test_metric is not None
 
 
 def test_sampling_with_replacement() -> None:
-    record = train(
+    record = train_run(
         RunConfig(
             task="iris", optimizer="sgd", lr=0.05, epochs=2, sampling="replacement", batch_size=7
         )
     )
     assert record.steps == 2 * math.ceil(120 / 7)
-    shuffled = train(RunConfig(task="iris", optimizer="sgd", lr=0.05, epochs=2, batch_size=7))
+    shuffled = train_run(RunConfig(task="iris", optimizer="sgd", lr=0.05, epochs=2, batch_size=7))
     assert shuffled.step_loss != record.step_loss
 
 
 def test_schedule_drives_the_lr_and_lr_scales_it() -> None:
     spec = "step(lr=0.1, drop=0.5, every=10)"
-    record = train(RunConfig(task="iris", optimizer="sgd", schedule=spec, steps=30))
+    record = train_run(RunConfig(task="iris", optimizer="sgd", schedule=spec, steps=30))
     assert record.step_lr == parse(spec).preview(30)
-    scaled = train(RunConfig(task="iris", optimizer="sgd", schedule=spec, lr=0.2, steps=30))
+    scaled = train_run(RunConfig(task="iris", optimizer="sgd", schedule=spec, lr=0.2, steps=30))
     assert scaled.step_lr == pytest.approx([2 * v for v in parse(spec).preview(30)])
-    default = train(RunConfig(task="iris", optimizer="adam", steps=5))
+    default = train_run(RunConfig(task="iris", optimizer="adam", steps=5))
     assert default.step_lr == [0.001] * 5  # the seeds' Adam default
     assert record.extra["controller"]["spec"] == spec
 
@@ -138,7 +138,9 @@ def test_epoch_stats_and_observer() -> None:
         def on_epoch(self, stats: EpochStats) -> None:
             seen.append(stats)
 
-    record = train(RunConfig(task="iris", optimizer="sgd", lr=0.05, epochs=2), observer=Recorder())
+    record = train_run(
+        RunConfig(task="iris", optimizer="sgd", lr=0.05, epochs=2), observer=Recorder()
+    )
     assert seen[0] == ("start", 48, 24)
     assert seen[1:25] == list(range(24))
     epoch = seen[25]
@@ -151,7 +153,7 @@ def test_epoch_stats_and_observer() -> None:
 
 
 def test_record_json_round_trip() -> None:
-    record = train(RunConfig(task="regression", optimizer="adam", lr=0.01, epochs=3))
+    record = train_run(RunConfig(task="regression", optimizer="adam", lr=0.01, epochs=3))
     restored = RunRecord.from_json(record.to_json())
     assert restored == record
     assert restored.metric == "r2"
@@ -175,18 +177,18 @@ def test_record_json_round_trip() -> None:
 )
 def test_bad_configs_fail_before_training(field: str, value: object, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        train(RunConfig(**{"task": "iris", "optimizer": "sgd", field: value}))  # type: ignore[arg-type]
+        train_run(RunConfig(**{"task": "iris", "optimizer": "sgd", field: value}))  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error without a GPU")
 def test_cuda_without_a_gpu_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="no CUDA device is available"):
-        train(RunConfig(task="iris", optimizer="sgd", device="cuda"))
+        train_run(RunConfig(task="iris", optimizer="sgd", device="cuda"))
 
 
 def test_quadratic_task_is_seed002() -> None:
     """`lrlab run quadratic` with the seed's schedule gives the seed's losses and LRs."""
-    record = train(
+    record = train_run(
         RunConfig(
             task="quadratic", optimizer="sgd", schedule="exponential(lr=0.2, rate=0.99, every=1)"
         )
@@ -201,7 +203,7 @@ def test_quadratic_task_is_seed002() -> None:
 def test_seed000_experiment() -> None:
     """Seed 000's run: all 150 Iris flowers, Keras momentum 0.9, inverse-time decay per batch,
     batch 5, 200 epochs, seed 4 (runs in a few seconds)."""
-    record = train(
+    record = train_run(
         RunConfig(
             task="iris",
             split="all",

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.record import RunConfig
 from lrlab.reproduce import seed000
 from lrlab.tasks import get_task
@@ -29,7 +29,7 @@ EPOCHS = 20  # 600 steps of batch 5 over the 150 samples
 def _lrlab(experiment: str, seed: int, loss: str | None) -> tuple[list[float], RunConfig]:
     method = seed000.A if experiment == "A" else seed000.B_CODE
     config = method.config(seed, task="iris", split="all", batch_size=5, epochs=EPOCHS, loss=loss)
-    record = train(config)
+    record = train_run(config)
     return [float(v) for v in record.step_loss if v is not None], config
 
 

@@ -9,7 +9,7 @@ import pytest
 from lrlab.callspec import SpecError
 from lrlab.cli import main
 from lrlab.controllers import build_controller
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.record import RunConfig
 
 
@@ -24,7 +24,7 @@ from lrlab.record import RunConfig
     ],
 )
 def test_lipschitz_runs_in_the_engine(spec: str) -> None:
-    record = train(RunConfig(task="digits", optimizer="sgd", schedule=spec, epochs=3))
+    record = train_run(RunConfig(task="digits", optimizer="sgd", schedule=spec, epochs=3))
     assert record.status == "done"
     controller = record.extra["controller"]
     assert controller["spec"] == spec
@@ -41,7 +41,7 @@ def test_lipschitz_runs_in_the_engine(spec: str) -> None:
 
 
 def test_paper_bound_epoch_zero_is_computed_before_training() -> None:
-    record = train(
+    record = train_run(
         RunConfig(task="mnist5k", optimizer="sgd", schedule="lipschitz(bound=paper)", steps=3)
     )
     # The paper logged 1.93-2.95 on its MNIST CNN; on seed 003's MLP at init it is 2.78 (seed 0).
@@ -49,7 +49,7 @@ def test_paper_bound_epoch_zero_is_computed_before_training() -> None:
 
 
 def test_a_diverging_lipschitz_run_is_recorded_as_diverged() -> None:
-    record = train(
+    record = train_run(
         RunConfig(task="mnist5k", optimizer="sgd", schedule="lipschitz(bound=paper)", epochs=3)
     )
     assert record.status == "diverged"
@@ -57,7 +57,7 @@ def test_a_diverging_lipschitz_run_is_recorded_as_diverged() -> None:
 
 
 def test_weight_decay_feeds_the_l2_term() -> None:
-    record = train(
+    record = train_run(
         RunConfig(
             task="iris",
             optimizer="sgd",
@@ -80,7 +80,7 @@ def test_weight_decay_feeds_the_l2_term() -> None:
 )
 def test_spec_errors(spec: str, message: str) -> None:
     with pytest.raises(ValueError, match=re.escape(message)):
-        train(RunConfig(task="iris", optimizer="sgd", schedule=spec, epochs=1))
+        train_run(RunConfig(task="iris", optimizer="sgd", schedule=spec, epochs=1))
 
 
 def test_unknown_names_list_schedules_and_controllers() -> None:
@@ -116,7 +116,7 @@ def test_cli(capsys: pytest.CaptureFixture[str]) -> None:
 def test_a_network_killed_by_its_lr_is_recorded_as_diverged() -> None:
     """The paper's LR on the Glorot-initialised CNN (about 4) kills every ReLU in epoch 0, so
     K is 0 at epoch 1: the run broke down there, recorded as diverged with the reason."""
-    record = train(
+    record = train_run(
         RunConfig(
             task="mnist5k",
             model="cnn",

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from lrlab import engine
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.optimizers import (
     OPTIMIZERS,
     known_optimizers,
@@ -93,7 +93,7 @@ def test_bad_peer_arguments_are_one_line_errors(
 
 @pytest.mark.parametrize("name", list(PEERS))
 def test_each_peer_trains_digits_with_its_defaults(name: str) -> None:
-    record = train(RunConfig(task="digits", optimizer=name, epochs=2))
+    record = train_run(RunConfig(task="digits", optimizer=name, epochs=2))
     assert record.status == "done"
     assert len(record.step_loss) == record.steps == 2 * record.steps_per_epoch
     k = record.steps // 5
@@ -159,7 +159,7 @@ def test_engine_switches_schedulefree_to_eval_weights_for_each_evaluation(
         return result
 
     monkeypatch.setattr(engine, "evaluate_batches", evaluate)
-    record = train(RunConfig(task="digits", optimizer="sgd-schedulefree", epochs=3))
+    record = train_run(RunConfig(task="digits", optimizer="sgd-schedulefree", epochs=3))
 
     assert record.status == "done"
     assert _without_steps(log) == ["train"] + ["eval", "evaluate", "train"] * 3
@@ -192,7 +192,7 @@ def test_engine_honours_the_protocol_on_any_optimizer(monkeypatch: pytest.Monkey
         return _ProtocolSGD(params, lr=lr or 0.05)
 
     log, built = _log_protocol(monkeypatch, build)
-    train(RunConfig(task="digits", optimizer="sgd", epochs=2))
+    train_run(RunConfig(task="digits", optimizer="sgd", epochs=2))
     assert _without_steps(log) == ["train"] + ["eval", "evaluate", "train"] * 2
     assert isinstance(built[0], _ProtocolSGD)
     assert built[0].mode == "train"
@@ -236,7 +236,7 @@ def test_a_missing_package_is_a_one_line_error_naming_the_extra(
     # The name is still known (metadata needs no import), and the engine says the same.
     assert optimizer_entry(name) is PEERS[name]
     with pytest.raises(ValueError, match=r"needs the peers extra"):
-        train(RunConfig(task="digits", optimizer=name, steps=1))
+        train_run(RunConfig(task="digits", optimizer=name, steps=1))
 
 
 def test_a_package_that_fails_to_import_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -286,6 +286,6 @@ def test_peer_packages_load_only_when_a_peer_is_built() -> None:
 def test_lr_trace_shows_the_step_these_optimizers_take(name: str) -> None:
     """Their ``lr`` is a multiplier (1.0) of the step size ``d`` they estimate: the trace
     records ``d * lr``, which grows from the tiny initial ``d`` as they adapt."""
-    record = train(RunConfig(task="digits", optimizer=name, epochs=2))
+    record = train_run(RunConfig(task="digits", optimizer=name, epochs=2))
     assert record.step_lr[0] < 1e-3
     assert record.step_lr[-1] > 10 * record.step_lr[0]

@@ -12,7 +12,7 @@ import torch
 from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from lrlab.cli import main
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.plateau import monitored
 from lrlab.record import EpochStats, RunConfig
 from lrlab.store import Store
@@ -51,7 +51,7 @@ def _torch_epoch_lrs(
 def test_run_follows_reduce_lr_on_plateau_on_the_recorded_metrics(
     spec: str, monitor: str, options: dict[str, object]
 ) -> None:
-    record = train(
+    record = train_run(
         RunConfig(task="iris", optimizer="adam", lr=0.02, schedule=spec, epochs=12, seed=2)
     )
     assert record.status == "done"
@@ -68,7 +68,7 @@ def test_run_follows_reduce_lr_on_plateau_on_the_recorded_metrics(
 
 
 def test_warmup_then_plateau_in_the_engine() -> None:
-    record = train(
+    record = train_run(
         RunConfig(
             task="iris",
             optimizer="sgd",
@@ -88,13 +88,13 @@ def test_warmup_then_plateau_in_the_engine() -> None:
 
 def test_the_mode_follows_the_metric_direction() -> None:
     """The quadratic's metric is its loss: lower is better, so the mode is min."""
-    record = train(
+    record = train_run(
         RunConfig(
             task="quadratic", optimizer="sgd", schedule="plateau(lr=0.2, patience=0)", steps=5
         )
     )
     assert record.extra["controller"]["mode"] == "min"
-    given = train(
+    given = train_run(
         RunConfig(
             task="quadratic",
             optimizer="sgd",

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lrlab.cli import main
-from lrlab.executors import Outcome, RayExecutor
+from lrlab.execution import Outcome, RayExecutor
 from lrlab.record import RunConfig
 from lrlab.store import Store
 
@@ -108,10 +108,10 @@ def test_compare_with_ray_fills_the_same_store(
     assert "4 already in" in capsys.readouterr().err
     # And the numbers are the runs' own: what training in this process gives (the runs of a
     # vectorised group equal their runs alone, but for a loss's last bit).
-    from lrlab.engine import train
+    from lrlab.engine import train_run
 
     config = next(iter(store_runs(db))).config
-    local = train(config)
+    local = train_run(config)
     record = ray_records[config.key()]
     assert record is not None
     assert record.extra["vectorized"]["members"] == 2  # sgd's and momentum's groups, on Ray

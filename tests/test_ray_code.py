@@ -1,7 +1,7 @@
-"""What lrlab ships to Ray workers and how a worker finds its copy (`lrlab.ray_cluster.UserCode`),
-on real files laid out as Ray unpacks ``py_modules`` (a folder shipped whole arrives as
-``<unpacked>/<folder name>/...`` with ``<unpacked>`` on ``sys.path``; the cluster test checks
-that layout on a real cluster). No Ray needed."""
+"""What lrlab ships to Ray workers and how a worker finds its copy
+(`lrlab.execution.cluster.UserCode`), on real files laid out as Ray unpacks ``py_modules`` (a
+folder shipped whole arrives as ``<unpacked>/<folder name>/...`` with ``<unpacked>`` on
+``sys.path``; the cluster test checks that layout on a real cluster). No Ray needed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lrlab.ray_cluster import UserCode
+from lrlab.execution.cluster import UserCode
 
 
 def write(path: Path, text: str = "") -> Path:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from lrlab import engine
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.record import RunConfig
 from lrlab.tasks import TASKS, TaskData
 from lrlab.tasks.task import keras_cross_entropy
@@ -38,10 +38,10 @@ def test_keys_of_runs_without_the_new_options_are_unchanged() -> None:
 def test_default_epochs_are_one_pass_exactly_as_before() -> None:
     """epoch_steps equal to a pass's batch count draws the same permutations as no option."""
     config = RunConfig(task="digits", optimizer="sgd", lr=0.1, epochs=2, seed=1)
-    plain = train(config)
+    plain = train_run(config)
     steps = math.ceil(1437 / 32)
     assert plain.steps_per_epoch == steps
-    same = train(dataclasses.replace(config, epoch_steps=steps))
+    same = train_run(dataclasses.replace(config, epoch_steps=steps))
     assert same.step_loss == plain.step_loss
     assert [e.test_metric for e in same.epochs] == [e.test_metric for e in plain.epochs]
 
@@ -65,7 +65,7 @@ def _indexed_iris(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
 
 def test_an_epoch_of_n_steps_cycles_fresh_passes(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _indexed_iris(monkeypatch)
-    record = train(RunConfig(task="iris", batch_size=4, epochs=2, epoch_steps=7, seed=0))
+    record = train_run(RunConfig(task="iris", batch_size=4, epochs=2, epoch_steps=7, seed=0))
     assert record.steps_per_epoch == 7
     assert record.steps == 14
     assert len(record.epochs) == 2
@@ -80,7 +80,7 @@ def test_an_epoch_of_n_steps_cycles_fresh_passes(monkeypatch: pytest.MonkeyPatch
 
 def test_without_epoch_steps_an_epoch_is_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     seen = _indexed_iris(monkeypatch)
-    record = train(RunConfig(task="iris", batch_size=4, epochs=2, seed=0))
+    record = train_run(RunConfig(task="iris", batch_size=4, epochs=2, seed=0))
     assert record.steps_per_epoch == 3
     assert [len(b) for b in seen] == [4, 4, 2] * 2
 
@@ -100,16 +100,16 @@ def test_without_epoch_steps_an_epoch_is_one_pass(monkeypatch: pytest.MonkeyPatc
 def test_bad_options_fail_before_training(changes: dict[str, object], message: str) -> None:
     config = dataclasses.replace(RunConfig(task="iris", steps=1), **changes)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=message):
-        train(config)
+        train_run(config)
     with pytest.raises(ValueError, match="loss must be mse for task regression"):
-        train(RunConfig(task="regression", steps=1, loss="keras_cross_entropy"))
+        train_run(RunConfig(task="regression", steps=1, loss="keras_cross_entropy"))
 
 
 def test_keras_loss_is_cross_entropy_until_it_clips() -> None:
     """While no probability leaves [1e-7, 1 - 1e-7], Keras' loss is PyTorch's: the same run."""
     config = RunConfig(task="iris", optimizer="sgd", lr=0.01, steps=20, seed=2)
-    plain = train(config)
-    keras = train(dataclasses.replace(config, loss="keras_cross_entropy"))
+    plain = train_run(config)
+    keras = train_run(dataclasses.replace(config, loss="keras_cross_entropy"))
     assert keras.step_loss == pytest.approx(plain.step_loss, abs=1e-6)
     assert keras.epochs[-1].test_loss == pytest.approx(plain.epochs[-1].test_loss, abs=1e-6)
     logits = torch.tensor([[30.0, 0.0, 0.0]])
@@ -121,10 +121,10 @@ def test_dropout_masks_come_from_the_runs_seed() -> None:
     """paper-cnn has dropout: the same config gives the same numbers whatever the process drew
     from torch's global generator before, and the run leaves that generator as it found it."""
     config = RunConfig(task="mnist5k", model="paper-cnn", batch_size=8, steps=3, seed=1)
-    first = train(config)
+    first = train_run(config)
     torch.rand(1000)  # another run, or anything else, moves the global generator
     state = torch.get_rng_state()
-    second = train(config)
+    second = train_run(config)
     assert torch.equal(torch.get_rng_state(), state)
     assert second.step_loss == first.step_loss
 
@@ -133,10 +133,10 @@ def test_paper_cnn_trains_on_augmented_digits(monkeypatch: pytest.MonkeyPatch) -
     """paper-cnn's batches go through its augmentation; the other models' do not."""
     config = RunConfig(task="mnist5k", model="paper-cnn", batch_size=8, steps=2, seed=0)
     mlp = dataclasses.replace(config, model="mlp")
-    augmented, mlp_before = train(config), train(mlp)
+    augmented, mlp_before = train_run(config), train_run(mlp)
     task = dataclasses.replace(TASKS["mnist5k"], augmentations={})
     monkeypatch.setitem(TASKS, "mnist5k", task)
-    assert train(config).step_loss[0] != augmented.step_loss[0]
-    assert train(mlp).step_loss == mlp_before.step_loss
+    assert train_run(config).step_loss[0] != augmented.step_loss[0]
+    assert train_run(mlp).step_loss == mlp_before.step_loss
     for name in ("mnist", "fashion-mnist"):
         assert TASKS[name].augmentations.keys() == {"paper-cnn"}

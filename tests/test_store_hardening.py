@@ -21,7 +21,7 @@ import pytest
 
 from lrlab import store as store_module
 from lrlab.cli import main
-from lrlab.executors import InProcess
+from lrlab.execution import InProcess
 from lrlab.record import RunConfig
 from lrlab.store import Lease, Store, StoreError
 from lrlab.sweep import run_missing

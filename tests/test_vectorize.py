@@ -1,6 +1,6 @@
 """Vectorised groups against the runs one by one: for every optimizer of the registry a few
 members (seeds, LRs, a schedule, one made to diverge) trained together must give the records
-`lrlab.engine.train` gives each alone; LipschitzLR too; and `plan_groups` says which runs can
+`lrlab.engine.train_run` gives each alone; LipschitzLR too; and `plan_groups` says which runs can
 train together, in groups that fit a memory budget, and why the others cannot."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import pytest
 import torch
 from torch import nn
 
-from lrlab.engine import train
+from lrlab.engine import train_run
+from lrlab.execution.worker import run_group
 from lrlab.record import RunConfig, RunRecord, finite
 from lrlab.reproduce import seed000
 from lrlab.reproduce.runner import Options
-from lrlab.vectorize import plan_groups, run_group, train_group
+from lrlab.vectorize import plan_groups, train_group
 from lrlab.vectorize.model import unsupported_module
 from lrlab.vectorize.plan import member_of
 
@@ -67,7 +68,7 @@ def check_group(configs: list[RunConfig], *, path: str = "auto", rel: float = 1e
     records = train_group(configs, path=path)  # type: ignore[arg-type]
     assert len(records) == len(configs)
     for config, record in zip(configs, records, strict=True):
-        assert_same(record, train(config), len(configs), rel=rel)
+        assert_same(record, train_run(config), len(configs), rel=rel)
 
 
 # An LR that makes each optimizer diverge on the regression task (MSE): mid-run for the SGD
@@ -99,7 +100,7 @@ def test_members_equal_runs_alone(optimizer: str) -> None:
     assert records[3].status == "diverged"
     assert [r.status for r in records[:3]] == ["done"] * 3
     for config, record in zip(configs, records, strict=True):
-        assert_same(record, train(config), len(configs))
+        assert_same(record, train_run(config), len(configs))
 
 
 @pytest.mark.parametrize(
@@ -133,7 +134,7 @@ def test_member_loop_runs_the_cnn_as_alone() -> None:
     records = train_group(configs)
     assert records[0].extra["vectorized"]["path"] == "loop"
     for config, record in zip(configs, records, strict=True):
-        assert_same(record, train(config), 2, rel=0.0)
+        assert_same(record, train_run(config), 2, rel=0.0)
 
 
 def test_torch_func_path_agrees_within_rounding() -> None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lrlab import engine
-from lrlab.engine import train
+from lrlab.engine import train_run
 from lrlab.optimizers import (
     ALIGNMENT,
     OPTIMIZERS,
@@ -39,7 +39,7 @@ def _plain(config: RunConfig, monkeypatch: pytest.MonkeyPatch) -> RunRecord:
     """The run on the model's own parameters."""
     with monkeypatch.context() as patch:
         patch.setattr(engine, "flatten_parameters", lambda params: None)
-        return train(config)
+        return train_run(config)
 
 
 @pytest.mark.parametrize("optimizer", sorted(REGISTRY))
@@ -48,7 +48,7 @@ def test_flat_parameters_give_the_same_run(
     optimizer: str, task: str, steps: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = RunConfig(task, optimizer, lr=0.02, steps=steps, seed=3)
-    assert _numbers(train(config)) == _numbers(_plain(config, monkeypatch))
+    assert _numbers(train_run(config)) == _numbers(_plain(config, monkeypatch))
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_flat_parameters_with_options_and_controllers(
     config = RunConfig(
         "regression", optimizer, lr=0.01, schedule=schedule, optimizer_args=args, steps=60
     )
-    assert _numbers(train(config)) == _numbers(_plain(config, monkeypatch))
+    assert _numbers(train_run(config)) == _numbers(_plain(config, monkeypatch))
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "ema-momentum", "adam", "adagrad"])

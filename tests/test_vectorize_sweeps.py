@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import lrlab
-from lrlab.executors import InProcess, LocalPool, Outcome
+from lrlab.execution import InProcess, LocalPool, Outcome
 from lrlab.record import RunConfig, RunRecord
 from lrlab.store import Store
 from lrlab.sweep import run_missing
@@ -107,9 +107,9 @@ def test_run_missing_resumes_groups_and_skips_finished_members(tmp_path: Path) -
 
 
 def _alone(config: RunConfig) -> tuple[RunConfig, RunRecord]:
-    from lrlab.engine import train
+    from lrlab.engine import train_run
 
-    return config, train(config)
+    return config, train_run(config)
 
 
 def test_a_pool_trains_groups_in_its_workers(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lrlab._version import __version__
 from lrlab.lazy import lazy_getattr
 from lrlab.schedules import (
     Constant,
@@ -30,8 +31,6 @@ from lrlab.schedules import (
     Wsd,
     register_schedule,
 )
-
-__version__ = "0.1.0"
 
 # Public names that need torch, and the module each lives in.
 _LAZY = {

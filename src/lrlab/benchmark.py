@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrlab.record import RunConfig, RunRecord
 from lrlab.schedules import Schedule
-from lrlab.sweep import Progress, Sweep, run_missing, task_id
+from lrlab.sweep import Progress, Sweep, run_missing
 from lrlab.validate import MAX_SEEDS, ArgumentTypeError, check_int
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from lrlab.engine import Observer, Plan
-    from lrlab.executors import Executor
+    from lrlab.execution import Executor
     from lrlab.report import ReportFiles, Summary
     from lrlab.store import StoredRun
     from lrlab.tasks import Task
@@ -57,7 +57,7 @@ def _spec(schedule: ScheduleLike, name: str = "schedule") -> str | None:
 
 
 def _task(task: str | Task) -> tuple[str, Task]:
-    from lrlab.tasks import get_task
+    from lrlab.tasks import get_task, task_id
 
     resolved = get_task(task)
     return task_id(task if isinstance(task, str) else resolved), resolved
@@ -91,7 +91,7 @@ def train(
     >>> record.status, round(record.step_loss[1], 4)
     ('done', 12.96)
     """
-    from lrlab.engine import train as train_run
+    from lrlab.engine import train_run
 
     name, resolved = _task(task)
     if observer is not None and not all(
@@ -231,13 +231,13 @@ def compare(
     what every run shares: ``epochs``, ``steps``, ``batch_size``, ``model``, ``split``,
     ``sampling``, ``device``, ``data_dir``, ``optimizer_args``. ``workers`` runs in
     parallel (default: the CPU count; 1 runs here), ``executor="ray"`` on a Ray cluster
-    (``address``, ``runtime_env``: see `lrlab.executors.RayExecutor`). Runs already finished
+    (``address``, ``runtime_env``: see `lrlab.execution.RayExecutor`). Runs already finished
     in ``db`` are not redone; failed ones are retried. Every argument is checked before
     anything runs.
     """
     import os
 
-    from lrlab.executors import make_executor
+    from lrlab.execution import make_executor
     from lrlab.store import Store
     from lrlab.validate import check_output_path
 

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
+from lrlab._version import __version__
 from lrlab.controllers import LRController, TrainingContext, build_controller, controller_entry
 from lrlab.optimizers import (
     OptimizerEntry,
@@ -179,8 +180,6 @@ def host_sync_every(device: torch.device) -> int:
 
 
 def versions() -> dict[str, str]:
-    from lrlab import __version__
-
     return {"lrlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 
@@ -192,7 +191,7 @@ def task_data(config: RunConfig, task: Task) -> AnyData:
     return task.load(config.split, Path(config.data_dir) if config.data_dir else None)
 
 
-def train(
+def train_run(
     config: RunConfig, *, observer: Observer | None = None, task: Task | None = None
 ) -> RunRecord:
     """Train one run and return its record.

@@ -1,4 +1,4 @@
-"""Errors lrlab raises for bad or missing data files.
+"""Errors lrlab raises for bad or missing data files, and how any exception becomes one line.
 
 Both are ``ValueError`` subclasses so that the CLI's single "user error" handler (one line,
 exit code 2) catches them along with every other validation failure, and callers who only
@@ -9,7 +9,7 @@ who must be able to act on it without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "DataNotFoundError", "one_line"]
+__all__ = ["DataError", "DataNotFoundError", "describe", "first_line"]
 
 
 class DataError(ValueError):
@@ -27,11 +27,29 @@ class DataNotFoundError(DataError):
     """
 
 
-def one_line(reason: object) -> str:
-    """``str(reason)`` with every run of whitespace (newlines included) collapsed to a space.
+def first_line(reason: object) -> str:
+    """The first non-blank line of ``str(reason)``, stripped (``""`` when there is none): how
+    an underlying exception's text is embedded in lrlab's one-line messages.
 
-    For embedding an underlying exception's text in a ``DataError``, whose message must stay
-    a single line; falls back to the exception's type name when its text is empty.
+    >>> first_line(ValueError("  bad value\\n  more detail"))
+    'bad value'
+    >>> first_line(KeyError())
+    ''
     """
-    text = " ".join(str(reason).split())
-    return text or type(reason).__name__
+    for line in str(reason).splitlines():
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def describe(error: BaseException) -> str:
+    """An exception as a run record or a one-line message keeps it: ``ClassName: first
+    line``, or the class name alone when the text is empty.
+
+    >>> describe(ZeroDivisionError("division by zero"))
+    'ZeroDivisionError: division by zero'
+    >>> describe(MemoryError())
+    'MemoryError'
+    """
+    text = first_line(error)
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -27,6 +27,8 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, TypeVar
 
+from lrlab.errors import describe
+
 T = TypeVar("T")
 
 _ALL: list[Registry[object]] = []
@@ -197,13 +199,5 @@ def import_file(path: str | Path, *, what: str = "plugin") -> object:
         del sys.modules[name]
         if isinstance(error, KeyboardInterrupt | SystemExit):
             raise
-        raise ValueError(
-            f"{what} file {str(path)!r} raised on import: {type(error).__name__}: "
-            f"{first_line(error)}"
-        ) from None
+        raise ValueError(f"{what} file {str(path)!r} raised on import: {describe(error)}") from None
     return module
-
-
-def first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""

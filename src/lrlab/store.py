@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from lrlab.errors import describe
 from lrlab.record import RunConfig, RunRecord
 
 SCHEMA_VERSION = 1
@@ -202,8 +203,7 @@ class Store:
         try:
             yield
         except sqlite3.Error as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise StoreError(f"{self.path}: {doing} ({reason})") from None
+            raise StoreError(f"{self.path}: {doing} ({describe(error)})") from None
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
@@ -376,9 +376,8 @@ class Store:
                 record = RunRecord.from_json(row[4]) if row[4] else None
                 config = RunConfig.from_dict(json.loads(row[1]))
             except (ValueError, TypeError, KeyError, AttributeError) as error:
-                reason = str(error).splitlines()[0] if str(error) else ""
                 raise StoreError(
-                    f"{self.path}: run {row[0]} is corrupt ({type(error).__name__}: {reason})"
+                    f"{self.path}: run {row[0]} is corrupt ({describe(error)})"
                 ) from None
             result.append(StoredRun(row[0], config, row[2], row[3], record, row[5]))
         return result

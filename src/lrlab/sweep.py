@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lrlab.executors import Outcome
+from lrlab.execution import Outcome
 from lrlab.record import RunConfig
 from lrlab.validate import check_lr
 
 if TYPE_CHECKING:
-    from lrlab.executors import Executor
+    from lrlab.execution import Executor
     from lrlab.store import Store
-    from lrlab.tasks import Task
 
 #: Seconds between looks at the store while every run left is held by another sweep.
 POLL = 1.0
@@ -43,14 +42,6 @@ def is_self_tuning(optimizer: str, schedule: str | None) -> bool:
         if entry is not None and not entry.takes_lr:
             return True
     return optimizer_entry(optimizer).lr_free
-
-
-def task_id(task: str | Task) -> str:
-    """What a run config stores as its task: a name or reference as given, or for a `Task`
-    object its reference (``file.py:function``) when it has one, else its name."""
-    if isinstance(task, str):
-        return task
-    return task.reference or task.name
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from lrlab.cli import (
     tasks_cmd,
 )
 from lrlab.cli.common import flag_message
+from lrlab.errors import first_line
 
 _COMMANDS = (
     schedule_cmd,
@@ -79,8 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as error:
         if os.environ.get("LRLAB_TRACEBACK"):
             raise
-        message = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        _error(flag_message(message, args) or type(error).__name__)
+        _error(flag_message(first_line(error), args) or type(error).__name__)
         return 2
     except KeyboardInterrupt:
         print("lrlab: interrupted", file=sys.stderr)
@@ -104,8 +104,7 @@ def os_message(error: OSError) -> str:
     >>> os_message(OSError(28, "No space left on device"))
     'No space left on device'
     """
-    reason = error.strerror or str(error) or type(error).__name__
-    reason = reason.strip().splitlines()[0] if reason.strip() else type(error).__name__
+    reason = first_line(error.strerror or error) or type(error).__name__
     if error.filename is None:
         return reason
     target = os.fsdecode(error.filename)
@@ -120,6 +119,6 @@ def _error(message: str) -> None:
 
 
 def _version() -> str:
-    from lrlab import __version__
+    from lrlab._version import __version__
 
     return f"lrlab {__version__}"

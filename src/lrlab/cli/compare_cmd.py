@@ -6,9 +6,7 @@ import argparse
 import json
 import sys
 import time
-from collections import Counter
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lrlab.cli.common import (
     add_threads_argument,
@@ -19,10 +17,6 @@ from lrlab.cli.common import (
     set_threads,
     write_and_show_report,
 )
-
-if TYPE_CHECKING:
-    from lrlab.executors import Outcome
-    from lrlab.record import RunConfig
 
 
 def add_parser(commands: Any) -> None:
@@ -134,6 +128,8 @@ def run(args: argparse.Namespace) -> int:
     db = check_output_path("", "db", args.db)
     out = check_output_path("", "out", args.out or report_folder(db), directory=True)
     set_threads(args.threads)
+    from lrlab.progress import SweepProgress
+
     progress = SweepProgress(verbose=args.verbose, label=f"{args.task}: ", runs="runs in the grid")
     start = time.perf_counter()
     try:
@@ -164,85 +160,3 @@ def run(args: argparse.Namespace) -> int:
         return 130
     elapsed = f"({time.perf_counter() - start:.0f} s)"
     return write_and_show_report(result.runs, db, out, elapsed)
-
-
-class SweepProgress:
-    """The sweep's progress: a line saying what the store already has, then a bar of runs
-    finished, diverged and failed, and the time left (`lrlab.sweep.Progress`)."""
-
-    def __init__(self, *, verbose: bool, label: str = "", runs: str = "runs") -> None:
-        self.verbose, self.label, self.runs = verbose, label, runs
-        self.finished = 0
-        self.counts = {"done": 0, "diverged": 0, "failed": 0}
-        self._bar: Any = None
-        self._pending = 0
-
-    def start(self, total: int, stored: int, pending: int, store: Path) -> None:
-        print(
-            f"{self.label}{total} {self.runs}, {stored} already in {store}, {pending} to run",
-            file=sys.stderr,
-        )
-        self._pending = pending
-
-    def _open(self) -> Any:
-        """The bar, drawn at the first finished run (lines about the plan come first)."""
-        from tqdm import tqdm
-
-        if self._bar is None and self._pending:
-            self._bar = tqdm(
-                total=self._pending,
-                unit="run",
-                file=sys.stderr,
-                dynamic_ncols=True,
-                desc="sweep",
-                smoothing=0.1,
-            )
-        return self._bar
-
-    def grouped(self, groups: list[int], alone: list[tuple[RunConfig, str]]) -> None:
-        """One line on how the runs train; with ``--verbose``, why each lone run is alone."""
-        if not groups:
-            return
-        members = sum(groups)
-        print(
-            f"{self.label}vectorised: {members} runs in {len(groups)} group(s) of "
-            f"{min(groups)}-{max(groups)}, {len(alone)} alone",
-            file=sys.stderr,
-        )
-        if self.verbose:
-            reasons = Counter(reason for _, reason in alone)
-            for reason, count in reasons.most_common():
-                print(f"  {count} alone: {reason}", file=sys.stderr)
-
-    def update(self, outcome: Outcome) -> None:
-        status = (
-            "failed" if outcome.error else (outcome.record.status if outcome.record else "failed")
-        )
-        self.counts[status] += 1
-        self.finished += 1
-        if self._open() is None:
-            return
-        self._bar.set_postfix_str(
-            ", ".join(f"{k} {v}" for k, v in self.counts.items()), refresh=False
-        )
-        self._bar.update(1)
-        if self.verbose:
-            config, record = outcome.config, outcome.record
-            detail = (
-                (outcome.error or "")
-                if status == "failed"
-                else (
-                    f"final {record.metric} {record.final_metric:.4g}, {record.wall_time:.1f} s"
-                    if record and record.final_metric is not None
-                    else ""
-                )
-            )
-            self._bar.write(
-                f"{status:8s} {config.optimizer} {config.schedule or ''} "
-                f"lr={config.lr} seed={config.seed} {detail}".replace("  ", " ")
-            )
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None

@@ -61,7 +61,7 @@ def add_parser(commands: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lrlab.cli.compare_cmd import SweepProgress
+    from lrlab.progress import SweepProgress
     from lrlab.reproduce import seed002
     from lrlab.reproduce.experiments import EXPERIMENTS
     from lrlab.reproduce.runner import Options, reproduce

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lrlab.data.idx import ImageDataset, check_label_range
-from lrlab.errors import DataError, DataNotFoundError, one_line
+from lrlab.errors import DataError, DataNotFoundError, describe
 
 __all__ = [
     "CIFAR10_DIR",
@@ -79,7 +79,7 @@ def _read_records(path: Path) -> npt.NDArray[np.uint8]:
     except FileNotFoundError:
         raise DataNotFoundError(f"{path}: no such file") from None
     except OSError as exc:
-        raise DataError(f"{path}: cannot read the file ({one_line(exc)})") from exc
+        raise DataError(f"{path}: cannot read the file ({describe(exc)})") from exc
     _check_record_multiple(path, data.size)  # the file may have changed since the stat
     return data.reshape(-1, CIFAR_RECORD_BYTES)
 

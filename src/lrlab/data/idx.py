@@ -26,7 +26,7 @@ from typing import Final, Literal, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from lrlab.errors import DataError, DataNotFoundError, one_line
+from lrlab.errors import DataError, DataNotFoundError, describe
 
 __all__ = [
     "IDX_COUNTS",
@@ -141,7 +141,7 @@ def read_idx(path: Path) -> npt.NDArray[np.uint8]:
         raise DataNotFoundError(f"{path}: no such file") from None
     except (OSError, EOFError, zlib.error) as exc:
         what = "corrupt gzip data" if compressed else "cannot read the file"
-        raise DataError(f"{path}: {what} ({one_line(exc)})") from exc
+        raise DataError(f"{path}: {what} ({describe(exc)})") from exc
 
 
 def _parse(stream: _Reader, path: Path, compressed: bool) -> npt.NDArray[np.uint8]:

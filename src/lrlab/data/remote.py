@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Final
 
-from lrlab import __version__
+from lrlab._version import __version__
 from lrlab.data.cifar import CIFAR10_DIR, CIFAR10_FILES
 from lrlab.data.idx import IDX_FILES, IDX_MD5, file_md5
-from lrlab.errors import DataError, one_line
+from lrlab.errors import DataError, describe, first_line
 
 __all__ = [
     "CIFAR10_TARBALL",
@@ -209,11 +209,11 @@ def _stream(url: str, out: BinaryIO, progress: Progress | None) -> str:
                 if progress is not None:
                     progress(done, total)
     except urllib.error.HTTPError as exc:
-        raise _FetchFailed(f"{url}: HTTP {exc.code} {one_line(exc.reason)}") from exc
+        raise _FetchFailed(f"{url}: HTTP {exc.code} {first_line(exc.reason)}") from exc
     except urllib.error.URLError as exc:
-        raise _FetchFailed(f"{url}: {one_line(exc.reason)}") from exc
+        raise _FetchFailed(f"{url}: {first_line(exc.reason)}") from exc
     except (OSError, http.client.HTTPException, ValueError) as exc:
-        raise _FetchFailed(f"{url}: {type(exc).__name__}: {one_line(exc)}") from exc
+        raise _FetchFailed(f"{url}: {describe(exc)}") from exc
     return digest.hexdigest()
 
 
@@ -250,7 +250,7 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
             else:  # pragma: no cover - Python < 3.11.4 lacks extraction filters
                 tar.extractall(target, members=members)
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
-        raise DataError(f"{archive}: cannot extract ({one_line(exc)})") from exc
+        raise DataError(f"{archive}: cannot extract ({describe(exc)})") from exc
     return [target / member.name for member in members if member.isfile()]
 
 

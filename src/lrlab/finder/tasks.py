@@ -1,5 +1,5 @@
 """The range test on an lrlab task: the model, optimizer and batches a run of that task starts
-with (`lrlab.engine.train`'s), so a suggestion can be used straight away in ``lrlab run``."""
+with (`lrlab.engine.train_run`'s), so a suggestion can be used straight away in ``lrlab run``."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 from lrlab.finder.core import RangeTest, find
 from lrlab.optimizers import make_optimizer, set_optimizer_mode
 from lrlab.record import RunConfig
-from lrlab.tasks import Task, TaskData, get_task
+from lrlab.tasks import Task, TaskData, get_task, task_id
 from lrlab.tasks.task import loss_function
 
 
@@ -84,7 +84,6 @@ def find_on_task(
     run's total steps.
     """
     from lrlab.engine import plan, task_data
-    from lrlab.sweep import task_id
 
     resolved_task = get_task(task)
     config = RunConfig(

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrlab.errors import first_line
 from lrlab.record import RunConfig, RunRecord
 from lrlab.report.render import markdown_table as markdown_table  # the seeds use it
 from lrlab.validate import check_int
@@ -219,7 +220,7 @@ def _run_missing(
     progress: Progress | None,
 ) -> int:
     """Run the configs the store has not finished, longest first; store each as it ends."""
-    from lrlab.executors import make_executor
+    from lrlab.execution import make_executor
     from lrlab.sweep import run_missing
 
     costs = {config.key(): cost for config, cost in reversed(weighted)}
@@ -239,7 +240,7 @@ def _failures(results: Results) -> list[str]:
     failed = [run for key in results.plan.methods for run in results.failed(key)]
     if not failed:
         return []
-    reasons = sorted({(run.error or "unknown error").splitlines()[0] for run in failed})
+    reasons = sorted({first_line(run.error or "unknown error") for run in failed})
     return [
         "",
         f"{len(failed)} runs failed without a record and are left out above (the next "
@@ -318,4 +319,4 @@ def errors(results: Results, key: str) -> list[str]:
     """The distinct first lines of the errors that ended the method's runs."""
     texts = [r.error for r in results.runs.get(key, []) if r.error]
     texts += [r.error for r in results.records(key) if r.error]
-    return sorted({t.splitlines()[0] for t in texts if t})
+    return sorted({first_line(t) for t in texts if t})

@@ -10,6 +10,7 @@ from lrlab.tasks.catalog import (
     is_reference,
     load_task_data,
     load_tensor_data,
+    task_id,
 )
 from lrlab.tasks.task import (
     AnyData,
@@ -42,4 +43,5 @@ __all__ = [
     "is_reference",
     "load_task_data",
     "load_tensor_data",
+    "task_id",
 ]

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from lrlab.augment import KerasAffine
+from lrlab.errors import describe
 from lrlab.models import PaperCNN, ResNet20, Scalar, SmallCNN, mlp
 from lrlab.tasks import bundled
 from lrlab.tasks.task import AnyData, Task, TaskData
@@ -337,6 +338,14 @@ def get_task(name: str | Task) -> Task:
     )
 
 
+def task_id(task: str | Task) -> str:
+    """What a run config stores as its task: a name or reference as given, or for a `Task`
+    object its reference (``file.py:function``) when it has one, else its name."""
+    if isinstance(task, str):
+        return task
+    return task.reference or task.name
+
+
 def is_reference(name: str) -> bool:
     """Whether ``name`` looks like ``file.py:function`` or ``module:function``."""
     target, sep, function = name.rpartition(":")
@@ -358,7 +367,7 @@ def reference_file(reference: str) -> str | None:
 
 @functools.lru_cache(maxsize=32)
 def _task_from_reference(reference: str) -> Task:
-    from lrlab.registry import first_line, import_file
+    from lrlab.registry import import_file
 
     target, _, function = reference.rpartition(":")
     if reference_file(reference) is not None:
@@ -369,8 +378,7 @@ def _task_from_reference(reference: str) -> Task:
             module = importlib.import_module(target)
         except Exception as error:
             raise ValueError(
-                f"task module {target!r} failed to import: {type(error).__name__}: "
-                f"{first_line(error)}"
+                f"task module {target!r} failed to import: {describe(error)}"
             ) from None
         where = f"task module {target!r}"
     make = getattr(module, function, None)
@@ -379,9 +387,7 @@ def _task_from_reference(reference: str) -> Task:
     try:
         task = make()
     except Exception as error:
-        raise ValueError(
-            f"{reference} raised: {type(error).__name__}: {first_line(error)}"
-        ) from None
+        raise ValueError(f"{reference} raised: {describe(error)}") from None
     if not isinstance(task, Task):
         raise ValueError(f"{reference} must return an lrlab.Task, got {type(task).__name__}")
     return replace(task, reference=reference)

@@ -3,13 +3,14 @@ hyperparameter values, trained together as one model stacked along a leading mem
 
 `plan_groups` says which runs can train together (and why the others cannot);
 `train_group` trains one group and returns one `RunRecord` per run, equal to what
-`lrlab.engine.train` gives for that run alone; `run_group` is its plain-data form for a worker
-process. See `lrlab.vectorize.engine` for what a member keeps of its own run.
+`lrlab.engine.train_run` gives for that run alone (`lrlab.execution.worker.run_group` is its
+plain-data form for a worker process). See `lrlab.vectorize.engine` for what a member keeps of
+its own run.
 """
 
 from __future__ import annotations
 
-from lrlab.vectorize.engine import run_group, train_group
+from lrlab.vectorize.engine import train_group
 from lrlab.vectorize.plan import plan_groups
 
-__all__ = ["plan_groups", "run_group", "train_group"]
+__all__ = ["plan_groups", "train_group"]

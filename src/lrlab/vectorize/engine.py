@@ -1,5 +1,5 @@
 """`train_group`: the runs of a group trained together, one `RunRecord` each, equal to what
-`lrlab.engine.train` gives for each run alone.
+`lrlab.engine.train_run` gives for each run alone.
 
 Each member keeps everything that makes its run: the initial weights of its seed (its model
 is built exactly as the engine builds it, then its parameters become a row of the stacked
@@ -113,19 +113,6 @@ _KEY_FIELDS = (
     "controller kind",
     "LipschitzLR head",
 )
-
-
-def run_group(config_data: Sequence[dict[str, Any]]) -> list[tuple[str | None, str | None]]:
-    """`train_group` on plain config dicts, for a worker process (as `lrlab.executors.run_one`
-    is for one run): ``(record JSON, None)`` per config, or ``(None, error)`` for every config
-    if the group fails."""
-    from lrlab.executors import failure
-
-    configs = [RunConfig.from_dict(d) for d in config_data]
-    try:
-        return [(record.to_json(), None) for record in train_group(configs)]
-    except Exception as error:  # a failing group is a result, not a crash of the sweep
-        return [(None, failure(error)) for _ in configs]
 
 
 @dataclass
@@ -259,7 +246,7 @@ class _Group:
         self.clock = _Clock()
 
     def _build(self, config: RunConfig) -> tuple[_Member, nn.Module, dict[str, Any]]:
-        """The member's model and controller, built as `lrlab.engine.train` builds them, its
+        """The member's model and controller, built as `lrlab.engine.train_run` builds them, its
         optimizer's param group, and its empty record. A torch optimizer is built only for
         LipschitzLR, which sets the LR of one (see `param_group`)."""
         plan, task, device = self.plan, self.task, self.plan.device

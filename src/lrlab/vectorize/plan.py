@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from lrlab.callspec import SpecError
 from lrlab.controllers import LRController, ScheduleController, build_controller
 from lrlab.engine import Plan, plan
+from lrlab.errors import first_line
 from lrlab.optimizers import make_optimizer, optimizer_entry
 from lrlab.peers import PeerEntry
 from lrlab.record import RunConfig
@@ -76,7 +77,7 @@ def member_of(config: RunConfig) -> Member | str:
     try:
         return _inspect(config)
     except (ValueError, SpecError) as error:
-        return f"invalid config: {str(error).splitlines()[0]}"
+        return f"invalid config: {first_line(error)}"
 
 
 def _inspect(config: RunConfig) -> Member | str:

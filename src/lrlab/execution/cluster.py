@@ -1,5 +1,6 @@
-"""Sweeps on a Ray cluster: connecting with errors a user can act on, shipping the user's code
-to the workers, and a run on a worker. `lrlab.executors.RayExecutor` drives these.
+"""Sweeps on Ray, all in one place: `RayExecutor` (a local instance or an existing cluster),
+connecting with errors a user can act on, shipping the user's code to the workers, and a
+unit of runs on a worker (through `lrlab.execution.worker`, as every executor runs them).
 
 Connecting (`connect`, `check_workers`). ``address`` is a cluster's address ``host:port`` (what
 ``ray start --head`` printed), ``ray://host:10001`` (Ray Client), ``"auto"`` (the cluster this
@@ -44,7 +45,12 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from lrlab.registry import first_line, import_plugins
+from lrlab.errors import describe, first_line
+from lrlab.execution.base import GroupRunner, OnResult, Outcome, Result
+from lrlab.execution.worker import init_worker, run_one
+from lrlab.record import RunConfig, RunRecord
+from lrlab.registry import import_plugins, plugin_sources
+from lrlab.validate import ArgumentTypeError, check_int, check_number
 
 #: Seconds a TCP connect to the cluster's address may take before it counts as unreachable.
 REACH_TIMEOUT = 5.0
@@ -62,6 +68,127 @@ _INSTALL_HELP = (
 def where(address: str | None) -> str:
     """How messages name the cluster."""
     return "a local Ray instance" if address is None else f"the Ray cluster at {address}"
+
+
+# --- the executor ---------------------------------------------------------------------------
+
+
+class RayExecutor:
+    """Runs on Ray (``pip install 'lrlab[ray]'``): the cluster at ``address`` (``host:port``,
+    ``ray://host:10001`` or ``auto``), or a local instance of ``local_cpus`` CPUs when
+    ``None``. See this module's docstring for the checks made before anything is submitted and
+    how the user's code reaches the workers.
+
+    Each run is one Ray task asking for ``cpus_per_run`` CPUs (default ``threads``, the torch
+    threads it uses), so a node runs as many at once as it has CPUs; `run_groups` makes a
+    group of runs one task (``group_runner`` trains them together, e.g. as one vectorised
+    model). A task whose worker process or node dies (killed, out of memory, a node lost) is
+    retried by Ray on any node up to ``max_retries`` times, and only then its runs are
+    recorded as failed; each run's outcome is reported once. ``runtime_env``: the job's Ray
+    ``runtime_env`` (e.g. ``{"pip": [...]}``),
+    to which lrlab adds the user's code as ``py_modules``; lrlab itself must import on the
+    workers (installed there, or shipped this way). ``connect_timeout``: seconds every node
+    has to answer the probe. A program that called ``ray.init`` itself keeps its session:
+    lrlab uses it as it is (its address and ``runtime_env``) and leaves it running.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cpus_per_run: float | None = None,
+        threads: int = 1,
+        runtime_env: dict[str, Any] | None = None,
+        local_cpus: int | None = None,
+        plugins: Sequence[str] | None = None,
+        max_retries: int = 3,
+        connect_timeout: float = 120.0,
+        group_runner: GroupRunner | None = None,
+    ) -> None:
+        try:
+            import ray  # noqa: F401
+        except ImportError:
+            raise ValueError("executor=ray needs Ray: pip install 'lrlab[ray]'") from None
+        if address is not None and (not isinstance(address, str) or not address.strip()):
+            raise ValueError(f"RayExecutor: address must be host:port, got address={address!r}")
+        if runtime_env is not None and not isinstance(runtime_env, dict):
+            raise ArgumentTypeError(
+                f"RayExecutor: runtime_env must be a dict, got runtime_env={runtime_env!r}"
+            )
+        self.address = address.strip() if address is not None else None
+        self.threads = check_int("RayExecutor", "threads", threads, minimum=1)
+        self.cpus_per_run = float(
+            check_number("RayExecutor", "cpus_per_run", cpus_per_run, positive=True)
+            if cpus_per_run is not None
+            else self.threads
+        )
+        self.runtime_env = dict(runtime_env or {})
+        self.local_cpus = (
+            check_int("RayExecutor", "local_cpus", local_cpus, minimum=1)
+            if local_cpus is not None
+            else None
+        )
+        self.plugins = tuple(plugin_sources() if plugins is None else plugins)
+        self.max_retries = check_int("RayExecutor", "max_retries", max_retries, minimum=0)
+        self.connect_timeout = check_number(
+            "RayExecutor", "connect_timeout", connect_timeout, positive=True
+        )
+        self.group_runner = group_runner
+
+    def run(self, configs: Iterable[RunConfig], on_result: OnResult) -> None:
+        self.run_groups([[config] for config in configs], on_result)
+
+    def run_groups(self, groups: Iterable[Sequence[RunConfig]], on_result: OnResult) -> None:
+        """Run each group of configs as one Ray task (one process on one node): trained
+        together by ``group_runner``, or one after another without one. A group whose task
+        Ray gives up on fails as a whole."""
+        import ray
+
+        # All taken at once: the code to ship is fixed when the job starts, and Ray queues
+        # the tasks itself.
+        units = [list(group) for group in groups if group]
+        if not units:
+            return
+        code = UserCode.of([c.task for unit in units for c in unit], self.plugins)
+        started_here = connect(self.address, code.runtime_env(self.runtime_env), self.local_cpus)
+        try:
+            check_workers(self.address, code, self.cpus_per_run, self.connect_timeout)
+            remote = ray.remote(num_cpus=self.cpus_per_run, max_retries=self.max_retries)(
+                run_on_worker
+            )
+            refs = {
+                remote.remote(
+                    [c.to_dict() for c in unit], self.threads, code, self.group_runner
+                ): unit
+                for unit in units
+            }
+            waiting = list(refs)
+            while waiting:
+                done, waiting = ray.wait(waiting, num_returns=1)
+                for ref in done:
+                    unit = refs[ref]
+                    try:
+                        results = ray.get(ref)
+                    except Exception as error:  # its process or node died more than it may
+                        for config in unit:
+                            on_result(Outcome(config, None, self._lost(error)))
+                        continue
+                    for config, result in zip(unit, results, strict=True):
+                        on_result(Outcome.of(config, result))
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    def _lost(self, error: Exception) -> str:
+        """A run Ray gave up on: its process or node died ``max_retries + 1`` times, or (a
+        bug, not a run's error: `run_one` returns those) the task raised."""
+        from ray.exceptions import RayTaskError
+
+        if isinstance(error, RayTaskError):
+            cause = getattr(error, "cause", None) or error
+            return f"ray: {describe(cause)}"
+        return (
+            f"ray: {type(error).__name__} (retried {self.max_retries} times): {first_line(error)}"
+        )
 
 
 # --- shipping the user's code ---------------------------------------------------------------
@@ -247,25 +374,21 @@ def run_on_worker(
     configs_data: list[dict[str, Any]],
     threads: int,
     code: UserCode,
-    group_runner: Callable[[Sequence[dict[str, Any]]], list[tuple[str | None, str | None]]]
-    | None = None,
-) -> list[tuple[str | None, str | None]]:
+    group_runner: GroupRunner | None = None,
+) -> list[Result]:
     """A Ray task: threads, the user's code installed, then the runs, with their tasks
     rebuilt from this worker's copy, trained by ``group_runner`` or one by one; for each run
     ``(record JSON, None)`` or ``(None, error)``, its record holding the driver's config."""
-    from lrlab.executors import _init_worker, run_one
-    from lrlab.record import RunConfig, RunRecord
-
-    _init_worker(threads)
+    init_worker(threads)
     try:
         local = code.install()
     except Exception as failure:  # a plugin that fails here fails the runs, as a task would
-        return [(None, f"{type(failure).__name__}: {first_line(failure)}")] * len(configs_data)
+        return [(None, describe(failure))] * len(configs_data)
     here = [{**c, "task": code.local_task(c["task"], local) or c["task"]} for c in configs_data]
     results = group_runner(here) if group_runner is not None else [run_one(c) for c in here]
     if len(results) != len(here):
         raise RuntimeError(f"group_runner gave {len(results)} results for {len(here)} runs")
-    restored: list[tuple[str | None, str | None]] = []
+    restored: list[Result] = []
     for (record_json, error), config, ran in zip(results, configs_data, here, strict=True):
         if record_json is not None and ran["task"] != config["task"]:
             record = RunRecord.from_json(record_json)
@@ -280,7 +403,7 @@ def probe_worker(code_data: dict[str, Any]) -> str | None:
     try:
         import torch  # noqa: F401
     except Exception as error:
-        return f"torch does not import: {type(error).__name__}: {first_line(error)}"
+        return f"torch does not import: {describe(error)}"
     from lrlab.tasks import get_task
 
     code = UserCode(**{k: _tuples(v) for k, v in code_data.items()})
@@ -289,7 +412,7 @@ def probe_worker(code_data: dict[str, Any]) -> str | None:
         for name, _ in code.tasks:
             get_task(code.local_task(name, local) or name)
     except Exception as error:
-        return f"{type(error).__name__}: {first_line(error)}"
+        return describe(error)
     return None
 
 
@@ -304,8 +427,8 @@ def _probe() -> Callable[[dict[str, Any]], str | None]:
 
     def probe(code_data: dict[str, Any]) -> str | None:
         try:
-            from lrlab.ray_cluster import probe_worker
-        except Exception as error:
+            from lrlab.execution.cluster import probe_worker
+        except Exception as error:  # (this closure runs where lrlab may be missing: no helper)
             text = str(error).strip()
             return f"lrlab does not import: {type(error).__name__}: " + (
                 text.splitlines()[0] if text else ""
@@ -343,9 +466,7 @@ def connect(
     except Exception as error:
         if ray.is_initialized():
             ray.shutdown()
-        raise ValueError(
-            f"cannot connect to {where(address)}: {type(error).__name__}: {first_line(error)}"
-        ) from None
+        raise ValueError(f"cannot connect to {where(address)}: {describe(error)}") from None
     return True
 
 
@@ -387,8 +508,8 @@ def _check_token(address: str) -> None:
         raise ValueError(f"{where(address)} refused this process's token; {_TOKEN_HELP}") from None
     except Exception as error:
         raise ValueError(
-            f"{where(address)} does not answer as a Ray cluster ({type(error).__name__}: "
-            f"{first_line(error)}); give the address that `ray start --head` printed"
+            f"{where(address)} does not answer as a Ray cluster ({describe(error)}); give the "
+            "address that `ray start --head` printed"
         ) from None
 
 
@@ -430,7 +551,7 @@ def check_workers(address: str | None, code: UserCode, cpus_per_run: float, time
         try:
             problem = ray.get(ref)
         except Exception as error:  # the runtime_env failed to set up, the node died
-            problem = f"{type(error).__name__}: {first_line(error)}"
+            problem = describe(error)
         if problem is not None:
             problems[refs[ref]["NodeID"]] = problem
     for ref in late:
