@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from lrlab import engine
+from lrlab.engine import loop as engine
 from lrlab.engine import train_run
 from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.reproduce import seed002

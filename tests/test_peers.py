@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 import torch
 
-from lrlab import engine
+from lrlab.engine import loop as engine
 from lrlab.engine import train_run
 from lrlab.optimizers import (
     OPTIMIZERS,
+    PEERS,
     known_optimizers,
     lr_free,
     make_optimizer,
@@ -23,7 +24,6 @@ from lrlab.optimizers import (
     optimizer_entry,
     set_optimizer_mode,
 )
-from lrlab.peers import PEERS, PeerEntry
 from lrlab.record import RunConfig
 
 
@@ -48,7 +48,7 @@ def test_each_peer_builds_by_name_with_its_defaults(name: str, class_name: str, 
     assert type(optimizer).__name__ == class_name
     assert type(optimizer).__module__.partition(".")[0] == PEERS[name].package
     entry = optimizer_entry(name)
-    assert isinstance(entry, PeerEntry)
+    assert entry.imported_when_built
     for key, value in entry.defaults.items():
         assert optimizer.defaults[key] == value, key
     assert entry.label == label
@@ -80,7 +80,11 @@ def test_peer_construction_prints_nothing(capsys: pytest.CaptureFixture[str]) ->
         ("dadapt-adam", {"lr": 0.0}, r"dadapt-adam: lr must be > 0, got lr=0\.0"),
         ("prodigy", {"lr": float("inf")}, r"prodigy: lr must be a finite number, got lr=inf"),
         # The package's own check, prefixed with the optimizer it came from.
-        ("sgd-schedulefree", {"momentum": 1.0}, r"^sgd-schedulefree: Momentum must be between"),
+        (
+            "sgd-schedulefree",
+            {"momentum": 1.0},
+            r"^optimizer 'sgd-schedulefree': Momentum must be between",
+        ),
     ],
 )
 def test_bad_peer_arguments_are_one_line_errors(
@@ -243,7 +247,7 @@ def test_a_package_that_fails_to_import_says_so(monkeypatch: pytest.MonkeyPatch)
     def broken(module: str) -> None:
         raise ImportError("No module named 'triton'", name="triton")
 
-    monkeypatch.setattr("lrlab.peers.importlib.import_module", broken)
+    monkeypatch.setattr("lrlab.optimizers.registry.importlib.import_module", broken)
     with pytest.raises(ValueError, match=r"\(prodigyopt failed to import: No module named"):
         make_optimizer("prodigy", [_param()])
 
@@ -271,9 +275,10 @@ def test_lr_free() -> None:
 
 def test_peer_packages_load_only_when_a_peer_is_built() -> None:
     code = (
-        "import sys, lrlab, lrlab.optimizers, lrlab.engine, lrlab.peers\n"
+        "import sys, lrlab, lrlab.optimizers, lrlab.engine\n"
         "from lrlab.optimizers import lr_free, optimizer_entry\n"
-        "optimizer_entry('prodigy'); lr_free('dadapt-adam'); lrlab.peers.PEERS['prodigy'].label\n"
+        "optimizer_entry('prodigy'); lr_free('dadapt-adam')\n"
+        "lrlab.optimizers.PEERS['prodigy'].label\n"
         "print(sorted({'schedulefree', 'prodigyopt', 'dadaptation'} & set(sys.modules)))\n"
     )
     out = subprocess.run(

@@ -10,7 +10,7 @@ import math
 import pytest
 import torch
 
-from lrlab import engine
+from lrlab.engine import planning as engine_plan
 from lrlab.engine import train_run
 from lrlab.record import RunConfig
 from lrlab.tasks import TASKS, TaskData
@@ -57,7 +57,7 @@ def _indexed_iris(monkeypatch: pytest.MonkeyPatch) -> list[list[int]]:
         seen.append(inputs[:, 0].long().tolist())
         return inputs
 
-    monkeypatch.setattr(engine, "load_task_data", lambda *args: data)
+    monkeypatch.setattr(engine_plan, "load_task_data", lambda *args: data)
     task = dataclasses.replace(TASKS["iris"], augmentations={"mlp": record})
     monkeypatch.setitem(TASKS, "iris", task)
     return seen

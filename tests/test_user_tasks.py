@@ -16,8 +16,8 @@ from torch import nn
 from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 import lrlab
-from lrlab import engine
 from lrlab.cli import main
+from lrlab.engine import loop as engine
 from lrlab.models import mlp
 from lrlab.record import RunConfig
 from lrlab.tasks import get_task, load_tensor_data

@@ -9,19 +9,14 @@ from typing import Any
 import pytest
 import torch
 
-from lrlab import engine
+from lrlab.engine import loop as engine
 from lrlab.engine import train_run
-from lrlab.optimizers import (
-    ALIGNMENT,
-    OPTIMIZERS,
-    OptimizerEntry,
-    flatten_parameters,
-    make_optimizer,
-)
+from lrlab.engine.flat import ALIGNMENT, flatten_parameters
+from lrlab.optimizers import OPTIMIZERS, make_optimizer
 from lrlab.record import RunConfig, RunRecord
 
 # The registry's own rules (the peers come from their packages and train alone).
-REGISTRY = [name for name, entry in OPTIMIZERS.items() if isinstance(entry, OptimizerEntry)]
+REGISTRY = [name for name, entry in OPTIMIZERS.items() if entry.elementwise]
 
 
 def _numbers(record: RunRecord) -> tuple[Any, ...]:

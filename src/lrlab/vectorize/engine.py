@@ -44,9 +44,9 @@ import torch
 from torch import Tensor, nn
 
 from lrlab.controllers import LRController, ScheduleController, TrainingContext, build_controller
-from lrlab.engine import Plan, finish_record, new_record
+from lrlab.engine import Bookkeeper, Plan, new_record
 from lrlab.optimizers import make_optimizer
-from lrlab.record import EpochStats, RunConfig, RunRecord
+from lrlab.record import RunConfig, RunRecord
 from lrlab.schedules import Schedule
 from lrlab.tasks import Task, TaskData, get_task, load_tensor_data
 from lrlab.tasks.task import LossKind, MetricKind
@@ -140,7 +140,7 @@ class _Member:
     """One run of the group: its record, data order, LR source and time share."""
 
     config: RunConfig
-    record: RunRecord
+    book: Bookkeeper
     generator: torch.Generator
     controller: LRController | None
     lr: float  # the optimizer's LR as built (the schedule's base)
@@ -150,6 +150,10 @@ class _Member:
     train_time: float = 0.0
     wall_time: float = 0.0
     last_step: int = 0
+
+    @property
+    def record(self) -> RunRecord:
+        return self.book.record
 
     def current_lr(self) -> float:
         if self.shadow is not None:
@@ -261,10 +265,10 @@ class _Group:
         model.to(device).train()
         lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
         _, group = param_group(config.optimizer, lr, config.optimizer_args)
-        record = new_record(config, task, plan)
+        record = new_record(config, task, plan.steps_per_epoch, plan.device)
         member = _Member(
             config,
-            record,
+            Bookkeeper(record),
             torch.Generator().manual_seed(config.seed),
             controller,
             float(group["lr"]),
@@ -312,10 +316,10 @@ class _Group:
                 if member.controller is not None:
                     member.controller.close()
         for member in self.members:
-            record = member.record
-            record.steps = member.last_step if record.status != "done" else step
-            record.train_time, record.wall_time = member.train_time, member.wall_time
-            finish_record(record, member.controller)
+            steps = member.last_step if member.book.diverged else step
+            record = member.book.finish(
+                steps, member.train_time, member.wall_time, member.controller
+            )
             record.extra["vectorized"] = {"members": self.size, "path": self.path}
         return [m.record for m in self.members]
 
@@ -448,8 +452,8 @@ class _Group:
             return
         columns = list(zip(*self._rows, strict=True))
         for row, member in enumerate(self.active):
-            member.record.step_loss.extend(columns[row])
-            member.record.step_lr.extend(member.epoch_lrs[self._flushed : upto])
+            member.book.add_losses(len(member.record.step_loss), columns[row])
+            member.book.add_lrs(member.epoch_lrs[self._flushed : upto])
         self._rows = []
         self._flushed = upto
 
@@ -476,22 +480,17 @@ class _Group:
             return None
         local = step - begin
         self._flush(local)
-        if values is None:
-            for row in dead:
-                member = self.active[row]
-                member.record.step_loss.append(math.nan)
-                member.record.step_lr.append(member.current_lr())
-        else:
-            for row, member in enumerate(self.active):
-                member.record.step_loss.append(math.nan if row in failures else values[row])
-                member.record.step_lr.append(member.epoch_lrs[local])
+        for row, member in enumerate(self.active):
+            if row in dead:
+                loss = math.nan if values is None or row in failures else values[row]
+                lr = member.current_lr() if values is None else member.epoch_lrs[local]
+                member.book.diverge(step, loss, lr, failures.get(row))
+                member.last_step = step
+            elif values is not None:  # the step is recorded for those who live on, too
+                member.book.add_losses(step, [values[row]])
+                member.book.add_lrs([member.epoch_lrs[local]])
+        if values is not None:
             self._flushed = local + 1
-        for row in dead:
-            member = self.active[row]
-            member.record.status = "diverged"
-            member.record.diverged_at = member.last_step = step
-            if row in failures:
-                member.record.error = str(failures[row]).splitlines()[0]
         rows = sorted(dead)
         self._end_epoch(epoch, begin, step, rows, running)
         keep = [row for row in range(len(self.active)) if row not in dead]
@@ -527,21 +526,14 @@ class _Group:
             test_metrics = member_metrics(self.metric, self.loss, predicted, truth)
         self.clock.charge(members, training=False)
         for position, member in enumerate(members):
-            trace = member.record.step_lr
-            first_lr = trace[begin] if begin < len(trace) else member.current_lr()
-            losses = [
-                v for v in member.record.step_loss[begin:end] if v is not None and math.isfinite(v)
-            ]
-            member.record.epochs.append(
-                EpochStats(
-                    epoch=epoch,
-                    step=end,
-                    lr=first_lr,
-                    train_loss=sum(losses) / len(losses) if losses else None,
-                    train_metric=train_metrics[position],
-                    test_loss=test_losses[position],
-                    test_metric=test_metrics[position],
-                    train_time=member.train_time,
-                    wall_time=member.wall_time,
-                )
+            member.book.close_epoch(
+                epoch,
+                begin,
+                end,
+                lr=member.current_lr(),
+                train_metric=train_metrics[position],
+                test_loss=test_losses[position],
+                test_metric=test_metrics[position],
+                train_time=member.train_time,
+                wall_time=member.wall_time,
             )

@@ -32,7 +32,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from lrlab.optimizers import aligned_offsets
+from lrlab.engine.flat import aligned_offsets
 from lrlab.tasks.task import LossKind, loss_function
 from lrlab.vectorize.losses import losses_and_gradient, member_losses
 
@@ -46,7 +46,7 @@ PROBE_ELEMENTS = 4096
 @dataclass(frozen=True)
 class Layout:
     """Where each parameter lives in a member's row: names, shapes and offsets, each block
-    starting at a multiple of `lrlab.optimizers.ALIGNMENT` bytes as a tensor of its own does
+    starting at a multiple of `lrlab.engine.flat.ALIGNMENT` bytes as a tensor of its own does
     (BLAS kernels round differently for misaligned operands), the row padded likewise (the
     padding stays zero: its gradient is zero)."""
 

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from lrlab.optimizers import OPTIMIZERS, KerasSGD, OptimizerEntry
+from lrlab.optimizers import OPTIMIZERS, KerasSGD
 
 # A hyperparameter over the members: one Python float when every member has the same value
 # (then applied exactly as torch.optim applies it), else an (N, 1) column in the parameters'
@@ -463,7 +463,7 @@ def param_group(
     (0.9, 0.001)
     """
     entry = OPTIMIZERS.lookup(name)
-    if not isinstance(entry, OptimizerEntry):
+    if entry.imported_when_built:
         raise ValueError(f"optimizer {name!r} is a peer (its own package): no stacked update rule")
     arguments = inspect.signature(entry.cls).parameters
     for key in overrides:

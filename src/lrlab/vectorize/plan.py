@@ -25,7 +25,6 @@ from lrlab.controllers import LRController, ScheduleController, build_controller
 from lrlab.engine import Plan, plan
 from lrlab.errors import first_line
 from lrlab.optimizers import make_optimizer, optimizer_entry
-from lrlab.peers import PeerEntry
 from lrlab.record import RunConfig
 from lrlab.tasks import TaskData, get_task, load_task_data, load_tensor_data
 from lrlab.vectorize.model import (
@@ -82,7 +81,7 @@ def member_of(config: RunConfig) -> Member | str:
 
 def _inspect(config: RunConfig) -> Member | str:
     entry = optimizer_entry(config.optimizer)
-    if isinstance(entry, PeerEntry):
+    if entry.imported_when_built:
         return f"optimizer {config.optimizer!r} is a peer (its own package) without a stacked rule"
     task = get_task(config.task)
     data = load_task_data(config.task, config.split, config.data_dir)

@@ -18,46 +18,23 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import platform
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from lrlab._version import __version__
-from lrlab.controllers import LRController, TrainingContext, build_controller, controller_entry
-from lrlab.optimizers import (
-    OptimizerEntry,
-    check_optimizer_args,
-    flatten_parameters,
-    make_optimizer,
-    optimizer_entry,
-    set_optimizer_mode,
-)
+from lrlab.controllers import LRController, TrainingContext, build_controller
+from lrlab.engine.bookkeeping import Bookkeeper, new_record
+from lrlab.engine.flat import flatten_parameters
+from lrlab.engine.planning import Plan, host_sync_every, plan, task_data
+from lrlab.optimizers import make_optimizer, optimizer_entry, set_optimizer_mode
 from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.rng import RNGState, seeded
-from lrlab.tasks import TASKS, AnyData, MetricSum, StreamData, Task, TaskData, get_task
-from lrlab.tasks.catalog import load_task_data
-from lrlab.tasks.task import SAMPLINGS, LossFn, evaluate_batches, loss_function, to_device
-from lrlab.validate import (
-    MAX_LR,
-    check_choice,
-    check_input_dir,
-    check_int,
-    check_optional_lr,
-    check_plain,
-    check_str,
-)
-
-CUDA_SYNC_EVERY = 50
-# The losses a run may put in place of its task's (RunConfig.loss).
-COMPATIBLE_LOSSES: dict[str, tuple[str, ...]] = {
-    "cross_entropy": ("cross_entropy", "keras_cross_entropy")
-}
+from lrlab.tasks import AnyData, MetricSum, StreamData, Task, TaskData, get_task
+from lrlab.tasks.task import evaluate_batches, loss_function, to_device
+from lrlab.validate import MAX_LR
 
 
 class Observer(Protocol):
@@ -69,126 +46,6 @@ class Observer(Protocol):
     def on_step(self, step: int, loss: float | None, lr: float) -> None: ...
 
     def on_epoch(self, stats: EpochStats) -> None: ...
-
-
-def resolve_device(name: str) -> torch.device:
-    """``cpu``, ``cuda`` (an error if none is available) or ``auto`` (CUDA when available)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if isinstance(name, str) and name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}: no CUDA device is available; use device=cpu")
-        try:
-            return torch.device(name)
-        except RuntimeError:
-            raise ValueError(
-                f"device must be cpu, cuda, cuda:N or auto, got device={name!r}"
-            ) from None
-    raise ValueError(f"device must be cpu, cuda or auto, got device={name!r}")
-
-
-@dataclass(frozen=True)
-class Plan:
-    """A config resolved against its task's defaults and checked, before anything trains."""
-
-    task: Task
-    batch_size: int
-    steps_per_epoch: int
-    total_steps: int
-    sampling: str
-    device: torch.device
-    loss: str | LossFn  # the task's, or the compatible kind the run asks for
-
-
-def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
-    """Resolve defaults and validate the config (one-line ``ValueError`` naming the field)."""
-    task = task if task is not None else get_task(config.task)
-    check_str("run", "optimizer", config.optimizer)
-    optimizer_entry(config.optimizer)  # an unknown optimizer fails before any work
-    check_optimizer_args(config.optimizer, config.optimizer_args)
-    check_plain("run", "optimizer_args", config.optimizer_args)
-    check_int("run", "seed", config.seed, minimum=0)
-    check_optional_lr("run", config.lr)
-    if config.schedule is not None:
-        check_str("run", "schedule", config.schedule)
-    if config.data_dir is not None:
-        check_input_dir("run", "data_dir", config.data_dir)
-    if config.epochs is not None and config.steps is not None:
-        raise ValueError(
-            f"give epochs or steps, not both, got epochs={config.epochs}, steps={config.steps}"
-        )
-    for name in ("epochs", "steps"):
-        value = getattr(config, name)
-        if value is not None:
-            check_int("run", name, value, minimum=1)
-    if config.model is not None and config.model not in task.models:
-        task.build_model(config.model)  # the error that lists the task's models
-    sampling = config.sampling or task.sampling
-    check_choice("run", "sampling", sampling, SAMPLINGS)
-    if isinstance(data, StreamData):
-        if config.batch_size is not None:
-            raise ValueError(
-                f"task {task.name}: its training data is a DataLoader, which sets the batch "
-                f"size; leave batch_size out, got batch_size={config.batch_size!r}"
-            )
-        if config.sampling == "replacement":
-            raise ValueError(
-                f"task {task.name}: sampling=replacement needs tensor data; a DataLoader "
-                "chooses its own order"
-            )
-        batch_size = data.batch_size or 0
-        steps_per_epoch = data.steps_per_pass
-    else:
-        batch_size = config.batch_size if config.batch_size is not None else task.batch_size
-        check_int("run", "batch_size", batch_size, minimum=1)
-        steps_per_epoch = math.ceil(data.train_size / batch_size)
-    if config.epoch_steps is not None:
-        # An epoch of that many updates, cycling the data (seed 004's 60000 / 256 steps on
-        # the 4000 offline digits): the LR controllers' epochs follow it.
-        steps_per_epoch = check_int("run", "epoch_steps", config.epoch_steps, minimum=1)
-    elif task.epoch_steps is not None:  # the task's epoch (a stream without a len() needs one)
-        steps_per_epoch = task.epoch_steps
-    if config.steps is not None:
-        total = config.steps
-    elif config.epochs is not None:
-        total = config.epochs * steps_per_epoch
-    elif task.steps is not None:
-        total = task.steps
-    else:
-        total = (task.epochs or 1) * steps_per_epoch
-    loss: str | LossFn = task.loss
-    if config.loss is not None:
-        allowed = (
-            COMPATIBLE_LOSSES.get(task.loss, (task.loss,)) if isinstance(task.loss, str) else ()
-        )
-        if config.loss not in allowed:
-            raise ValueError(
-                f"loss must be {' or '.join(allowed) or 'left out'} for task {task.name} "
-                f"(its loss is {task.loss_name}), got loss={config.loss!r}"
-            )
-        loss = config.loss
-    device = resolve_device(config.device)
-    return Plan(task, batch_size, steps_per_epoch, total, sampling, device, loss)
-
-
-def host_sync_every(device: torch.device) -> int:
-    """How many steps the loss stays on the device before the host reads it: every step on
-    the CPU (free there), `CUDA_SYNC_EVERY` elsewhere (each read stalls the GPU queue)."""
-    return 1 if device.type == "cpu" else CUDA_SYNC_EVERY
-
-
-def versions() -> dict[str, str]:
-    return {"lrlab": __version__, "torch": torch.__version__, "python": platform.python_version()}
-
-
-def task_data(config: RunConfig, task: Task) -> AnyData:
-    """The run's data: cached per process when ``config.task`` names ``task`` (one of
-    lrlab's, or a reference), loaded afresh for a `Task` object given directly."""
-    if TASKS.get(config.task) is task or task.reference == config.task:
-        return load_task_data(config.task, config.split, config.data_dir)
-    return task.load(config.split, Path(config.data_dir) if config.data_dir else None)
 
 
 def train_run(
@@ -232,11 +89,11 @@ def _run(
     model = task.build_model(config.model)
     model.to(resolved.device).train()
     lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
-    # The registry's rules are elementwise: on one flat tensor they compute the same numbers
+    # lrlab's own rules are elementwise: on one flat tensor they compute the same numbers
     # with fewer kernels (unless the run picks torch's implementation itself).
     flat = (
         flatten_parameters(list(model.parameters()))
-        if isinstance(optimizer_entry(config.optimizer), OptimizerEntry)
+        if optimizer_entry(config.optimizer).elementwise
         and not {"foreach", "fused"} & set(config.optimizer_args)
         else None
     )
@@ -247,7 +104,7 @@ def _run(
         **config.optimizer_args,
     )
     set_optimizer_mode(optimizer, training=True)  # schedule-free: train at y, evaluate at x
-    record = new_record(config, task, resolved)
+    record = new_record(config, task, resolved.steps_per_epoch, resolved.device)
     context = TrainingContext(
         model,
         optimizer,
@@ -264,39 +121,10 @@ def _run(
     if observer is not None:
         observer.on_start(config, resolved.total_steps, resolved.steps_per_epoch)
     try:
-        _Loop(config, resolved, context, controller, record, observer, flat).run()
+        return _Loop(config, resolved, context, controller, record, observer, flat).run()
     finally:
         if controller is not None:
             controller.close()
-    return finish_record(record, controller)
-
-
-def new_record(config: RunConfig, task: Task, resolved: Plan) -> RunRecord:
-    """A run's record before its first step: what the report needs to know about the run's
-    task and method (its metric and target, whether it sets its own LR)."""
-    entry = controller_entry(config.schedule) if config.schedule else None
-    return RunRecord(
-        config=config,
-        status="done",
-        metric=task.metric_name,
-        target=task.target,
-        higher_is_better=bool(task.higher_is_better),
-        steps_per_epoch=resolved.steps_per_epoch,
-        device=str(resolved.device),
-        versions=versions(),
-        self_tuning=optimizer_entry(config.optimizer).lr_free
-        or (entry is not None and not entry.takes_lr),
-        task_name=task.name,
-    )
-
-
-def finish_record(record: RunRecord, controller: LRController | None) -> RunRecord:
-    """What a record learns when its run ends: the controller's summary, the first LR."""
-    if controller is not None:
-        record.extra["controller"] = {"spec": controller.spec, **controller.summary()}
-    if record.step_lr:
-        record.initial_lr = record.step_lr[0]
-    return record
 
 
 class _Loop:
@@ -317,6 +145,7 @@ class _Loop:
         # place, one kernel, and keep it (the parameters' gradients are views of it).
         self.flat_grad = flat.grad if flat is not None else None
         self.controller, self.record, self.observer = controller, record, observer
+        self.book = Bookkeeper(record)
         self.loss_fn = loss_function(resolved.loss)
         self.generator = torch.Generator().manual_seed(config.seed)
         self.sync_every = host_sync_every(resolved.device)
@@ -326,7 +155,7 @@ class _Loop:
         self._stream: Iterator[tuple[Any, Tensor]] | None = None
         self.pending: list[Tensor] = []  # losses not read on the host yet
 
-    def run(self) -> None:
+    def run(self) -> RunRecord:
         plan, record = self.plan, self.record
         start = time.perf_counter()
         step, epoch = 0, 0
@@ -346,16 +175,13 @@ class _Loop:
                 step = self.step
                 read = len(record.step_loss) + len(self.pending)
                 if not (self.pending and self._flush(self.pending, read)):
-                    del record.step_loss[step:], record.step_lr[step:]
-                    self._diverged(step, math.nan, None)
-                    record.error = str(error).splitlines()[0]
+                    self.book.diverge(step, math.nan, self._lr(), error)
                 step = self._diverged_step()
             self.train_time += time.perf_counter() - tick
             self._end_epoch(epoch, begin, step, running, start)
             epoch += 1
-        record.steps = step
-        record.train_time = self.train_time
-        record.wall_time = time.perf_counter() - start
+        wall_time = time.perf_counter() - start
+        return self.book.finish(step, self.train_time, wall_time, self.controller)
 
     def _batches(self, steps: int) -> Iterator[tuple[Any, Tensor]]:
         """An epoch's ``steps`` training batches, on the run's device, augmented: index
@@ -449,16 +275,17 @@ class _Loop:
         values = torch.stack(pending).tolist() if len(pending) > 1 else [pending[0].item()]
         pending.clear()
         first = end - len(values)
-        for offset, value in enumerate(values):
-            if not math.isfinite(value):
-                step = first + offset
-                lr = self.record.step_lr[step] if step < len(self.record.step_lr) else None
-                del self.record.step_lr[step:]
-                self._diverged(step, value, lr)
-                self._report()
-                return True
-            self.record.step_loss.append(value)
-        return False
+        step = self.book.add_losses(first, values)
+        if step is None:
+            return False
+        lrs = self.record.step_lr
+        self.book.diverge(step, values[step - first], lrs[step] if step < len(lrs) else self._lr())
+        self._report()
+        return True
+
+    def _lr(self) -> float:
+        """The LR the optimizer holds now (of the update in progress)."""
+        return float(self.context.optimizer.param_groups[0]["lr"])
 
     def _report(self) -> None:
         """Tell the observer about every step whose loss and LR are both recorded."""
@@ -470,28 +297,10 @@ class _Loop:
             self.observer.on_step(step, loss[step], lrs[step])
         self.reported = max(self.reported, ready)
 
-    def _diverged(self, step: int, value: float, lr: float | None) -> None:
-        self.record.status = "diverged"
-        self.record.diverged_at = step
-        self.record.step_loss.append(value)
-        group = self.context.optimizer.param_groups[0]
-        self.record.step_lr.append(float(group["lr"] if lr is None else lr))
-
     def _end_epoch(
         self, epoch: int, begin: int, step: int, running: MetricSum, start: float
     ) -> None:
         data, task = self.context.data, self.plan.task
-        # The LR of the epoch's first update (a controller may set it during that update).
-        trace = self.record.step_lr
-        first_lr = (
-            trace[begin]
-            if begin < len(trace)
-            else float(self.context.optimizer.param_groups[0]["lr"])
-        )
-        losses = [
-            v for v in self.record.step_loss[begin:step] if v is not None and math.isfinite(v)
-        ]
-        train_loss = sum(losses) / len(losses) if losses else None
         test_loss = test_metric = None
         batches = data.test_batches()
         if batches is not None:
@@ -508,18 +317,19 @@ class _Loop:
             )
             set_optimizer_mode(self.context.optimizer, training=True)
             state.restore()
-        stats = EpochStats(
-            epoch=epoch,
-            step=step,
-            lr=first_lr,
-            train_loss=train_loss,
+        # (The LR of the epoch's first update, or, with none recorded, the one it would have:
+        # a controller may set it during that update.)
+        stats = self.book.close_epoch(
+            epoch,
+            begin,
+            step,
+            lr=self._lr(),
             train_metric=running.value(),
             test_loss=test_loss,
             test_metric=test_metric,
             train_time=self.train_time,
             wall_time=time.perf_counter() - start,
         )
-        self.record.epochs.append(stats)
         if self.controller is not None:
             self.controller.on_epoch_end(epoch, step, stats)
         if self.observer is not None:
