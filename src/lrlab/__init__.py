@@ -35,9 +35,9 @@ from lrlab.schedules import (
 # Public names that need torch, and the module each lives in.
 _LAZY = {
     "Task": "lrlab.tasks",
-    "train": "lrlab.benchmark",
-    "compare": "lrlab.benchmark",
-    "Comparison": "lrlab.benchmark",
+    "train": "lrlab.api",
+    "compare": "lrlab.api",
+    "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
     "register_optimizer": "lrlab.optimizers",
     "register_controller": "lrlab.controllers",
@@ -54,7 +54,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from lrlab.benchmark import Comparison, compare, train
+    from lrlab.api import Comparison, compare, train
     from lrlab.controllers import LRController, register_controller
     from lrlab.finder import RangeTest, find
     from lrlab.lipschitz import LipschitzLR

@@ -120,7 +120,7 @@ RUN_OPTIONS = ("epochs", "steps", "batch_size", "model", "split", "sampling", "d
 
 
 def run(args: argparse.Namespace) -> int:
-    from lrlab.benchmark import compare
+    from lrlab.api import compare
     from lrlab.validate import MAX_SEEDS, check_int, check_output_path
 
     # Everything the command line can get wrong, before the task is even loaded.

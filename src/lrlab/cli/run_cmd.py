@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     json_path = check_output_path("", "json", args.json) if args.json else None
     optimizer_args = parse_key_values(args.optimizer_arg, "--optimizer-arg")
     set_threads(args.threads)
-    from lrlab.benchmark import train
+    from lrlab.api import train
 
     bar = None if args.quiet else ProgressBar()
     record = train(

@@ -1,4 +1,4 @@
-"""The benchmark from Python: `train` one run, `compare` a grid, both on lrlab's tasks or yours.
+"""The public API: `train` one run, `compare` a grid, both on lrlab's tasks or yours.
 
 `train` returns the run's `RunRecord`; `compare` runs optimizers x schedules x seeds (x an LR
 grid), stores every run in a SQLite file (a run already there is not redone, so a killed
