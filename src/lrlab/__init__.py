@@ -44,6 +44,7 @@ _LAZY = {
     "LRController": "lrlab.controllers",
     "ScheduleLR": "lrlab.torch_scheduler",
     "LipschitzLR": "lrlab.lipschitz",
+    "LipschitzOptions": "lrlab.lipschitz",
     "Plateau": "lrlab.plateau",
     "PlateauLR": "lrlab.plateau",
     "KerasSGD": "lrlab.optimizers",
@@ -57,7 +58,7 @@ if TYPE_CHECKING:
     from lrlab.api import Comparison, compare, train
     from lrlab.controllers import LRController, register_controller
     from lrlab.finder import RangeTest, find
-    from lrlab.lipschitz import LipschitzLR
+    from lrlab.lipschitz import LipschitzLR, LipschitzOptions
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
     from lrlab.plateau import Plateau, PlateauLR
     from lrlab.record import RunRecord
@@ -77,6 +78,7 @@ __all__ = [
     "LRController",
     "Linear",
     "LipschitzLR",
+    "LipschitzOptions",
     "MultiStep",
     "OneCycle",
     "PerEpoch",

@@ -273,8 +273,8 @@ def _lipschitz_callback() -> type[Any]:
     import keras
     import numpy as np
 
+    from lrlab.lipschitz.options import LipschitzOptions
     from lrlab.lipschitz.rule import A2, A4, COLUMNS, OUT2, Y2, M, Rule
-    from lrlab.lipschitz.scheduler import check_options
 
     class LipschitzLRCallback(keras.callbacks.Callback):  # type: ignore[misc]
         """LipschitzLR for a Keras 3 model: at the start of every epoch (epoch 0 included, as
@@ -283,9 +283,10 @@ def _lipschitz_callback() -> type[Any]:
         the model's last ``Dense`` layer (``head`` names another), then
         ``model.optimizer.learning_rate = scale / K``.
 
-        The bounds, variants and options are `lrlab.LipschitzLR`'s (``bound``, ``norm``,
-        ``scale``, ``l2``, ``max_lr``, ``variant``, ``beta``, ``beta2``, ``initial_lr``,
-        ``k1_start``, ``experimental``), computed by the same code
+        The options are `lrlab.LipschitzLR`'s, one `LipschitzOptions` (or its fields by
+        name: ``bound``, ``norm``, ``scale``, ``l2``, ``max_lr``, ``variant``, ``beta``,
+        ``beta2``, ``initial_lr``, ``k1_start``, ``experimental``, ``head``), computed by the
+        same code
         (`lrlab.lipschitz.rule`): the same weights and data give the same LR in both
         frameworks. ``bound="paper"`` passes in inference mode (``training=False``, the
         authors' ``K.function`` on ``model.layers[-2].output``); ``bound="smooth"`` in
@@ -308,57 +309,31 @@ def _lipschitz_callback() -> type[Any]:
             x: Any,
             y: Any = None,
             *,
-            loss: str = "cross_entropy",
             batch_size: int = 32,
-            bound: str = "smooth",
-            norm: str = "frobenius",
-            scale: float = 1.0,
-            l2: float = 0.0,
-            max_lr: float | None = None,
-            variant: str = "sgd",
-            beta: float = 0.9,
-            beta2: float | None = None,
-            initial_lr: float = 0.1,
-            k1_start: str = "paper",
-            experimental: bool = False,
-            head: str | None = None,
+            options: LipschitzOptions | None = None,
+            **changes: Any,
         ) -> None:
+            """``changes``: `LipschitzOptions` fields by name, applied to ``options``
+            (default: the defaults, with ``loss="cross_entropy"``)."""
             super().__init__()
             owner = "LipschitzLRCallback"
-            check_options(
-                loss=loss,
-                bound=bound,
-                norm=norm,
-                scale=scale,
-                l2=l2,
-                max_lr=max_lr,
-                variant=variant,
-                beta=beta,
-                beta2=beta2,
-                initial_lr=initial_lr,
-                k1_start=k1_start,
-                experimental=experimental,
-            )
+            options = LipschitzOptions.of(options or LipschitzOptions("cross_entropy"), **changes)
+            if options.every != "epoch" or options.source != "eval":
+                raise ValueError(
+                    f"{owner}: only the paper's fresh pass at every epoch start runs in Keras "
+                    f"(a callback never sees a training batch's activations), got "
+                    f"every={options.every}, source={options.source}"
+                )
             check_int(owner, "batch_size", batch_size, minimum=1)
             if x is None or len(x) == 0:
                 raise ValueError(f"{owner}: x must hold at least one sample, got x={x!r}")
+            loss, bound = options.loss, options.bound
             if bound == "paper" and loss == "mse" and y is None:
                 raise ValueError(f"{owner}: the paper's MSE bound needs the targets, got y=None")
-            resolved = beta2 if beta2 is not None else (0.999 if variant == "adam" else 0.9)
-            self.rule = Rule(
-                loss,  # type: ignore[arg-type]
-                bound,
-                variant,
-                scale,
-                float(l2),
-                max_lr,
-                beta,
-                resolved,
-                initial_lr,
-                k1_start,
-            )
+            self.options = options
+            self.rule = Rule.of(options, options.l2 or 0.0)
             self.x, self.y, self.batch_size = x, y, batch_size
-            self.norm, self.head_name = norm, head
+            self.norm, self.head_name = options.norm, options.head
             self.training = bound == "smooth"
             self.needs_outputs = bound == "paper" and loss == "mse"
             self.history: list[dict[str, float]] = []

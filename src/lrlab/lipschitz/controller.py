@@ -1,51 +1,40 @@
 """LipschitzLR inside lrlab's engine: the ``lipschitz(...)`` spec of ``--schedule``.
 
 ``lipschitz(bound=smooth, every=epoch)`` builds a `LipschitzController`; its arguments are
-`LipschitzLR`'s keyword arguments (``bound``, ``every``, ``source``, ``scale``, ``l2``,
-``norm``, ``max_lr``, ``variant``, ``beta``, ``beta2``, ``initial_lr``, ``k1_start``,
-``experimental``, ``head``). The engine supplies the model, optimizer, loss and, for passes
+the fields of `lrlab.lipschitz.options.LipschitzOptions` (``loss`` among them only for a task
+whose loss is a function of its own). The engine supplies the model, optimizer, loss and, for passes
 over the training set, the training tensors in consecutive unshuffled batches, without
 augmentation (as the authors' code passes ``x_train``).
 """
 
 from __future__ import annotations
 
-import difflib
-import inspect
+from dataclasses import replace
 from typing import Any
 
 from lrlab.callspec import CallSpec, SpecError
 from lrlab.controllers import LRController, TrainingContext
-from lrlab.lipschitz.scheduler import LipschitzLR, check_options
+from lrlab.lipschitz.options import OPTIONS, LipschitzOptions, unknown_option
+from lrlab.lipschitz.scheduler import LipschitzLR
 from lrlab.tasks.task import Task
-
-OPTIONS = tuple(
-    name
-    for name, p in inspect.signature(LipschitzLR).parameters.items()
-    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in ("data", "process_group")
-)
 
 
 class LipschitzController(LRController):
     """`LipschitzLR` driven by the engine's hooks."""
 
-    def __init__(self, spec: str, options: dict[str, Any]) -> None:
+    def __init__(self, spec: str, options: LipschitzOptions) -> None:
         self.spec = spec
         self.options = options
-        self.every = options.get("every", "epoch")
+        self.every = options.every
         self.scheduler: LipschitzLR | None = None
 
     @property
     def initial_lr(self) -> float | None:
         # AdaMo starts at x; otherwise LipschitzLR sets the LR itself before the first step.
-        return (
-            float(self.options.get("initial_lr", 0.1))
-            if self.options.get("variant") == "adamo"
-            else None
-        )
+        return float(self.options.initial_lr) if self.options.variant == "adamo" else None
 
     def check_task(self, task: Task) -> None:
-        if task.loss_kind is None and "loss" not in self.options:
+        if task.loss_kind is None and self.options.loss is None:
             raise ValueError(
                 f"lipschitz: the bounds need a known loss kind (cross_entropy, bce, mse), and "
                 f"task {task.name}'s loss is the function {task.loss_name}; declare the kind "
@@ -53,8 +42,7 @@ class LipschitzController(LRController):
             )
 
     def start(self, context: TrainingContext) -> None:
-        options = dict(self.options)
-        loss = options.pop("loss", None) or context.loss
+        loss = self.options.loss or context.loss
         if loss is None:  # check_task refused this before the run started
             raise ValueError("lipschitz: the task's loss is custom; declare lipschitz(loss=...)")
         # Keras' clipped cross-entropy has the softmax-CE gradient wherever it is not clipped
@@ -62,8 +50,9 @@ class LipschitzController(LRController):
         if loss == "keras_cross_entropy":
             loss = "cross_entropy"
         batches = context.data.train_pass(context.batch_size)
+        options = replace(self.options, loss=loss)
         self.scheduler = LipschitzLR(
-            context.optimizer, context.model, loss=loss, data=batches, **options
+            context.optimizer, context.model, data=batches, options=options
         )
 
     def on_epoch_start(self, epoch: int, step: int) -> None:
@@ -102,16 +91,12 @@ def from_spec(call: CallSpec) -> LipschitzController:
             f"{call.name}: takes keyword arguments only "
             f"({', '.join(OPTIONS)}), got {len(call.args)} positional"
         )
-    for key in call.kwargs:
-        if key not in OPTIONS:
-            close = difflib.get_close_matches(key, OPTIONS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SpecError(
-                f"{call.name}: unknown argument {key!r}{hint}; expected one of {', '.join(OPTIONS)}"
-            )
-    check_options(**{"loss": None, **call.kwargs})  # type: ignore[arg-type]
+    problem = unknown_option(call.kwargs)
+    if problem is not None:
+        raise SpecError(f"{call.name}: {problem}")
+    options = LipschitzOptions.of(**call.kwargs)  # (the values, checked)
     parts = ", ".join(f"{k}={_format(v)}" for k, v in call.kwargs.items())
-    return LipschitzController(f"{call.name}({parts})", dict(call.kwargs))
+    return LipschitzController(f"{call.name}({parts})", options)
 
 
 def _format(value: object) -> str:

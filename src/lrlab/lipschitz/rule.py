@@ -20,6 +20,7 @@ from lrlab.lipschitz.bounds import (
     paper_second_moment,
     smooth_constant,
 )
+from lrlab.lipschitz.options import LipschitzOptions
 
 # Column indices of the per-batch statistics.
 M, A2, A4, OUT2, Y2 = range(5)
@@ -46,11 +47,31 @@ class Rule:
     k1: float = 0.0  # the EMA of K (adamo, adam)
     k2: float = 0.0  # the EMA of the second-moment term (adam, rmsprop)
 
+    @classmethod
+    def of(cls, options: LipschitzOptions, l2: float) -> Rule:
+        """The rule of ``options`` (whose ``loss`` must be known by now) with the L2
+        coefficient ``l2`` resolved."""
+        if options.loss is None:
+            raise ValueError("LipschitzLR: loss must be cross_entropy, bce or mse, got loss=None")
+        return cls(
+            options.loss,
+            options.bound,
+            options.variant,
+            options.scale,
+            float(l2),
+            options.max_lr,
+            options.beta,
+            options.beta2_resolved,
+            options.initial_lr,
+            options.k1_start,
+        )
+
     def start(self) -> float | None:
         """AdaMo's epoch 0: K1 = x (``k1_start="paper"``) or 1 / x, and the LR x; ``None``
         for the other variants, whose first LR comes from K.
 
-        >>> rule = Rule("cross_entropy", "paper", "adamo", 1.0, 0.0, None, 0.9, 0.9, 0.1, "paper")
+        >>> options = LipschitzOptions(loss="cross_entropy", bound="paper", variant="adamo")
+        >>> rule = Rule.of(options, l2=0.0)
         >>> rule.start(), rule.k1
         (0.1, 0.1)
         """

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from lrlab.lipschitz import stats
-from lrlab.lipschitz.bounds import LOSSES, Loss
 from lrlab.lipschitz.head import find_head
+from lrlab.lipschitz.options import Bound, Every, LipschitzOptions, Source
 from lrlab.lipschitz.rule import A4, COLUMNS, OUT2, M, Rule
 from lrlab.validate import (
     ArgumentTypeError,
-    check_choice,
     check_instance,
-    check_number,
     check_state,
 )
-
-Bound = Literal["paper", "smooth"]
-Every = Literal["epoch", "batch"]
-Source = Literal["eval", "train"]
-Norm = Literal["frobenius", "spectral"]
-Variant = Literal["sgd", "adamo", "adam", "rmsprop"]
-K1Start = Literal["paper", "inverse"]
 
 _NO_BATCHES = (
     "LipschitzLR: no batches were seen since the last update; K needs at least one (did the "
@@ -88,10 +78,13 @@ class LipschitzLR:
     head. ``bound="paper"`` passes in eval mode, as the authors' ``K.function`` did. Nothing
     is guaranteed for the layers below the head.
 
-    ``l2`` is the L2 coefficient lambda of a ``(lambda / 2) ||w||^2`` term; ``None`` takes the
-    optimizer's ``weight_decay``. Every param group gets the LR times its initial ratio to the
-    first group. With ``torch.distributed`` initialised, the statistics are summed over the
-    ranks (``process_group``), so every rank sets the LR one process would on the union of the
+    The options are one `lrlab.lipschitz.LipschitzOptions` (``options=``), or its fields by
+    keyword (``loss="cross_entropy", bound="paper"``), shared with the engine's
+    ``lipschitz(...)`` spec and the Keras callback. ``l2`` is the L2 coefficient lambda of a
+    ``(lambda / 2) ||w||^2`` term; ``None`` takes the optimizer's ``weight_decay``. Every
+    param group gets the LR times its initial ratio to the first group. With
+    ``torch.distributed`` initialised, the statistics are summed over the ranks
+    (``process_group``), so every rank sets the LR one process would on the union of the
     ranks' batches.
 
     Guards: non-finite activations raise ``FloatingPointError``; a K ``<= 0`` or an LR above
@@ -114,65 +107,38 @@ class LipschitzLR:
         optimizer: Optimizer,
         model: nn.Module,
         *,
-        loss: Loss,
-        bound: Bound = "smooth",
-        every: Every = "epoch",
-        source: Source = "eval",
         data: Iterable[tuple[Tensor, Tensor]] | None = None,
         head: str | nn.Linear | None = None,
-        scale: float = 1.0,
-        l2: float | None = None,
-        norm: Norm = "frobenius",
-        max_lr: float | None = None,
-        variant: Variant = "sgd",
-        beta: float = 0.9,
-        beta2: float | None = None,
-        initial_lr: float = 0.1,
-        k1_start: K1Start = "paper",
-        experimental: bool = False,
+        options: LipschitzOptions | None = None,
         process_group: object | None = None,
+        **changes: Any,
     ) -> None:
+        """``changes``: `LipschitzOptions` fields by name (``loss=..., bound=...``), applied
+        to ``options`` (default: the defaults); the loss must be known here. ``head``: the
+        watched module or its name (default ``options.head``, else the final ``nn.Linear``)."""
         _check_objects(optimizer, model, data)
-        source = check_options(  # type: ignore[assignment]
-            loss=loss,
-            bound=bound,
-            every=every,
-            source=source,
-            scale=scale,
-            l2=l2,
-            norm=norm,
-            max_lr=max_lr,
-            variant=variant,
-            beta=beta,
-            beta2=beta2,
-            initial_lr=initial_lr,
-            k1_start=k1_start,
-            experimental=experimental,
-        )
-        if source == "eval" and data is None:
+        options = LipschitzOptions.of(options, **changes)
+        if options.loss is None:
+            raise ValueError(
+                "LipschitzLR: loss must be one of cross_entropy, bce, mse, got loss=None"
+            )
+        if options.source == "eval" and data is None:
             raise ValueError(
                 "LipschitzLR: source=eval needs data, an iterable of "
                 "(inputs, targets) batches to pass over each epoch"
             )
-
-        self.optimizer, self.model = optimizer, model
-        self.loss, self.bound, self.every, self.source = loss, bound, every, source
-        self.data, self.scale, self.norm, self.max_lr = data, scale, norm, max_lr
-        self.variant, self.beta, self.initial_lr = variant, beta, initial_lr
-        self.k1_start = k1_start
-        self.beta2 = beta2 if beta2 is not None else (0.999 if variant == "adam" else 0.9)
+        self.optimizer, self.model, self.data, self.options = optimizer, model, data, options
         self.process_group = process_group
         # Ranks sharing the LR (torch.distributed must be initialised before this is built).
         self._world = stats.world(process_group)
-        self.head_name, self.head = find_head(model, head)
-        self.l2 = l2 if l2 is not None else _optimizer_weight_decay(optimizer)
-        self.rule = Rule(
-            loss, bound, variant, scale, self.l2, max_lr, beta, self.beta2, initial_lr, k1_start
-        )
+        self.head_name, self.head = find_head(model, head if head is not None else options.head)
+        self.l2 = options.l2 if options.l2 is not None else _optimizer_weight_decay(optimizer)
+        self.rule = Rule.of(options, self.l2)
+        loss, bound, variant = options.loss, options.bound, options.variant
         needs = stats.Needs(
             fourth=variant in ("adam", "rmsprop"),
             outputs=bound == "paper" and loss == "mse",
-            gram=norm == "spectral",
+            gram=options.norm == "spectral",
         )
         self._training_stats = stats.StatsBuffer(needs)
         self._pass_stats = stats.StatsBuffer(needs)
@@ -184,6 +150,18 @@ class LipschitzLR:
         self.history: list[dict[str, float]] = []
         self._attach()
         self._start()
+
+    @property
+    def every(self) -> Every:
+        return self.options.every
+
+    @property
+    def source(self) -> Source:
+        return self.options.source
+
+    @property
+    def bound(self) -> Bound:
+        return self.options.bound
 
     # -- the scheduler protocol ----------------------------------------------------------------
 
@@ -400,88 +378,6 @@ class LipschitzLR:
                 self.history[-1] = record  # epoch 0's first-batch LR, replaced by the epoch's
             else:
                 self.history.append(record)
-
-
-def check_options(
-    *,
-    loss: str | None,
-    bound: str = "smooth",
-    every: str = "epoch",
-    source: str = "eval",
-    scale: float = 1.0,
-    l2: float | None = None,
-    norm: str = "frobenius",
-    max_lr: float | None = None,
-    variant: str = "sgd",
-    beta: float = 0.9,
-    beta2: float | None = None,
-    initial_lr: float = 0.1,
-    k1_start: str = "paper",
-    experimental: bool = False,
-    head: object = None,
-) -> str:
-    """Check LipschitzLR's options (a one-line ``ValueError`` naming the culprit) before any
-    model exists, so a spec is refused before a sweep starts. ``loss=None`` skips the checks
-    that depend on it. Returns the source the options imply (``every=batch`` means ``train``).
-    """
-    if loss is not None:
-        _choice("loss", loss, LOSSES)
-    _choice("bound", bound, ("paper", "smooth"))
-    _choice("every", every, ("epoch", "batch"))
-    _choice("source", source, ("eval", "train"))
-    _choice("norm", norm, ("frobenius", "spectral"))
-    _choice("variant", variant, ("sgd", "adamo", "adam", "rmsprop"))
-    _choice("k1_start", k1_start, ("paper", "inverse"))
-    _positive("scale", scale)
-    _positive("initial_lr", initial_lr)
-    if max_lr is not None:
-        _positive("max_lr", max_lr)
-    if l2 is not None and not (_is_number(l2) and math.isfinite(l2) and l2 >= 0):
-        raise ValueError(f"LipschitzLR: l2 must be a finite number >= 0, got l2={l2!r}")
-    if not (_is_number(beta) and 0 <= beta < 1):
-        raise ValueError(f"LipschitzLR: beta must be in [0, 1), got beta={beta!r}")
-    if beta2 is not None and not (_is_number(beta2) and 0 <= beta2 < 1):
-        raise ValueError(f"LipschitzLR: beta2 must be in [0, 1), got beta2={beta2!r}")
-    if not isinstance(experimental, bool):
-        raise ValueError(
-            f"LipschitzLR: experimental must be true or false, got experimental={experimental!r}"
-        )
-    if every == "batch":
-        source = "train"  # a batch's K comes from that training batch by definition
-    if bound == "paper" and norm == "spectral":
-        raise ValueError(
-            "LipschitzLR: bound=paper uses the Frobenius norm (as published); "
-            "norm=spectral needs bound=smooth"
-        )
-    if bound == "paper" and loss == "mse" and source != "eval":
-        raise ValueError(
-            "LipschitzLR: the paper's MSE bound needs ||y||, which only a pass "
-            "over data sees; use every=epoch, source=eval, or bound=smooth"
-        )
-    if variant in ("adam", "rmsprop"):
-        if not experimental:
-            raise ValueError(
-                f"LipschitzLR: variant={variant} is experimental (it diverged "
-                "on ResNets in the paper); pass experimental=True to use it"
-            )
-        if bound != "paper" or (loss is not None and loss != "cross_entropy"):
-            raise ValueError(
-                f"LipschitzLR: variant={variant} is defined for bound=paper "
-                f"with cross_entropy only, got bound={bound}, loss={loss}"
-            )
-    return source
-
-
-def _choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    check_choice("LipschitzLR", name, value, choices)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _positive(name: str, value: object) -> None:
-    check_number("LipschitzLR", name, value, positive=True)
 
 
 def _check_objects(optimizer: object, model: object, data: object) -> None:

@@ -150,7 +150,7 @@ def _controller_kind(controller: LRController | None) -> tuple[Kind | None, str 
     from lrlab.lipschitz.controller import LipschitzController
 
     if type(controller) is LipschitzController:
-        head = controller.options.get("head")
+        head = controller.options.head
         return "lipschitz", (head if isinstance(head, str) else None)
     return None, None
 
