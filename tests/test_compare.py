@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from lrlab.execution import InProcess, LocalPool, Outcome, make_executor
 from lrlab.record import RunConfig
 from lrlab.store import Store
 from lrlab.sweep import Sweep
+from tests.waiting import rows, wait_for
 
 
 def test_grid_tunes_only_methods_that_take_an_lr() -> None:
@@ -261,31 +260,66 @@ def test_report_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert "no runs" in capsys.readouterr().err
 
 
+# A task file whose "held-sgd" runs wait while a file exists: a sweep of sgd and held-sgd runs
+# stores its sgd runs and then cannot finish until the test lets it, however fast the machine.
+HELD_TASK = """
+import os
+import time
+
+import torch
+
+from lrlab import register_optimizer
+from lrlab.tasks import get_task
+
+HOLD = os.environ["LRLAB_TEST_HOLD"]
+
+
+class HeldSGD(torch.optim.SGD):
+    def step(self, closure=None):
+        while os.path.exists(HOLD):
+            time.sleep(0.05)
+        return super().step(closure)
+
+
+register_optimizer("held-sgd", HeldSGD, defaults={"lr": 0.05})
+
+
+def make_task():
+    return get_task("iris")
+"""
+
+
 @pytest.mark.slow
 def test_sigkill_mid_sweep_loses_nothing_and_resumes(tmp_path: Path) -> None:
     """Kill the whole sweep (pool workers too) with SIGKILL while runs are in flight; every
-    stored row stays intact, and the same command finishes the rest without redoing them."""
+    stored row stays intact, and the same command finishes the rest without redoing them.
+    The held runs make "in flight" certain, not a matter of timing."""
     db = tmp_path / "runs.sqlite"
+    hold = tmp_path / "hold"
+    hold.touch()
+    (tmp_path / "held.py").write_text(HELD_TASK)
     command = [
         sys.executable,
         "-m",
         "lrlab",
         "compare",
-        "iris",
+        f"{tmp_path / 'held.py'}:make_task",
         "--optimizers",
-        "sgd,momentum,adam",
+        "sgd,held-sgd",
         "--seeds",
         "3",
         "--epochs",
-        "60",
+        "2",
         "--db",
         str(db),
         "--workers",
         "2",
+        "--vectorize",
+        "off",
         "--out",
         str(tmp_path / "report"),
     ]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    environment = {**os.environ, "OMP_NUM_THREADS": "1", "LRLAB_TEST_HOLD": str(hold)}
     sweep = subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
@@ -293,33 +327,25 @@ def test_sigkill_mid_sweep_loses_nothing_and_resumes(tmp_path: Path) -> None:
         start_new_session=True,
         env=environment,
     )
-    deadline = time.monotonic() + 180
-    stored = 0
-    while time.monotonic() < deadline and sweep.poll() is None:
-        time.sleep(0.2)
-        if db.exists():
-            try:
-                connection = sqlite3.connect(db, timeout=1)
-                stored = connection.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
-                connection.close()
-            except sqlite3.OperationalError:
-                continue
-            if stored >= 2:
-                break
-    assert sweep.poll() is None, "the sweep finished before it could be killed"
-    os.killpg(sweep.pid, signal.SIGKILL)
-    sweep.wait()
+    try:
+        assert wait_for(lambda: rows(db, "runs") >= 3 or sweep.poll() is not None)
+        assert sweep.poll() is None, "the sweep ended while its held runs could not finish"
+    finally:
+        os.killpg(sweep.pid, signal.SIGKILL)
+        sweep.wait()
     with Store(db) as store:
         assert store.integrity() == "ok"
         before = {r.config.key(): r.finished_at for r in store.runs()}
-        assert 2 <= len(before) < 9
+        assert {r.config.optimizer for r in store.runs()} == {"sgd"}
+        assert len(before) == 3
         assert all(r.status == "done" and r.record is not None for r in store.runs())
+    hold.unlink()
     finished = subprocess.run(
         command, capture_output=True, text=True, env=environment, timeout=300, check=False
     )
     assert finished.returncode == 0, finished.stderr
-    assert f"{len(before)} already in" in finished.stderr
+    assert "3 already in" in finished.stderr
     with Store(db) as store:
         after = {r.config.key(): r.finished_at for r in store.runs()}
-    assert len(after) == 9
+    assert len(after) == 6
     assert all(after[key] == stamp for key, stamp in before.items())  # not redone

@@ -82,18 +82,22 @@ def test_divergence_is_recorded_not_raised() -> None:
 
 
 def test_divergence_with_losses_read_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The CUDA path reads losses every few steps; run it on the CPU and compare."""
-    config = RunConfig(task="mnist5k", optimizer="sgd", lr=1e6, epochs=2)
-    every_step = train_run(config)
+    """The CUDA path reads losses every few steps; run it on the CPU and compare with the
+    per-step reads: a run that diverges stops at the same step with the same losses, and a
+    run that does not records the same losses, LRs and epochs (the epoch ends mid-block)."""
+    diverging = RunConfig(task="mnist5k", optimizer="sgd", lr=1e6, epochs=2)
+    fine = RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=50)
+    every_step, fine_every_step = train_run(diverging), train_run(fine)
+    assert engine.host_sync_every(torch.device("cpu")) == 1
     monkeypatch.setattr(engine, "host_sync_every", lambda device: 7)
-    in_blocks = train_run(config)
+    in_blocks, fine_in_blocks = train_run(diverging), train_run(fine)
     assert in_blocks.status == "diverged"
     assert in_blocks.diverged_at == every_step.diverged_at
     assert in_blocks.step_loss[:-1] == every_step.step_loss[:-1]
-    fine = train_run(RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=50))
-    assert train_run(RunConfig(task="iris", optimizer="sgd", lr=0.05, steps=50)).step_loss == (
-        fine.step_loss
-    )
+    assert fine_in_blocks.step_loss == fine_every_step.step_loss
+    assert fine_in_blocks.step_lr == fine_every_step.step_lr
+    assert fine_in_blocks.epochs[-1].test_metric == fine_every_step.epochs[-1].test_metric
+    assert len(fine_in_blocks.step_loss) == 50  # (50 and 24 are not multiples of 7)
 
 
 def test_step_budget_ends_mid_epoch() -> None:

@@ -26,6 +26,7 @@ from lrlab.record import RunConfig
 from lrlab.store import Lease, Store, StoreError
 from lrlab.sweep import run_missing
 from tests.fakes import record
+from tests.waiting import wait_for
 
 # -- files that are not lrlab stores ---------------------------------------------------------------
 
@@ -401,9 +402,14 @@ def test_holding_renews_claims_and_releases_what_is_left(
         with store.holding(lease):
             store.claim([key], lease)
             (first,) = sqlite3.connect(path).execute("SELECT heartbeat FROM leases").fetchone()
-            time.sleep(0.5)
-            (later,) = sqlite3.connect(path).execute("SELECT heartbeat FROM leases").fetchone()
-            assert later > first
+
+            def renewed() -> bool:
+                connection = sqlite3.connect(path)
+                (later,) = connection.execute("SELECT heartbeat FROM leases").fetchone()
+                connection.close()
+                return bool(later > first)
+
+            assert wait_for(renewed)
         (released,) = sqlite3.connect(path).execute("SELECT heartbeat FROM leases").fetchone()
         assert released == 0
         assert store.claim([key], Lease.new()).key == key

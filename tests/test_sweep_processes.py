@@ -7,16 +7,15 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lrlab.store import Store
+from tests.waiting import rows, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
 
@@ -45,15 +44,6 @@ def _running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-def _wait_for(condition: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return bool(condition())
-
-
 ARGV = ["compare", "quadratic", "--optimizers", "sgd,adam", "--seeds", "2", "--workers", "2"]
 
 
@@ -67,8 +57,8 @@ def test_a_killed_sweep_leaves_no_worker_running_and_resumes(tmp_path: Path) -> 
     )
     try:
         # Two pool workers and the resource tracker, and a run under way in a worker.
-        assert _wait_for(lambda: len(_children(driver.pid)) >= 3, 120)
-        assert _wait_for(lambda: db.exists() and _leases(db) > 0, 120)
+        assert wait_for(lambda: len(_children(driver.pid)) >= 3, 120)
+        assert wait_for(lambda: db.exists() and rows(db, "leases") > 0, 120)
         children = _children(driver.pid)
         driver.send_signal(signal.SIGKILL)
         driver.wait()
@@ -76,7 +66,7 @@ def test_a_killed_sweep_leaves_no_worker_running_and_resumes(tmp_path: Path) -> 
         if driver.poll() is None:
             driver.kill()
             driver.wait()
-    assert _wait_for(lambda: not any(_running(pid) for pid in children), 10), [
+    assert wait_for(lambda: not any(_running(pid) for pid in children), 10), [
         Path(f"/proc/{pid}/cmdline").read_bytes() for pid in children if _running(pid)
     ]
     # The next sweep takes over the dead one's claims at once and finishes the grid.
@@ -86,31 +76,54 @@ def test_a_killed_sweep_leaves_no_worker_running_and_resumes(tmp_path: Path) -> 
         keys = [run.config.key() for run in store.runs()]
         assert store.count() == {"done": 4}
     assert len(keys) == len(set(keys)) == 4
-    assert _leases(db) == 0
+    assert rows(db, "leases") == 0
 
 
-def _leases(db: Path) -> int:
-    try:
-        connection = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)
-        try:
-            return int(connection.execute("SELECT COUNT(*) FROM leases").fetchone()[0])
-        finally:
-            connection.close()
-    except sqlite3.Error:
-        return 0
+# A task whose first training step in each process waits until a second process has started a
+# run too: two sweeps sharing a store then certainly both run some of its runs, however the
+# operating system schedules them.
+MEETING_TASK = """
+import os
+import time
+
+import lrlab
+import torch
+from lrlab.tasks import get_task
+
+MEETING = os.environ["LRLAB_TEST_MEETING"]
+_met = []
 
 
-def _compare(db: str, barrier: Any, results: Any) -> None:
+def _mse(outputs, targets):
+    if not _met:
+        open(os.path.join(MEETING, str(os.getpid())), "w").close()
+        while len(os.listdir(MEETING)) < 2:
+            time.sleep(0.02)
+        _met.append(True)
+    return torch.nn.functional.mse_loss(outputs, targets)
+
+
+def make_task():
+    task = get_task("quadratic")
+    x, y = torch.zeros(1, 1), torch.full((1, 1), -1.0)
+    return lrlab.Task(
+        name="meeting",
+        model=task.model_builders["scalar"],
+        train=(x, y),
+        loss=_mse,
+        metric="loss",
+        batch_size=1,
+        steps=50,
+    )
+"""
+
+
+def _compare(task: str, db: str, meeting: str, results: Any) -> None:
+    os.environ["LRLAB_TEST_MEETING"] = meeting
     import lrlab
 
-    barrier.wait()  # both started, torch imported: they race for the same grid
     comparison = lrlab.compare(
-        "quadratic",
-        optimizers=["sgd", "adam", "momentum"],
-        seeds=4,
-        steps=300,
-        db=db,
-        workers=1,
+        task, optimizers=["sgd", "adam", "momentum"], seeds=4, db=db, workers=1
     )
     results.put((os.getpid(), comparison.ran, len(comparison.runs)))
 
@@ -118,9 +131,15 @@ def _compare(db: str, barrier: Any, results: Any) -> None:
 @pytest.mark.slow
 def test_two_sweeps_on_one_store_split_the_work(tmp_path: Path) -> None:
     db = str(tmp_path / "runs.sqlite")
+    (tmp_path / "meeting.py").write_text(MEETING_TASK)
+    meeting = tmp_path / "met"
+    meeting.mkdir()
+    task = f"{tmp_path / 'meeting.py'}:make_task"
     context = multiprocessing.get_context("spawn")
-    barrier, results = context.Barrier(2), context.Queue()
-    sweeps = [context.Process(target=_compare, args=(db, barrier, results)) for _ in range(2)]
+    results = context.Queue()
+    sweeps = [
+        context.Process(target=_compare, args=(task, db, str(meeting), results)) for _ in range(2)
+    ]
     for sweep in sweeps:
         sweep.start()
     outcomes = [results.get(timeout=600) for _ in sweeps]
@@ -129,7 +148,7 @@ def test_two_sweeps_on_one_store_split_the_work(tmp_path: Path) -> None:
     assert [s.exitcode for s in sweeps] == [0, 0]
     ran = [count for _, count, _ in outcomes]
     assert sum(ran) == 12  # no run ran twice...
-    assert min(ran) > 0  # ...and both did some
+    assert min(ran) > 0  # ...and both did some (each waited for the other to start one)
     assert [stored for _, _, stored in outcomes] == [12, 12]  # each saw the whole grid
     with Store(db) as store:
         keys = [run.config.key() for run in store.runs()]
