@@ -18,6 +18,7 @@ from lrlab.cli import main
 from lrlab.record import RunConfig
 from lrlab.report import (
     Speedup,
+    default_baseline,
     geometric_mean_speedup,
     integrated_score,
     performance_profile,
@@ -164,6 +165,14 @@ def test_scaling_every_cost_changes_nothing(
         assert after.ratios == before.ratios
         assert after.rho == before.rho
         assert after.scores == before.scores
+
+
+def test_the_default_baseline_reaches_something() -> None:
+    costs = {"a": {"sgd": INF, "adam": 5.0, "momentum": 4.0}, "b": {"sgd": INF, "adam": 5.0}}
+    assert default_baseline(costs, ["sgd", "momentum", "adam"]) == "adam"  # sgd reaches none
+    assert default_baseline(costs, []) == "sgd"  # untuned only: the first
+    assert default_baseline({"a": {"x": INF}}, ["x"]) == "x"
+    assert default_baseline({}, []) is None
 
 
 def test_a_task_nobody_reaches_counts_against_everyone() -> None:

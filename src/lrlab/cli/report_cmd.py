@@ -36,7 +36,8 @@ def add_parser(commands: Any) -> None:
         "--baseline",
         metavar="METHOD",
         help="the method the profiles' speedups are over, as the profile table names it "
-        "(default: the first tuned plain-sgd method, else the first tuned one)",
+        "(default: the tuned plain-sgd method that reaches the target on the most tasks; if "
+        "none reaches any, the tuned method that reaches the most)",
     )
     parser.set_defaults(handler=run)
 

@@ -121,10 +121,11 @@ def plot_per_epoch(summaries: Sequence[Summary], what: str, ax: Any = None) -> A
 
 def plot_lr_sensitivity(summaries: Sequence[Summary], metric: str = "test", ax: Any = None) -> Any:
     """One task's final ``metric`` (``"test"``, or ``"validation"`` where runs record one)
-    against the LR, on ``ax`` or a new figure (log x-axis): per tuned method, the median over
-    seeds at each LR of its grid (`Summary.grid_records`) with the interquartile band, its
-    chosen LR (`Summary.lr`) marked with a star; a method tried at one LR is a point with its
-    interquartile range as error bar. Methods that set their own LR (the "no tuning" group)
+    against the LR, on ``ax`` or a new figure (log x-axis): per tuned method (named without
+    its LR, by `Summary.key` where that is unique), the median over seeds at each LR of its
+    grid (`Summary.grid_records`) with the interquartile band, its chosen LR (`Summary.lr`)
+    marked with a star; a method tried at one LR is a point with its interquartile range as
+    error bar. Methods that set their own LR (the "no tuning" group)
     are horizontal dotted lines at their median, marked at the first LR they used, named in
     the legend with it.
 
@@ -176,7 +177,7 @@ def plot_lr_sensitivity(summaries: Sequence[Summary], metric: str = "test", ax: 
         medians = [_finite(s.median) for _, s in points]
         lows = [_finite(s.low) for _, s in points]
         highs = [_finite(s.high) for _, s in points]
-        label = summary.base_label or summary.label
+        label = _curve_label(summary, summaries)
         if len(points) == 1:
             low, high = lows[0], highs[0]
             ax.errorbar(
@@ -223,6 +224,14 @@ def plot_lr_sensitivity(summaries: Sequence[Summary], metric: str = "test", ax: 
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="x-small")
     return ax
+
+
+def _curve_label(summary: Summary, summaries: Sequence[Summary]) -> str:
+    """A curve against the LR named without the LR: the method's key (`Summary.key`) where
+    no other method of the chart shares it, else its label as written."""
+    if summary.key and [s.key for s in summaries].count(summary.key) == 1:
+        return summary.key
+    return summary.base_label or summary.label
 
 
 def _finite(value: float | None) -> float:

@@ -254,19 +254,31 @@ class Profiles:
         return plot_profiles(self, axes)
 
 
-def default_baseline(methods: Sequence[str], tuned: Sequence[str]) -> str | None:
-    """The baseline when none is named: the first tuned method whose optimizer is plain
-    ``sgd`` (the classic baseline), else the first tuned method, else the first method.
+def default_baseline(costs: Costs, tuned: Sequence[str]) -> str | None:
+    """The baseline when none is named: of the tuned methods whose optimizer is plain
+    ``sgd`` (the classic baseline), the one that reaches the target on the most tasks (the
+    first of equals); if none of them reaches any, the tuned method that reaches the most;
+    without tuned methods, the first method. A baseline that reaches nothing would leave
+    every speedup undefined.
 
-    >>> default_baseline(["adam", "sgd + cosine", "sgd"], ["adam", "sgd + cosine", "sgd"])
+    >>> costs = {"a": {"adam": 1, "sgd": math.inf, "sgd + cosine": 3}}
+    >>> default_baseline(costs, ["adam", "sgd", "sgd + cosine"])
     'sgd + cosine'
     """
-    for method in tuned:
-        if method.split(" + ")[0].split("(")[0] == "sgd":
-            return method
+    reached = {
+        m: sum(math.isfinite(row.get(m, math.inf)) for row in costs.values())
+        for m in _methods(costs)
+    }
+    sgd = [m for m in tuned if m.split(" + ")[0].split("(")[0] == "sgd"]
+    for candidates in (sgd, list(tuned)):
+        best = max(candidates, key=lambda m: reached.get(m, 0), default=None)
+        if best is not None and reached.get(best, 0) > 0:
+            return best
+    if sgd:
+        return sgd[0]
     if tuned:
         return tuned[0]
-    return methods[0] if methods else None
+    return next(iter(reached), None)
 
 
 def _cost(value: float | None) -> float:
@@ -308,7 +320,7 @@ def profiles(
                 tuned.append(name)
     methods = _methods(costs_steps)
     if baseline is None:
-        baseline = default_baseline(methods, tuned)
+        baseline = default_baseline(costs_steps, tuned)
     else:
         check_choice("", "baseline", baseline, methods)
     return Profiles(

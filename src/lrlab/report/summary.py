@@ -350,30 +350,50 @@ def method_key(identity: dict[str, Any]) -> str:
     schedule = identity["schedule"]
     if schedule:
         with contextlib.suppress(SpecError):  # not the spec language: shown as written
-            schedule = _without_numbers(parse_call(schedule))
+            schedule = _write(_without_numbers(parse_call(schedule)), bare=True)
         label += " + " + schedule
     return label
 
 
-def _without_numbers(call: Any) -> str:
-    """A parsed spec written back with its numbers (and lists of numbers) left out."""
+def _without_numbers(value: object) -> object:
+    """A parsed spec value with its numbers (and lists left empty by that) taken out;
+    ``None`` for a value that is all numbers."""
     from lrlab.callspec import CallSpec
 
-    def kept(value: object) -> str | None:
-        if isinstance(value, CallSpec):
-            return _without_numbers(value)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, str):
-            return value
-        if isinstance(value, tuple | list):
-            parts = [k for k in map(kept, value) if k is not None]
-            return "[" + ", ".join(parts) + "]" if parts else None
-        return None  # a number
+    if isinstance(value, CallSpec):
+        args = tuple(v for v in map(_without_numbers, value.args) if v is not None)
+        kept = {k: _without_numbers(v) for k, v in value.kwargs.items()}
+        kwargs = {k: v for k, v in kept.items() if v is not None}
+        return CallSpec(value.name, args, kwargs)
+    if isinstance(value, tuple | list):
+        items = tuple(v for v in map(_without_numbers, value) if v is not None)
+        return items or None
+    return value if isinstance(value, str | bool) else None
 
-    parts = [k for k in map(kept, call.args) if k is not None]
-    parts += [f"{name}={k}" for name, v in call.kwargs.items() if (k := kept(v)) is not None]
-    return f"{call.name}({', '.join(parts)})" if parts else str(call.name)
+
+class _Rounded(float):
+    """A scaled LR, written to the 6 significant digits a label shows."""
+
+    def __repr__(self) -> str:
+        return f"{float(self):.6g}"
+
+
+def _write(value: object, bare: bool = False) -> str:
+    """A parsed spec value written back in the spec language, positional arguments kept
+    positional (``bare``: a call without arguments as its name alone)."""
+    from lrlab.callspec import CallSpec
+
+    if isinstance(value, CallSpec):
+        parts = [_write(v, bare) for v in value.args]
+        parts += [f"{k}={_write(v, bare)}" for k, v in value.kwargs.items()]
+        return value.name if bare and not parts else f"{value.name}({', '.join(parts)})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value.isidentifier() else repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_write(v, bare) for v in value) + "]"
+    return repr(value)
 
 
 #: Schedule fields that hold an LR (scaled with the base LR, as `lrlab.ScheduleLR` scales the
@@ -384,18 +404,19 @@ _LR_FIELDS = ("lr", "end", "max_lr", "start", "values")
 def schedule_at_lr(
     spec: str, lr: float, *, steps_per_epoch: int | None = None, horizon: int = 0
 ) -> str:
-    """The schedule a run with base LR ``lr`` follows, as a spec: ``spec`` with its LRs
-    scaled by ``lr / reference_lr`` (a param group at a base LR other than the schedule's
-    reference gets the schedule's values scaled by that ratio, `lrlab.ScheduleLR`), values
+    """The schedule a run with base LR ``lr`` follows, written as ``spec`` is: its LR-valued
+    arguments times ``lr / reference_lr`` (a param group at a base LR other than the
+    schedule's reference gets the schedule's values scaled by that ratio, `lrlab.ScheduleLR`),
     to 6 significant digits. The rewrite is checked against the scaled schedule at steps
-    spread over ``[0, horizon)``; a spec it cannot rewrite (a controller, a schedule lrlab
-    cannot build here, LR-valued fields it does not know) reads ``spec at lr=LR``.
+    spread over ``[0, horizon)``; a spec it cannot rewrite (a controller, a schedule not
+    registered here, LR-valued fields it does not know) reads ``spec at lr=LR``.
 
-    >>> schedule_at_lr("cosine(lr=0.1, steps=1000, end=0.001)", 0.03, horizon=1000)
-    'cosine(lr=0.03, steps=1000, end=0.0003)'
+    >>> schedule_at_lr("warmup(cosine(lr=0.1, steps=1000, end=0.001), 50)", 0.03, horizon=1000)
+    'warmup(cosine(lr=0.03, steps=1000, end=0.0003), 50)'
     >>> schedule_at_lr("plateau(patience=2)", 0.03)
     'plateau(patience=2) at lr=0.03'
     """
+    from lrlab.callspec import parse_call
     from lrlab.schedules import parse
 
     fallback = f"{spec} at lr={lr:.4g}"
@@ -406,53 +427,52 @@ def schedule_at_lr(
         return fallback
     if math.isclose(factor, 1.0, rel_tol=1e-9):
         return spec
-    scaled = _scaled(schedule, factor)
-    if scaled is None:
+    call = _scaled(parse_call(spec), factor)
+    if call is None:
         return fallback
+    text = _write(call)
     end = max(horizon, 2)
     probes = sorted({0, 1, *range(0, end, max(end // 100, 1)), end - 1})
     try:
+        scaled = parse(text, steps_per_epoch=steps_per_epoch)
         same = all(
             math.isclose(scaled(t), factor * schedule(t), rel_tol=1e-5, abs_tol=1e-12)
             for t in probes
         )
     except ValueError:
         return fallback
-    return scaled.spec() if same else fallback
+    return text if same else fallback
 
 
-def _scaled(schedule: Any, factor: float) -> Any:
-    """``schedule`` with its `_LR_FIELDS` (and those of the schedules inside it) times
-    ``factor``; ``None`` when it is not a dataclass or refuses the new values."""
-    from lrlab.schedules import Schedule
+def _scaled(call: Any, factor: float) -> Any:
+    """A parsed schedule spec with its `_LR_FIELDS` (and those of the schedules inside it)
+    times ``factor``, positional arguments named by the schedule's fields; ``None`` for a
+    name that is not a schedule here."""
+    from lrlab.callspec import CallSpec
+    from lrlab.schedules import SCHEDULES
 
-    def rounded(value: float) -> float:
-        return float(f"{value * factor:.6g}")
-
-    if not dataclasses.is_dataclass(schedule) or isinstance(schedule, type):
+    cls: Any = SCHEDULES.find(call.name)
+    if cls is None or not dataclasses.is_dataclass(cls):
         return None
-    changes: dict[str, Any] = {}
-    for item in dataclasses.fields(schedule):
-        value = getattr(schedule, item.name)
-        if not item.init:
-            continue
-        if isinstance(value, Schedule) or (
-            isinstance(value, tuple | list) and value and isinstance(value[0], Schedule)
-        ):
-            inner = [
-                _scaled(v, factor) for v in (value if isinstance(value, tuple | list) else [value])
-            ]
-            if None in inner:
-                return None
-            changes[item.name] = inner if isinstance(value, tuple | list) else inner[0]
-        elif item.name in _LR_FIELDS and isinstance(value, int | float):
-            changes[item.name] = rounded(value)
-        elif item.name in _LR_FIELDS and isinstance(value, tuple | list):
-            changes[item.name] = [rounded(v) for v in value]
-    try:
-        return dataclasses.replace(schedule, **changes)
-    except (ValueError, TypeError):
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+
+    def scale(name: str, value: object) -> object:
+        if isinstance(value, CallSpec):
+            return _scaled(value, factor)
+        if isinstance(value, tuple) and value and all(isinstance(v, CallSpec) for v in value):
+            inner = tuple(_scaled(v, factor) for v in value)
+            return None if None in inner else inner
+        if name in _LR_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+            return _Rounded(f"{value * factor:.6g}")
+        if name in _LR_FIELDS and isinstance(value, tuple):
+            return tuple(scale(name, v) for v in value)
+        return value
+
+    args = tuple(scale(names[i] if i < len(names) else "", v) for i, v in enumerate(call.args))
+    kwargs = {k: scale(k, v) for k, v in call.kwargs.items()}
+    if None in args or None in kwargs.values():
         return None
+    return CallSpec(call.name, args, kwargs)
 
 
 def summarize(runs: Sequence[StoredRun]) -> list[Summary]:
