@@ -150,7 +150,8 @@ sys.meta_path.insert(0, BlockTorch())
 
 def test_the_report_needs_no_torch(tmp_path: Path) -> None:
     """`lrlab report` (and ``import lrlab.report``) in a process where importing torch fails:
-    the report reads records only."""
+    the report reads records only, its profiles over two stores and LR-sensitivity plots
+    included."""
     db = tmp_path / "runs.sqlite"
     with Store(db) as store:
         for seed in range(3):
@@ -161,10 +162,18 @@ def test_the_report_needs_no_torch(tmp_path: Path) -> None:
             made.self_tuning = True
             made.initial_lr = 0.3
             store.put(lipschitz, made)
+    other = tmp_path / "other.sqlite"
+    with Store(other) as store:
+        for lr in (0.001, 0.01):
+            config = RunConfig(
+                task="digits", optimizer="adam", lr=lr, schedule="cosine(lr=1, steps=30)"
+            )
+            store.put(config, record(config, [0.5, 0.95, 0.95], lr=lr))
     code = BLOCK_TORCH + (
         "import lrlab.report\n"
         "from lrlab.cli import main\n"
-        f"code = main(['report', '--db', {str(db)!r}, '--out', {str(tmp_path / 'out')!r}])\n"
+        f"code = main(['report', '--db', {str(db)!r}, '--db', {str(other)!r}, "
+        f"'--out', {str(tmp_path / 'out')!r}])\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
         "sys.exit(code)\n"
     )
@@ -175,7 +184,10 @@ def test_the_report_needs_no_torch(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "adam" in result.stdout
     assert "none (3 runs)" in result.stdout  # the group comes from the records
+    assert "performance profiles over 2 tasks" in result.stdout
     assert (tmp_path / "out" / "report.md").is_file()
+    assert (tmp_path / "out" / "profile.png").is_file()
+    assert (tmp_path / "out" / "digits-lr-sensitivity.png").is_file()
 
 
 def test_version_1_records_still_read() -> None:

@@ -46,7 +46,8 @@ if __name__ == "__main__":
         "ran": result.ran,
         "statuses": sorted({r.status for r in result.runs}),
         "errors": sorted({r.error for r in result.runs if r.error}),
-        "groups": {s.label: s.group for s in result.summaries},
+        "groups": {s.base_label: s.group for s in result.summaries},
+        "labels": {s.base_label: [s.label, s.lr] for s in result.summaries},
         "lrs": sorted({r.record.step_lr[0] for r in result.runs if r.record}),
     }))
 """
@@ -74,6 +75,9 @@ def test_user_registrations_reach_the_workers_of_a_process_pool(tmp_path: Path) 
         "heavy-sgd + halving(lr=0.1, every=50)": "tuned",
         "heavy-sgd + freeze()": "no tuning",
     }
+    # the user's schedule, known here, is labelled at the LR the grid chose
+    label, lr = summary["labels"]["heavy-sgd + halving(lr=0.1, every=50)"]
+    assert label == f"heavy-sgd + halving(lr={lr!r}, every=50)"
     assert summary["lrs"] == [0.01, 0.02, 0.1]
 
 

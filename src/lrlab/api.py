@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from lrlab.engine import Observer, Plan
     from lrlab.execution import Executor
-    from lrlab.report import ReportFiles, Summary
+    from lrlab.report import Profiles, ReportFiles, Summary
     from lrlab.store import StoredRun
     from lrlab.tasks import Task
 
@@ -155,9 +155,10 @@ class Comparison:
         return [summary.label for summary in self.summaries]
 
     def summary(self, label: str) -> Summary:
-        """The summary of the method labelled ``label``."""
+        """The summary of the method labelled ``label`` (as ranked, its schedule at the chosen
+        LR, or as written)."""
         for summary in self.summaries:
-            if summary.label == label:
+            if label in (summary.label, summary.base_label):
                 return summary
         raise ValueError(f"no method labelled {label!r}; methods: {', '.join(self.ranking)}")
 
@@ -166,6 +167,14 @@ class Comparison:
         from lrlab.report import terminal_table
 
         return terminal_table(self.summaries, width=width)
+
+    def profile(self, baseline: str | None = None, tau_max: float = 4.0) -> Profiles:
+        """Performance profiles of the methods over the comparison's tasks (by steps and by
+        seconds to target), AlgoPerf's integrated scores and the geometric-mean speedups over
+        ``baseline``: `lrlab.report.profiles.profiles`."""
+        from lrlab.report import profiles
+
+        return profiles(self.summaries, baseline=baseline, tau_max=tau_max)
 
     def to_pandas(self, what: str = "summary") -> pandas.DataFrame:
         """A ``pandas.DataFrame``: one row per method (``what="summary"``, the columns of

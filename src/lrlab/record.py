@@ -78,8 +78,9 @@ class EpochStats:
 
     ``train_loss``/``train_metric`` are running means over the epoch's batches (as Keras
     reports them); ``test_*`` come from a pass over the held-out set in eval mode (``None``
-    without one). ``lr`` is the LR of the epoch's first step. Times are cumulative seconds;
-    ``train_time`` leaves out evaluation.
+    without one); ``val_*`` likewise from a validation split (``None`` without one, and in
+    records written before validation splits existed). ``lr`` is the LR of the epoch's first
+    step. Times are cumulative seconds; ``train_time`` leaves out evaluation.
     """
 
     epoch: int
@@ -91,6 +92,8 @@ class EpochStats:
     test_metric: float | None
     train_time: float
     wall_time: float
+    val_loss: float | None = None
+    val_metric: float | None = None
 
     @property
     def metric(self) -> float | None:
@@ -161,6 +164,11 @@ class RunRecord:
     @property
     def final_metric(self) -> float | None:
         return self.epochs[-1].metric if self.epochs else None
+
+    @property
+    def final_val_metric(self) -> float | None:
+        """The validation metric of the last epoch (``None`` without a validation split)."""
+        return self.epochs[-1].val_metric if self.epochs else None
 
     @property
     def best_metric(self) -> float | None:

@@ -113,15 +113,29 @@ def report_folder(db: Path) -> Path:
     return db.with_name(db.stem + "-report")
 
 
-def write_and_show_report(runs: list[Any], db: Path, out: Path | None, note: str = "") -> int:
-    """Write the report of ``runs`` (default folder: `report_folder`), print the ranking and
-    where the files are."""
-    from lrlab.report import terminal_table, write_report
+def write_and_show_report(
+    runs: list[Any],
+    db: Path | list[Path],
+    out: Path | None,
+    note: str = "",
+    *,
+    baseline: str | None = None,
+) -> int:
+    """Write the report of ``runs`` from the store(s) ``db`` (default folder: `report_folder`
+    of the first), print the ranking, the performance profiles when the report has them,
+    and where the files are."""
+    from lrlab.report import profile_text, report_profiles, terminal_table, write_report
 
-    out = out or report_folder(db)
+    stores = db if isinstance(db, list) else [db]
+    out = out or report_folder(stores[0])
     with writing(out):
-        summaries, files = write_report(runs, out, source=str(db))
+        summaries, files = write_report(
+            runs, out, source=[str(s) for s in stores], baseline=baseline
+        )
     print(terminal_table(summaries))
+    profile = report_profiles(summaries, baseline)
+    if profile is not None:
+        print("\n" + profile_text(profile))
     print(
         f"\nreport: {files.markdown}\nplots: {', '.join(str(p) for p in files.plots)}\n"
         f"tables: {', '.join(str(p) for p in files.csv)}" + (f"\n{note}" if note else "")

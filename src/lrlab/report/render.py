@@ -1,5 +1,6 @@
 """Rendering: the ranking as a terminal table (rich, fitted to the terminal's width), Markdown
-and CSV (``csv.DictWriter``); `write_report` writes them with the plots."""
+and CSV (``csv.DictWriter``), the performance profiles of several tasks as a table;
+`write_report` writes them with the plots."""
 
 from __future__ import annotations
 
@@ -12,9 +13,20 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from lrlab.report.plots import write_plots
-from lrlab.report.summary import Spread, Summary, by_task, method_labels, methods, summarize
+from lrlab.report.plots import plot_profiles, write_plots
+from lrlab.report.profiles import Profiles, Speedup, profiles
+from lrlab.report.summary import (
+    RANKING_RULE,
+    Spread,
+    Summary,
+    by_task,
+    final_spread,
+    method_labels,
+    methods,
+    summarize,
+)
 from lrlab.store import StoredRun
 
 
@@ -24,38 +36,43 @@ def _num(value: float | None, digits: int = 4) -> str:
     return "miss" if math.isinf(value) else f"{value:.{digits}g}"
 
 
-def _spread(spread: Spread, digits: int = 4) -> str:
+def _final(value: float | None, digits: int = 4) -> str:
+    """A final metric: infinite is a diverged run's (`lrlab.report.summary.final_spread`)."""
+    if value is not None and math.isinf(value):
+        return "diverged"
+    return _num(value, digits)
+
+
+def _spread(spread: Spread, digits: int = 4, show: Any = _num) -> str:
     if spread.median is None:
         return "-"
     if spread.low == spread.high:
-        return _num(spread.median, digits)
-    return f"{_num(spread.median, digits)} [{_num(spread.low, digits)}-{_num(spread.high, digits)}]"
+        return str(show(spread.median, digits))
+    return f"{show(spread.median, digits)} [{show(spread.low, digits)}-{show(spread.high, digits)}]"
+
+
+def _lr(summary: Summary) -> str:
+    if summary.group == "no tuning" and summary.lr is None:
+        return "computed"
+    return _num(summary.lr, 3) + (" (edge)" if summary.lr_at_edge else "")
 
 
 def rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
-    """The ranking as a header and string rows (shared by the terminal and Markdown)."""
+    """The ranking as a header and string rows (shared by the terminal and Markdown). A task
+    without a target has no reached and to-target columns. A chosen LR at the edge of its
+    grid reads ``(edge)`` (see `grid_warnings`); a final metric whose median or quartile is
+    a diverged run reads ``diverged``."""
     metric = summaries[0].metric if summaries else "metric"
-    header = [
-        "#",
-        "method",
-        "tuning",
-        "lr",
-        "reached",
-        "steps to target",
-        "time to target (s)",
-        f"final {metric}",
-        f"best {metric}",
-        "diverged",
-        "failed",
-    ]
+    targeted = bool(summaries) and summaries[0].target is not None
+    header = ["#", "method", "tuning", "lr"]
+    if targeted:
+        header += ["reached", "steps to target", "time to target (s)"]
+    header += [f"final {metric}", f"best {metric}", "diverged", "failed"]
     table = []
     for rank, s in enumerate(summaries, 1):
-        table.append(
-            [
-                str(rank),
-                s.label,
-                s.tuning,
-                "computed" if s.group == "no tuning" and s.lr is None else _num(s.lr, 3),
+        row = [str(rank), s.label, s.tuning, _lr(s)]
+        if targeted:
+            row += [
                 f"{s.reached}/{s.runs}",
                 _num(s.steps_to_target)
                 + (
@@ -64,33 +81,39 @@ def rows(summaries: Sequence[Summary]) -> tuple[list[str], list[list[str]]]:
                     else ""
                 ),
                 _num(s.time_to_target, 3),
-                _spread(s.final),
-                _spread(s.best),
-                str(s.diverged),
-                str(s.failed),
             ]
-        )
+        row += [_spread(s.final, show=_final), _spread(s.best), str(s.diverged), str(s.failed)]
+        table.append(row)
     return header, table
+
+
+def grid_warnings(summaries: Sequence[Summary]) -> list[str]:
+    """One line per tuned method whose chosen LR is the lowest or highest of its grid: the
+    best LR may lie beyond what was tried."""
+    lines = []
+    for s in summaries:
+        if s.lr_at_edge:
+            grid = sorted(lr for lr in s.grid if lr is not None)
+            lines.append(
+                f"warning: {s.title}: {s.base_label or s.label}: the chosen LR {s.lr:g} is the "
+                f"{s.lr_at_edge} of the grid [{grid[0]:g}, {grid[-1]:g}]; widen --lr-grid"
+            )
+    return lines
 
 
 def terminal_table(summaries: Sequence[Summary], width: int | None = None) -> str:
     """The ranking as text, one table per task, fitted to ``width`` columns (default: the
     terminal's when standard output is one, else wide enough for every row on one line):
     the method and tuning columns wrap, the numbers never do."""
-    from rich.console import Console
     from rich.table import Table
 
-    if width is None:
-        width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 400
-    console = Console(
-        width=width,
-        record=True,
-        file=io.StringIO(),
-        color_system=None,
-        soft_wrap=False,
-    )
+    console = _console(width)
     for group in by_task(summaries).values():
         header, table = rows(group)
+        columns = {name: i for i, name in enumerate(header)}
+        text_columns = {columns["method"], columns["tuning"]}
+        spread_columns = {i for i, name in enumerate(header) if name.startswith(("final", "best"))}
+        spread_columns |= {columns[name] for name in ("steps to target",) if name in columns}
         grid = Table(
             title=f"{group[0].title}: target {_target_text(group[0])}",
             title_justify="left",
@@ -101,19 +124,35 @@ def terminal_table(summaries: Sequence[Summary], width: int | None = None) -> st
         )
         for i, name in enumerate(header):
             name = _SHORT.get(name, name)
-            text = i in (1, 2)  # method, tuning: wrap at spaces
-            spread = i in (5, 7, 8)  # "median [q1-q3]": may break before the bracket
+            text = i in text_columns  # method, tuning: wrap at spaces
+            spread = i in spread_columns  # "median [q1-q3]": may break before the bracket
             grid.add_column(
                 name,
                 overflow="fold",
                 justify="left" if text else "right",
                 no_wrap=not (text or spread),
                 min_width=10 if text else (7 if spread else len(name)),
-                ratio=2 if i == 1 else (1 if text or spread else None),
+                ratio=2 if i == columns["method"] else (1 if text or spread else None),
             )
         for row in table:
             grid.add_row(*row)
         console.print(grid)
+        for line in grid_warnings(group):
+            console.print(line, overflow="fold")
+    return _text(console)
+
+
+def _console(width: int | None) -> Any:
+    """A rich console recording plain text ``width`` columns wide (default: the terminal's
+    when standard output is one, else wide enough for every row on one line)."""
+    from rich.console import Console
+
+    if width is None:
+        width = shutil.get_terminal_size((100, 24)).columns if sys.stdout.isatty() else 400
+    return Console(width=width, record=True, file=io.StringIO(), color_system=None, soft_wrap=False)
+
+
+def _text(console: Any) -> str:
     return "\n".join(line.rstrip() for line in console.export_text().splitlines()).rstrip()
 
 
@@ -141,14 +180,20 @@ def markdown_table(header: Sequence[str], table: Sequence[Sequence[str]]) -> lis
     return [line(header), "|" + "|".join("---" for _ in header) + "|", *map(line, table)]
 
 
+def _sources(source: str | Sequence[str]) -> str:
+    return " ".join(f"--db {s}" for s in ([source] if isinstance(source, str) else source))
+
+
 def markdown(
     summaries: Sequence[Summary],
     runs: Sequence[StoredRun],
     plots: dict[str, list[str]],
-    source: str,
+    source: str | Sequence[str],
+    profile: Profiles | None = None,
 ) -> str:
-    """The report: per task, the ranking, how it was tuned, the plots, every LR of the grids."""
-    lines = ["# lrlab comparison", "", f"Regenerate with `lrlab report --db {source}`.", ""]
+    """The report: the performance profiles over the tasks (when given), then per task the
+    ranking, how it was tuned, the plots, every LR of the grids."""
+    lines = ["# lrlab comparison", "", f"Regenerate with `lrlab report {_sources(source)}`.", ""]
     versions = sorted({json.dumps(r.record.versions, sort_keys=True) for r in runs if r.record})
     for version in versions:
         data = json.loads(version)
@@ -156,6 +201,8 @@ def markdown(
             f"Runs made with lrlab {data.get('lrlab')}, torch {data.get('torch')}, "
             f"Python {data.get('python')}."
         )
+    if profile is not None:
+        lines += ["", *profile_markdown(profile, plots.get("profile", []))]
     for task, group in by_task(summaries).items():
         first = next((s.records[0] for s in group if s.records), None)
         lines += ["", f"## {group[0].title}", ""]
@@ -172,16 +219,28 @@ def markdown(
                 f"Seeds per method: {max(s.runs for s in group)}."
             )
         lines += ["", *markdown_table(*rows(group))]
+        for warning in grid_warnings(group):
+            lines += ["", f"**{warning}**"]
+        targeted = group[0].target is not None
         lines += [
             "",
-            "Medians over seeds, [interquartile range]. `reached`: runs whose metric "
-            "met the target; steps and time to target count a miss as infinite, so a "
-            "median that falls on misses shows `-`, a quartile `miss`. `tuning`: the runs "
-            "each method spent, its LR search included. Tuned methods report the grid LR that "
-            "reached the target most often, then fastest, then with the best median final "
-            "metric, chosen on the same seeds it reports (an optimistic estimate for "
-            "them); `no tuning` methods (LipschitzLR, the LR-free peers) ran once per seed "
-            "and their `lr` column shows the first LR they used.",
+            "Medians over seeds, [interquartile range]. "
+            + (
+                "`reached`: runs whose metric met the target; steps and time to target count "
+                "a miss as infinite, so a median that falls on misses shows `-`, a quartile "
+                "`miss`. "
+                if targeted
+                else "The task has no target: no steps to target, the ranking is by final metric. "
+            )
+            + "A diverged run's final metric counts as the worst (`diverged` where a median "
+            "or quartile falls on one). `tuning`: the runs each method spent, its LR search "
+            "included. Tuned methods report the grid LR that "
+            + ("reached the target most often, then fastest, then with " if targeted else "had ")
+            + "the best median final metric, chosen on the same seeds it reports (an "
+            "optimistic estimate for them); the method's label shows its schedule at that LR, "
+            "and `(edge)` marks an LR at the end of the grid. `no tuning` methods "
+            "(LipschitzLR, the LR-free peers) ran once per seed and their `lr` column shows "
+            "the first LR they used. " + RANKING_RULE,
         ]
         together = [r for s in group for r in s.records if "vectorized" in r.extra]
         if together:
@@ -197,6 +256,10 @@ def markdown(
         if errors:
             lines += ["", "Failures: " + "; ".join(sorted(set(errors)))]
         for title, name in (
+            (
+                "Final test metric against the LR (median and interquartile band over seeds)",
+                "sensitivity",
+            ),
             ("Training loss (smoothed, median over seeds)", "loss"),
             ("Learning rate per epoch", "lr"),
             ("Test metric per epoch", "metric"),
@@ -219,14 +282,117 @@ def _grid_table(task: str, runs: Sequence[StoredRun]) -> list[str]:
         for lr, group in sorted(lrs.items(), key=lambda kv: kv[0] or 0.0):
             records = [r.record for r in group if r.record is not None]
             reached = sum(r.steps_to_target is not None for r in records)
-            final = Spread.of([r.final_metric for r in records])
+            higher = records[0].higher_is_better if records else True
+            final = final_spread(records, higher)
             diverged = sum(r.status == "diverged" for r in group)
             table.append(
-                [label, _num(lr, 3), f"{reached}/{len(group)}", _spread(final), str(diverged)]
+                [
+                    label,
+                    _num(lr, 3),
+                    f"{reached}/{len(group)}",
+                    _spread(final, show=_final),
+                    str(diverged),
+                ]
             )
     if not table:
         return []
     return markdown_table(["method", "lr", "reached", "final metric", "diverged"], table)
+
+
+def _speedup(speedup: Speedup | None) -> str:
+    if speedup is None or speedup.value is None:
+        return "-"
+    return f"{speedup.value:.3g}x ({speedup.tasks}/{speedup.of})"
+
+
+def profile_rows(profile: Profiles) -> tuple[list[str], list[list[str]]]:
+    """The profiles as a table: per method (best steps score first), the tasks it reached,
+    its integrated scores by steps and by seconds, its speedups over the baseline."""
+    baseline = profile.baseline or "-"
+    header = [
+        "method",
+        "reached",
+        "score (steps)",
+        "score (seconds)",
+        f"speedup over {baseline} (steps)",
+        "(seconds)",
+    ]
+    steps, seconds = profile.steps, profile.seconds
+    table = [
+        [
+            method,
+            f"{steps.reached(method)}/{len(steps.tasks)}",
+            f"{steps.scores[method]:.3f}",
+            f"{seconds.scores[method]:.3f}",
+            _speedup(profile.speedups.get(method)),
+            _speedup(profile.time_speedups.get(method)),
+        ]
+        for method in sorted(steps.methods, key=lambda m: (-steps.scores[m], m))
+    ]
+    return header, table
+
+
+def profile_markdown(profile: Profiles, plot_files: Sequence[str] = ()) -> list[str]:
+    """The Markdown section of the performance profiles."""
+    steps = profile.steps
+    lines = [
+        f"## Performance profiles over {len(steps.tasks)} tasks",
+        "",
+        *markdown_table(*profile_rows(profile)),
+        "",
+        "Each method's cost on a task is its median over seeds of steps (or training seconds) "
+        "to the target, a miss when that median is one; its ratio r to the best method's cost "
+        "on the task, and rho(tau) the fraction of tasks with r <= tau (Dolan & Moré 2002). "
+        f"`score`: AlgoPerf's integrated profile, the area under rho over tau in [1, "
+        f"{steps.tau_max:g}] (trapezoid rule at {len(steps.taus)} points) over "
+        f"{steps.tau_max - 1:g}: 1 for the fastest method on every task, 0 for one never "
+        f"within {steps.tau_max:g}x the best. `speedup`: geometric mean over the tasks both "
+        "it and the baseline reach (counted in brackets) of the baseline's cost over the "
+        "method's (above 1: faster than the baseline). Methods are matched across tasks by "
+        "their label without what is set per task (the LR, the schedule's numbers, run "
+        "options that vary); a method not run on a task counts as a miss there.",
+    ]
+    if profile.left_out:
+        lines += ["", "Left out (no target): " + ", ".join(profile.left_out) + "."]
+    for path in plot_files:
+        lines += ["", f"![Performance profiles]({path})"]
+    return lines
+
+
+def report_profiles(summaries: Sequence[Summary], baseline: str | None = None) -> Profiles | None:
+    """The performance profiles a report shows: over the tasks with a target, when there are
+    two or more of them (one task's profile is its ranking's ratios); ``None`` otherwise."""
+    targeted = {s.task for s in summaries if s.target is not None}
+    if len(targeted) < 2:
+        if baseline is not None:
+            raise ValueError(
+                "baseline must be left out: performance profiles need two or more tasks with "
+                f"a target (these runs have {len(targeted)}), got baseline={baseline!r}"
+            )
+        return None
+    return profiles(summaries, baseline=baseline)
+
+
+def profile_text(profile: Profiles, width: int | None = None) -> str:
+    """The profiles' table as terminal text."""
+    from rich.table import Table
+
+    console = _console(width)
+    header, table = profile_rows(profile)
+    grid = Table(
+        title=f"performance profiles over {len(profile.steps.tasks)} tasks",
+        title_justify="left",
+        box=None,
+        pad_edge=False,
+        show_edge=False,
+        padding=(0, 1),
+    )
+    for i, name in enumerate(header):
+        grid.add_column(name, overflow="fold", justify="left" if i == 0 else "right")
+    for row in table:
+        grid.add_row(*row)
+    console.print(grid)
+    return _text(console)
 
 
 SUMMARY_COLUMNS = (
@@ -235,6 +401,7 @@ SUMMARY_COLUMNS = (
     "method",
     "group",
     "lr",
+    "lr_at_edge",
     "grid_size",
     "runs",
     "budget",
@@ -281,6 +448,7 @@ def summary_rows(summaries: Sequence[Summary]) -> list[dict[str, object]]:
                     "method": s.label,
                     "group": s.group,
                     "lr": s.lr,
+                    "lr_at_edge": s.lr_at_edge,
                     "grid_size": len(s.grid),
                     "runs": s.runs,
                     "budget": s.budget,
@@ -354,15 +522,26 @@ def write_report(
     runs: Sequence[StoredRun],
     out: Path,
     *,
-    source: str,
+    source: str | Sequence[str],
     loss_ylim: tuple[float, float] | None = None,
+    baseline: str | None = None,
 ) -> tuple[list[Summary], ReportFiles]:
-    """Summaries of ``runs`` and the report files under ``out`` (created)."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Summaries of ``runs`` and the report files under ``out`` (created): report.md,
+    summary.csv, runs.csv, the plots per task and, over two or more tasks with a target,
+    the performance profiles (``profile.png``; speedups over ``baseline``, see
+    `lrlab.report.profiles.profiles`). ``source``: the store(s) the runs came from."""
     summaries = summarize(runs)
+    profile = report_profiles(summaries, baseline)  # a bad baseline: before any file
+    out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(summaries, out, loss_ylim)
+    if profile is not None:
+        from lrlab.plots import save_figure
+
+        axes = plot_profiles(profile)
+        save_figure(axes[0].figure, out / "profile.png")
+        plots["profile"] = ["profile.png"]
     report = out / "report.md"
-    report.write_text(markdown(summaries, runs, plots, source))
+    report.write_text(markdown(summaries, runs, plots, source, profile))
     csv_files = write_csv(summaries, runs, out)
     return summaries, ReportFiles(
         report, csv_files, [out / p for names in plots.values() for p in names]

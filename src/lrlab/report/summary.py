@@ -5,15 +5,20 @@ records only: what a method is (tuned or not, its effective LR) the engine wrote
 A *method* is everything about a run except its seed and LR (optimizer, its arguments,
 schedule, budget, batch, model...). A tuned method ran a grid of LRs: the report keeps the LR
 whose runs reached the target most often, then fastest (median steps to target), then with the
-best median final metric, and states the tuning budget. Methods that set their own LR
-(LipschitzLR, the LR-free peers) ran once per seed: the "no tuning" group.
+best median final metric, and states the tuning budget; its label shows its schedule at that
+LR (`schedule_at_lr`). Methods that set their own LR (LipschitzLR, the LR-free peers) ran once
+per seed: the "no tuning" group. Methods are ranked per task by `rank_key` (`RANKING_RULE`).
 
 A run that misses the target counts as a miss (an infinite time), never as its last value; a
-median that falls on misses is shown as "-".
+median that falls on misses is shown as "-". A diverged run's final metric is the test metric
+of the weights it had before its loss went non-finite, often a meaningless number (1.7e37):
+`final_spread` counts it as the worst possible value instead, shown as "diverged".
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import math
 import re
@@ -130,9 +135,61 @@ class Method:
         return dict(groups)
 
 
+def final_value(record: RunRecord, metric: str = "test") -> float | None:
+    """A run's final ``"test"`` metric (`RunRecord.final_metric`: the test set's, else the
+    training metric) or ``"validation"`` metric (`RunRecord.final_val_metric`)."""
+    return record.final_val_metric if metric == "validation" else record.final_metric
+
+
+def final_spread(
+    records: Sequence[RunRecord], higher_is_better: bool, metric: str = "test"
+) -> Spread:
+    """Median and interquartile range of the runs' final ``metric`` (see `final_value`),
+    where a diverged run counts as the worst value: ``-inf`` when higher is better, ``+inf``
+    when lower is (a median or quartile that falls on one is infinite, shown "diverged");
+    runs without the metric are left out. Quartiles interpolate as `spread_with_misses`.
+
+    >>> from lrlab.record import EpochStats, RunConfig
+    >>> def run(value, status="done"):
+    ...     epoch = EpochStats(0, 10, 0.1, 1.0, value, 1.0, value, 1.0, 1.0)
+    ...     return RunRecord(RunConfig("x"), status, "mse", None, False, 10, epochs=[epoch])
+    >>> final_spread([run(1.0), run(2.0), run(1.7e37, "diverged")], higher_is_better=False)
+    Spread(median=2.0, low=1.5, high=inf)
+    """
+    sign = -1.0 if higher_is_better else 1.0
+    values: list[float | None] = []
+    for record in records:
+        value = final_value(record, metric)
+        if record.status == "diverged":
+            values.append(None)
+        elif value is not None and math.isfinite(value):
+            values.append(sign * value)
+    spread = spread_with_misses(values)
+    if spread.median is None or spread.low is None or spread.high is None:
+        return spread
+    if higher_is_better:  # back to the metric's sign; the quartiles swap places
+        return Spread(-spread.median, -spread.high, -spread.low)
+    return spread
+
+
+def badness(value: float | None, higher_is_better: bool) -> float:
+    """A metric value as a number where smaller is better: ``inf`` for ``None`` (no value)
+    and for a diverged median (see `final_spread`)."""
+    if value is None:
+        return math.inf
+    return -value if higher_is_better else value
+
+
 @dataclass(frozen=True)
 class Summary:
-    """One method at its chosen LR, over its seeds."""
+    """One method at its chosen LR, over its seeds.
+
+    ``label`` names the method as run: its schedule at the chosen LR (`schedule_at_lr`);
+    ``base_label`` as written, the same for every LR of its grid; ``key`` the method across
+    tasks (`method_key`). ``grid_records`` holds the runs of every LR the method tried, by LR
+    (the evidence for the choice, drawn by `lrlab.report.plot_lr_sensitivity`); ``records``
+    the runs at the chosen LR that every number of the summary comes from.
+    """
 
     task: str  # as runs name it: a task's name or a file.py:function reference
     label: str
@@ -155,6 +212,9 @@ class Summary:
     records: tuple[RunRecord, ...]
     errors: tuple[str, ...]
     task_name: str = ""  # the task's own name, for titles
+    key: str = ""
+    base_label: str = ""
+    grid_records: tuple[tuple[float | None, tuple[RunRecord, ...]], ...] = ()
 
     @property
     def title(self) -> str:
@@ -170,17 +230,54 @@ class Summary:
             return f"default LR ({self.runs} runs)"
         return f"{len(self.grid)} LRs x {self.runs} seeds = {self.budget} runs"
 
+    @property
+    def lr_at_edge(self) -> str | None:
+        """``"lowest"`` or ``"highest"`` when a tuned method's chosen LR is the lowest or the
+        highest of a grid of two or more LRs (the best may lie beyond it: widen the grid),
+        else ``None``."""
+        grid = sorted(lr for lr in self.grid if lr is not None)
+        if self.group != "tuned" or len(grid) < 2 or self.lr is None:
+            return None
+        if self.lr == grid[0]:
+            return "lowest"
+        return "highest" if self.lr == grid[-1] else None
+
+    @property
+    def steps_trained(self) -> float | None:
+        """Median over the runs of the steps they trained (a diverged run stops early)."""
+        steps = [r.steps for r in self.records]
+        return float(statistics.median(steps)) if steps else None
+
+
+#: How `rank_key` orders the methods of a task, as the report states it.
+RANKING_RULE = (
+    "Ranking: most runs reaching the target, then fewest median steps to target; ties are "
+    "broken by the better median final metric (a diverged median is the worst), then by "
+    "fewer median steps trained, then by name. A task without a target ranks by the median "
+    "final metric, then steps trained, then name."
+)
+
+
+def rank_key(summary: Summary) -> tuple[float | str, ...]:
+    """Sort key of `RANKING_RULE` (smaller ranks first)."""
+    final = badness(summary.final.median, summary.higher_is_better)
+    trained = math.inf if summary.steps_trained is None else summary.steps_trained
+    if summary.target is None:
+        return (final, trained, summary.label)
+    steps = math.inf if summary.steps_to_target is None else summary.steps_to_target
+    return (-summary.reached, steps, final, trained, summary.label)
+
 
 def _score(runs: list[StoredRun], higher_is_better: bool) -> tuple[float, float, float]:
     """Sort key for choosing among a grid's LRs: most targets reached, then fewest median
-    steps to target, then best median final metric (smaller is better)."""
+    steps to target, then best median final metric (`badness`: smaller is better, a
+    diverged median the worst)."""
     records = [r.record for r in runs if r.record is not None]
     reached = sum(r.steps_to_target is not None for r in records)
     misses: list[int | None] = [None] * (len(runs) - len(records))  # failed runs
     steps = _median_with_misses([r.steps_to_target for r in records] + misses)
-    final = Spread.of([r.final_metric for r in records]).median
-    final_key = -math.inf if final is None else (final if higher_is_better else -final)
-    return (-reached, math.inf if steps is None else steps, -final_key)
+    final = final_spread(records, higher_is_better).median
+    return (-reached, math.inf if steps is None else steps, badness(final, higher_is_better))
 
 
 def methods(runs: Sequence[StoredRun]) -> list[Method]:
@@ -194,20 +291,39 @@ def methods(runs: Sequence[StoredRun]) -> list[Method]:
     return list(grouped.values())
 
 
-def method_labels(group: list[Method]) -> dict[int, str]:
-    """Short names: optimizer (+ its arguments) (+ schedule), plus whatever else varies."""
+def _optimizer_label(identity: dict[str, Any]) -> str:
+    label = str(identity["optimizer"])
+    arguments = identity["optimizer_args"]
+    if arguments:
+        label += "(" + ", ".join(f"{k}={v}" for k, v in arguments.items()) + ")"
+    return label
+
+
+def method_labels(
+    group: list[Method], lrs: dict[int, float | None] | None = None
+) -> dict[int, str]:
+    """Short names: optimizer (+ its arguments) (+ schedule), plus whatever else varies.
+    With ``lrs`` (``{id(method): chosen LR}``), a tuned method's schedule is shown at its
+    chosen LR (`schedule_at_lr`)."""
     varying = [
         name for name in _VARYING[3:] if len({json.dumps(m.identity[name]) for m in group}) > 1
     ]
     labels = {}
     for method in group:
         identity = method.identity
-        label = identity["optimizer"]
-        arguments = identity["optimizer_args"]
-        if arguments:
-            label += "(" + ", ".join(f"{k}={v}" for k, v in arguments.items()) + ")"
-        if identity["schedule"]:
-            label += " + " + identity["schedule"]
+        label = _optimizer_label(identity)
+        schedule = identity["schedule"]
+        lr = (lrs or {}).get(id(method))
+        if schedule and lr is not None and not method.self_tuning:
+            records = [r.record for r in method.runs if r.record is not None]
+            schedule = schedule_at_lr(
+                schedule,
+                lr,
+                steps_per_epoch=records[0].steps_per_epoch if records else None,
+                horizon=max((r.steps for r in records), default=0),
+            )
+        if schedule:
+            label += " + " + schedule
         extras = [f"{name}={identity[name]}" for name in varying if identity[name] is not None]
         if extras:
             label += " [" + ", ".join(extras) + "]"
@@ -215,32 +331,183 @@ def method_labels(group: list[Method]) -> dict[int, str]:
     return labels
 
 
+def method_key(identity: dict[str, Any]) -> str:
+    """A method's name across tasks: the optimizer with its arguments, plus its schedule with
+    every number left out (LRs, horizons, rates and milestones are set per task), keeping the
+    names of schedules and controllers and their word and true/false arguments; the run
+    options that vary within a task (budget, batch, model...) are left out too.
+
+    >>> method_key({"optimizer": "sgd", "optimizer_args": {"momentum": 0.9},
+    ...             "schedule": "warmup(cosine(lr=0.1, steps=1000), steps=50)"})
+    'sgd(momentum=0.9) + warmup(cosine)'
+    >>> method_key({"optimizer": "sgd", "optimizer_args": {},
+    ...             "schedule": "lipschitz(bound=smooth, max_lr=10)"})
+    'sgd + lipschitz(bound=smooth)'
+    """
+    from lrlab.callspec import SpecError, parse_call
+
+    label = _optimizer_label(identity)
+    schedule = identity["schedule"]
+    if schedule:
+        with contextlib.suppress(SpecError):  # not the spec language: shown as written
+            schedule = _write(_without_numbers(parse_call(schedule)), bare=True)
+        label += " + " + schedule
+    return label
+
+
+def _without_numbers(value: object) -> object:
+    """A parsed spec value with its numbers (and lists left empty by that) taken out;
+    ``None`` for a value that is all numbers."""
+    from lrlab.callspec import CallSpec
+
+    if isinstance(value, CallSpec):
+        args = tuple(v for v in map(_without_numbers, value.args) if v is not None)
+        kept = {k: _without_numbers(v) for k, v in value.kwargs.items()}
+        kwargs = {k: v for k, v in kept.items() if v is not None}
+        return CallSpec(value.name, args, kwargs)
+    if isinstance(value, tuple | list):
+        items = tuple(v for v in map(_without_numbers, value) if v is not None)
+        return items or None
+    return value if isinstance(value, str | bool) else None
+
+
+class _Rounded(float):
+    """A scaled LR, written to the 6 significant digits a label shows."""
+
+    def __repr__(self) -> str:
+        return f"{float(self):.6g}"
+
+
+def _write(value: object, bare: bool = False) -> str:
+    """A parsed spec value written back in the spec language, positional arguments kept
+    positional (``bare``: a call without arguments as its name alone)."""
+    from lrlab.callspec import CallSpec
+
+    if isinstance(value, CallSpec):
+        parts = [_write(v, bare) for v in value.args]
+        parts += [f"{k}={_write(v, bare)}" for k, v in value.kwargs.items()]
+        return value.name if bare and not parts else f"{value.name}({', '.join(parts)})"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value.isidentifier() else repr(value)
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_write(v, bare) for v in value) + "]"
+    return repr(value)
+
+
+#: Schedule fields that hold an LR (scaled with the base LR, as `lrlab.ScheduleLR` scales the
+#: whole schedule); the others are steps, fractions and factors.
+_LR_FIELDS = ("lr", "end", "max_lr", "start", "values")
+
+
+def schedule_at_lr(
+    spec: str, lr: float, *, steps_per_epoch: int | None = None, horizon: int = 0
+) -> str:
+    """The schedule a run with base LR ``lr`` follows, written as ``spec`` is: its LR-valued
+    arguments times ``lr / reference_lr`` (a param group at a base LR other than the
+    schedule's reference gets the schedule's values scaled by that ratio, `lrlab.ScheduleLR`),
+    to 6 significant digits. The rewrite is checked against the scaled schedule at steps
+    spread over ``[0, horizon)``; a spec it cannot rewrite (a controller, a schedule not
+    registered here, LR-valued fields it does not know) reads ``spec at lr=LR``.
+
+    >>> schedule_at_lr("warmup(cosine(lr=0.1, steps=1000, end=0.001), 50)", 0.03, horizon=1000)
+    'warmup(cosine(lr=0.03, steps=1000, end=0.0003), 50)'
+    >>> schedule_at_lr("plateau(patience=2)", 0.03)
+    'plateau(patience=2) at lr=0.03'
+    """
+    from lrlab.callspec import parse_call
+    from lrlab.schedules import parse
+
+    fallback = f"{spec} at lr={lr:.4g}"
+    try:
+        schedule = parse(spec, steps_per_epoch=steps_per_epoch)
+        factor = lr / schedule.reference_lr
+    except (ValueError, ZeroDivisionError):
+        return fallback
+    if math.isclose(factor, 1.0, rel_tol=1e-9):
+        return spec
+    call = _scaled(parse_call(spec), factor)
+    if call is None:
+        return fallback
+    text = _write(call)
+    end = max(horizon, 2)
+    probes = sorted({0, 1, *range(0, end, max(end // 100, 1)), end - 1})
+    try:
+        scaled = parse(text, steps_per_epoch=steps_per_epoch)
+        same = all(
+            math.isclose(scaled(t), factor * schedule(t), rel_tol=1e-5, abs_tol=1e-12)
+            for t in probes
+        )
+    except ValueError:
+        return fallback
+    return text if same else fallback
+
+
+def _scaled(call: Any, factor: float) -> Any:
+    """A parsed schedule spec with its `_LR_FIELDS` (and those of the schedules inside it)
+    times ``factor``, positional arguments named by the schedule's fields; ``None`` for a
+    name that is not a schedule here."""
+    from lrlab.callspec import CallSpec
+    from lrlab.schedules import SCHEDULES
+
+    cls: Any = SCHEDULES.find(call.name)
+    if cls is None or not dataclasses.is_dataclass(cls):
+        return None
+    names = [f.name for f in dataclasses.fields(cls) if f.init]
+
+    def scale(name: str, value: object) -> object:
+        if isinstance(value, CallSpec):
+            return _scaled(value, factor)
+        if isinstance(value, tuple) and value and all(isinstance(v, CallSpec) for v in value):
+            inner = tuple(_scaled(v, factor) for v in value)
+            return None if None in inner else inner
+        if name in _LR_FIELDS and isinstance(value, int | float) and not isinstance(value, bool):
+            return _Rounded(f"{value * factor:.6g}")
+        if name in _LR_FIELDS and isinstance(value, tuple):
+            return tuple(scale(name, v) for v in value)
+        return value
+
+    args = tuple(scale(names[i] if i < len(names) else "", v) for i, v in enumerate(call.args))
+    kwargs = {k: scale(k, v) for k, v in call.kwargs.items()}
+    if None in args or None in kwargs.values():
+        return None
+    return CallSpec(call.name, args, kwargs)
+
+
 def summarize(runs: Sequence[StoredRun]) -> list[Summary]:
-    """Every method at its chosen LR, ranked within each task."""
+    """Every method at its chosen LR, ranked within each task by `rank_key`."""
     summaries: list[Summary] = []
     by_task: dict[str, list[Method]] = defaultdict(list)
     for method in methods(runs):
         by_task[method.task].append(method)
     for group in by_task.values():
-        labels = method_labels(group)
-        task_summaries = [_summary(method, labels[id(method)]) for method in group]
-        task_summaries.sort(
-            key=lambda s: (
-                -s.reached,
-                math.inf if s.steps_to_target is None else s.steps_to_target,
-                -(s.final.median if s.final.median is not None else -math.inf)
-                * (1 if s.higher_is_better else -1),
-            )
-        )
-        summaries.extend(task_summaries)
+        chosen = {id(method): _choose_lr(method) for method in group}
+        labels = method_labels(group, chosen)
+        base_labels = method_labels(group)
+        task_summaries = [
+            _summary(method, labels[id(method)], base_labels[id(method)], chosen[id(method)])
+            for method in group
+        ]
+        summaries.extend(sorted(task_summaries, key=rank_key))
     return summaries
 
 
-def _summary(method: Method, label: str) -> Summary:
+def _higher_is_better(method: Method) -> bool:
+    return next((r.record.higher_is_better for r in method.runs if r.record is not None), True)
+
+
+def _choose_lr(method: Method) -> float | None:
+    """The grid LR whose runs score best (`_score`)."""
+    lrs = method.by_lr()
+    higher = _higher_is_better(method)
+    return min(lrs, key=lambda lr: _score(lrs[lr], higher))
+
+
+def _summary(method: Method, label: str, base_label: str, chosen_lr: float | None) -> Summary:
     lrs = method.by_lr()
     records_any = [r.record for r in method.runs if r.record is not None]
-    higher = records_any[0].higher_is_better if records_any else True
-    chosen_lr = min(lrs, key=lambda lr: _score(lrs[lr], higher))
+    higher = _higher_is_better(method)
     chosen = lrs[chosen_lr]
     records = [r.record for r in chosen if r.record is not None]
     failed = sum(r.status == "failed" for r in chosen)
@@ -264,7 +531,7 @@ def _summary(method: Method, label: str) -> Summary:
         steps_to_target=_median_with_misses(steps),
         steps_spread=spread_with_misses(steps),
         time_to_target=_median_with_misses(times),
-        final=Spread.of([r.final_metric for r in records]),
+        final=final_spread(records, higher),
         best=Spread.of([r.best_metric for r in records]),
         metric=records[0].metric if records else "metric",
         higher_is_better=higher,
@@ -272,6 +539,12 @@ def _summary(method: Method, label: str) -> Summary:
         records=tuple(records),
         errors=tuple(r.error for r in chosen if r.error),
         task_name=next((r.task_name for r in records_any if r.task_name), method.task),
+        key=method_key(method.identity),
+        base_label=base_label,
+        grid_records=tuple(
+            (lr, tuple(r.record for r in group if r.record is not None))
+            for lr, group in sorted(lrs.items(), key=lambda kv: -1.0 if kv[0] is None else kv[0])
+        ),
     )
 
 
