@@ -8,4 +8,5 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 .venv/bin/ruff check src tests benchmarks
 .venv/bin/ruff format --check src tests benchmarks
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
 .venv/bin/python -m pytest -n 2 "$@"

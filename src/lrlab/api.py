@@ -19,10 +19,32 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrlab.controllers import ScheduleController, build_controller
+from lrlab.engine import plan, task_data, train_run
+from lrlab.execution import make_executor
 from lrlab.record import RunConfig, RunRecord
+from lrlab.report import (
+    plot_loss_curves,
+    plot_per_epoch,
+    profiles,
+    run_rows,
+    summarize,
+    summary_rows,
+    terminal_table,
+    write_report,
+)
 from lrlab.schedules import Schedule
+from lrlab.store import Store
 from lrlab.sweep import Progress, Sweep, run_missing
-from lrlab.validate import MAX_SEEDS, ArgumentTypeError, check_int
+from lrlab.tasks import get_task, task_id
+from lrlab.validate import (
+    MAX_SEEDS,
+    ArgumentTypeError,
+    check_choice,
+    check_input_dir,
+    check_int,
+    check_output_path,
+)
 
 if TYPE_CHECKING:
     import pandas
@@ -57,7 +79,6 @@ def _spec(schedule: ScheduleLike, name: str = "schedule") -> str | None:
 
 
 def _task(task: str | Task) -> tuple[str, Task]:
-    from lrlab.tasks import get_task, task_id
 
     resolved = get_task(task)
     return task_id(task if isinstance(task, str) else resolved), resolved
@@ -91,7 +112,6 @@ def train(
     >>> record.status, round(record.step_loss[1], 4)
     ('done', 12.96)
     """
-    from lrlab.engine import train_run
 
     name, resolved = _task(task)
     if observer is not None and not all(
@@ -133,7 +153,6 @@ def _arguments(optimizer_args: object) -> dict[str, Any]:
 
 def _data_dir(data_dir: object) -> str | None:
     """``data_dir`` as a run config stores it (a string), checked: a folder when it exists."""
-    from lrlab.validate import check_input_dir
 
     return None if data_dir is None else str(check_input_dir("", "data_dir", data_dir))
 
@@ -164,7 +183,6 @@ class Comparison:
 
     def table(self, width: int | None = None) -> str:
         """The ranking as terminal text (what ``lrlab compare`` prints)."""
-        from lrlab.report import terminal_table
 
         return terminal_table(self.summaries, width=width)
 
@@ -172,7 +190,6 @@ class Comparison:
         """Performance profiles of the methods over the comparison's tasks (by steps and by
         seconds to target), AlgoPerf's integrated scores and the geometric-mean speedups over
         ``baseline``: `lrlab.report.profiles.profiles`."""
-        from lrlab.report import profiles
 
         return profiles(self.summaries, baseline=baseline, tau_max=tau_max)
 
@@ -180,8 +197,6 @@ class Comparison:
         """A ``pandas.DataFrame``: one row per method (``what="summary"``, the columns of
         ``summary.csv``) or per run (``"runs"``). Needs pandas (``pip install
         'lrlab[pandas]'``)."""
-        from lrlab.report import run_rows, summary_rows
-        from lrlab.validate import check_choice
 
         check_choice("to_pandas", "what", what, ("summary", "runs"))
         try:
@@ -195,8 +210,6 @@ class Comparison:
         """The report's plots: ``"loss"`` (smoothed training loss, median over seeds, seed
         003's figure), ``"lr"`` (LR per epoch) or ``"metric"`` (test metric per epoch), on
         ``ax`` or a new figure (never shown)."""
-        from lrlab.report import plot_loss_curves, plot_per_epoch
-        from lrlab.validate import check_choice
 
         check_choice("plot", "kind", kind, ("loss", "lr", "metric"))
         if kind == "loss":
@@ -206,7 +219,6 @@ class Comparison:
     def write_report(self, out: str | Path | None = None) -> ReportFiles:
         """Write report.md, summary.csv, runs.csv and the plots (default folder: the store's
         name with ``-report``, beside it)."""
-        from lrlab.report import write_report
 
         folder = Path(out) if out is not None else self.db.with_name(self.db.stem + "-report")
         return write_report(self.runs, folder, source=str(self.db))[1]
@@ -246,10 +258,6 @@ def compare(
     """
     import os
 
-    from lrlab.execution import make_executor
-    from lrlab.store import Store
-    from lrlab.validate import check_output_path
-
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
     store_path = check_output_path("", "db", db)
@@ -285,7 +293,6 @@ def compare(
     )
     configs = sweep.configs()
     probe = configs[0]
-    from lrlab.engine import plan, task_data
 
     resolved_plan = plan(probe, task_data(probe, resolved), resolved)  # bad options, data: now
     _check_controllers(configs, resolved_plan)
@@ -308,7 +315,6 @@ def compare(
             store, configs, executor_for, progress, vectorize=vectorize, workers=count
         )
         runs = store.runs(keys=[c.key() for c in configs])
-    from lrlab.report import summarize
 
     return Comparison(summarize(runs), runs, store_path, ran)
 
@@ -324,7 +330,6 @@ def _check_controllers(configs: Sequence[RunConfig], resolved: Plan) -> None:
     """What each run's LR controller would refuse at its start, refused now for all of them:
     a task it cannot drive (LipschitzLR without a Linear head), a schedule whose LR overflows
     within the runs' horizon at the largest base LR the grid gives it."""
-    from lrlab.controllers import ScheduleController, build_controller
 
     lrs: dict[str, list[float | None]] = {}
     for config in configs:

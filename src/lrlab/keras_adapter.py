@@ -273,6 +273,8 @@ def _lipschitz_callback() -> type[Any]:
     import keras
     import numpy as np
 
+    # (Here, not at the top: `lrlab.lipschitz` imports torch, which a Keras schedule alone
+    # does not need.)
     from lrlab.lipschitz.options import LipschitzOptions
     from lrlab.lipschitz.rule import A2, A4, COLUMNS, OUT2, Y2, M, Rule
 

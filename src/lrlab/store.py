@@ -41,6 +41,7 @@ from pathlib import Path
 
 from lrlab.errors import describe
 from lrlab.record import RunConfig, RunRecord
+from lrlab.validate import check_output_path
 
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT = 120.0
@@ -153,7 +154,6 @@ class Store:
     """
 
     def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
-        from lrlab.validate import check_output_path
 
         self.path = Path(path)
         self.readonly = readonly

@@ -19,9 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from lrlab.controllers import build_controller, controller_entry
 from lrlab.execution import Outcome
+from lrlab.optimizers import check_optimizer_args, optimizer_entry
 from lrlab.record import RunConfig
+from lrlab.store import Lease
 from lrlab.validate import check_lr
+from lrlab.vectorize import plan_groups
 
 if TYPE_CHECKING:
     from lrlab.execution import Executor
@@ -34,8 +38,6 @@ POLL = 1.0
 def is_self_tuning(optimizer: str, schedule: str | None) -> bool:
     """Whether a method sets its own LR: an adaptive controller that computes it, or an
     LR-free optimizer. Unknown names are a ``ValueError``."""
-    from lrlab.controllers import controller_entry
-    from lrlab.optimizers import optimizer_entry
 
     if schedule is not None:
         entry = controller_entry(schedule)
@@ -74,8 +76,6 @@ class Sweep:
                 raise ValueError("lr_grid must hold at least one LR, got lr_grid=[]")
             for i, lr in enumerate(self.lr_grid):
                 check_lr("", lr, f"lr_grid[{i}]")
-        from lrlab.controllers import build_controller
-        from lrlab.optimizers import check_optimizer_args, optimizer_entry
 
         args = self.run.get("optimizer_args")
         for name in [*self.optimizers, *(o for o, _ in self.extra)]:
@@ -156,7 +156,6 @@ def run_missing(
     which is when its runs are claimed. With ``cost``, the longest units start first
     (stable: the given order within equal costs), which keeps every worker busy to the end.
     """
-    from lrlab.store import Lease
 
     finished = store.finished_keys()
     unique: dict[str, RunConfig] = {}
@@ -232,7 +231,6 @@ def _units(
     their first run."""
     if not vectorize or len(pending) < 2:
         return [[config] for config in pending]
-    from lrlab.vectorize import plan_groups
 
     groups, alone = plan_groups(pending, workers=workers)
     if progress is not None:

@@ -4,22 +4,19 @@ Bottom to top: `lrlab.execution.base` (the `Outcome` of a run, the `Executor` pr
 torch), `lrlab.execution.worker` (a run or a vectorised group from plain config dicts, what
 every executor's workers call), then the executors: `lrlab.execution.local` (`InProcess`,
 `LocalPool`) and `lrlab.execution.cluster` (`RayExecutor`, and everything else about Ray).
-`make_executor` picks one. The executors are imported on first use, so the sweep and the
-store can use `Outcome` without importing torch.
+`make_executor` picks one.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from lrlab.execution.base import Executor, GroupRunner, OnResult, Outcome, Result
-from lrlab.lazy import lazy_getattr
+from lrlab.execution.cluster import RayExecutor
+from lrlab.execution.local import InProcess, LocalPool
+from lrlab.execution.worker import run_unit
+from lrlab.tasks import TASKS, Task
 from lrlab.validate import check_choice, check_int
-
-if TYPE_CHECKING:
-    from lrlab.execution.cluster import RayExecutor
-    from lrlab.execution.local import InProcess, LocalPool
-    from lrlab.tasks import Task
 
 __all__ = [
     "Executor",
@@ -32,16 +29,6 @@ __all__ = [
     "Result",
     "make_executor",
 ]
-
-__getattr__ = lazy_getattr(
-    "lrlab.execution",
-    {
-        "InProcess": "lrlab.execution.local",
-        "LocalPool": "lrlab.execution.local",
-        "RayExecutor": "lrlab.execution.cluster",
-    },
-    globals(),
-)
 
 
 def make_executor(
@@ -63,18 +50,18 @@ def make_executor(
     check_choice("", "executor", kind, ("local", "ray"))
     check_int("", "workers", workers, minimum=1)
     check_int("", "threads", threads, minimum=1)
-    if task is not None and task.reference is None and (kind == "ray" or workers > 1):
-        from lrlab.tasks import TASKS  # (torch: only for a Task object, which has it already)
-
-        if TASKS.get(task.name) is not task:
-            raise ValueError(
-                f"task {task.name}: a Task object runs in this process only (workers=1); "
-                "to run it in parallel, give its reference 'path/to/file.py:function'"
-            )
+    parallel = kind == "ray" or workers > 1
+    if (
+        parallel
+        and task is not None
+        and task.reference is None
+        and TASKS.get(task.name) is not task
+    ):
+        raise ValueError(
+            f"task {task.name}: a Task object runs in this process only (workers=1); "
+            "to run it in parallel, give its reference 'path/to/file.py:function'"
+        )
     if kind == "ray":
-        from lrlab.execution.cluster import RayExecutor
-        from lrlab.execution.worker import run_unit
-
         return RayExecutor(
             address=address,
             threads=threads,
@@ -86,8 +73,6 @@ def make_executor(
         raise ValueError(f"address is for executor=ray, got address={address!r}")
     if runtime_env is not None:
         raise ValueError(f"runtime_env is for executor=ray, got runtime_env={runtime_env!r}")
-    from lrlab.execution.local import InProcess, LocalPool
-
     if workers == 1 or runs == 1:
         return InProcess(threads, task)
     return LocalPool(workers, threads)

@@ -50,6 +50,8 @@ from lrlab.execution.base import GroupRunner, OnResult, Outcome, Result
 from lrlab.execution.worker import init_worker, run_one
 from lrlab.record import RunConfig, RunRecord
 from lrlab.registry import import_plugins, plugin_sources
+from lrlab.tasks import get_task
+from lrlab.tasks.catalog import is_reference, reference_file
 from lrlab.validate import ArgumentTypeError, check_int, check_number
 
 #: Seconds a TCP connect to the cluster's address may take before it counts as unreachable.
@@ -216,7 +218,6 @@ class UserCode:
         """What ``tasks`` (the configs' task names or references, relative paths taken from the
         current directory) and ``plugins`` need shipped. Two shipped folders with one name are
         a ``ValueError`` (a worker finds its copies by name)."""
-        from lrlab.tasks.catalog import is_reference, reference_file
 
         files: list[Path] = []
         task_files: list[tuple[str, str]] = []
@@ -404,7 +405,6 @@ def probe_worker(code_data: dict[str, Any]) -> str | None:
         import torch  # noqa: F401
     except Exception as error:
         return f"torch does not import: {describe(error)}"
-    from lrlab.tasks import get_task
 
     code = UserCode(**{k: _tuples(v) for k, v in code_data.items()})
     try:

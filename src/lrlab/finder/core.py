@@ -20,9 +20,11 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
+from lrlab.finder.plot import plot_range_test
 from lrlab.finder.rules import Rule, Suggestion, minimum, rule_name, steepest, valley, window
 from lrlab.finder.state import Snapshot
-from lrlab.lipschitz.bounds import LOSSES, Loss
+from lrlab.lipschitz import LipschitzLR, find_head
+from lrlab.lipschitz.bounds import LOSSES, Loss, NonPositiveBound
 from lrlab.optimizers import set_optimizer_mode
 from lrlab.record import finite
 from lrlab.rng import seed_all
@@ -256,7 +258,6 @@ class RangeTest:
         (with its min-max over repeats), LipschitzLR's values as vertical lines. Draws on
         ``ax``, or on a new figure (never registered with pyplot) when ``ax`` is ``None``;
         never shows anything. Returns the axes (``ax.figure.savefig(...)`` saves it)."""
-        from lrlab.finder.plot import plot_range_test
 
         return plot_range_test(self, ax)
 
@@ -634,8 +635,6 @@ def _lipschitz_lrs(
     """LipschitzLR's epoch-0 LR (bound paper and smooth) at the current weights, each from an
     eval-mode pass over ``one_pass()``; its head wrapper is removed afterwards, also on
     error."""
-    from lrlab.lipschitz import LipschitzLR, find_head
-    from lrlab.lipschitz.bounds import NonPositiveBound
 
     _, head = find_head(model)
     previous = head.__dict__.get("forward")

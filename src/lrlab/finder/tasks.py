@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
+from lrlab.engine import plan, task_data
 from lrlab.finder.core import RangeTest, find
 from lrlab.optimizers import make_optimizer, set_optimizer_mode
 from lrlab.record import RunConfig
@@ -83,7 +84,6 @@ def find_on_task(
     The result's ``extra`` holds the task, optimizer, batch size, steps per epoch and the
     run's total steps.
     """
-    from lrlab.engine import plan, task_data
 
     resolved_task = get_task(task)
     config = RunConfig(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lrlab.plots import new_axes, save_figure
 from lrlab.report.summary import Summary, by_task, file_stem, final_spread, smooth_curve
 from lrlab.validate import check_choice
 
@@ -40,7 +41,6 @@ def plot_loss_curves(
     Unless ``ylim`` is given, the y range runs from 0 to just above the highest *starting* loss
     of the methods with a run that did not diverge: a diverged curve leaves the chart rather
     than flattening every other one."""
-    from lrlab.plots import new_axes
 
     ax = ax if ax is not None else new_axes(7.5, 4.5)
     markers = "oxsD^v<>pP*h"
@@ -88,8 +88,6 @@ def plot_per_epoch(summaries: Sequence[Summary], what: str, ax: Any = None) -> A
     axis. The metric chart draws the task's target as a dashed line."""
     from matplotlib.ticker import MaxNLocator
 
-    from lrlab.plots import new_axes
-
     ax = ax if ax is not None else new_axes(7.5, 4.5)
     positive: list[float] = []
     zero = False
@@ -134,8 +132,6 @@ def plot_lr_sensitivity(summaries: Sequence[Summary], metric: str = "test", ax: 
     higher is better), the band stops where a quartile diverged.
     """
     from matplotlib.transforms import blended_transform_factory
-
-    from lrlab.plots import new_axes
 
     check_choice("plot_lr_sensitivity", "metric", metric, ("test", "validation"))
     if metric == "validation" and not any(
@@ -243,7 +239,6 @@ def plot_profile(profile: PerformanceProfile, ax: Any = None) -> Any:
     """Each method's performance profile ``rho(tau)`` on ``[1, tau_max]`` (the exact step
     function, not read off the grid), on ``ax`` or a new figure; the legend gives each
     method's integrated score."""
-    from lrlab.plots import new_axes
 
     ax = ax if ax is not None else new_axes(6.0, 4.5)
     for method in profile.methods:
@@ -285,7 +280,6 @@ def write_plots(
     summaries: Sequence[Summary], out: Path, loss_ylim: tuple[float, float] | None = None
 ) -> dict[str, list[str]]:
     """PNG files per task; returns ``{"task:kind": [file names]}``."""
-    from lrlab.plots import save_figure
 
     titles = {
         "loss": "training loss",

@@ -42,6 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lrlab.report.plots import plot_profiles
 from lrlab.validate import check_choice, check_int, check_number, fail
 
 if TYPE_CHECKING:
@@ -249,7 +250,6 @@ class Profiles:
 
     def plot(self, axes: Sequence[Any] | None = None) -> Any:
         """`lrlab.report.plot_profiles` of these profiles (two panels, steps and seconds)."""
-        from lrlab.report.plots import plot_profiles
 
         return plot_profiles(self, axes)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lrlab.plots import save_figure
 from lrlab.report.plots import plot_profiles, write_plots
 from lrlab.report.profiles import Profiles, Speedup, profiles
 from lrlab.report.summary import (
@@ -535,8 +536,6 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(summaries, out, loss_ylim)
     if profile is not None:
-        from lrlab.plots import save_figure
-
         axes = plot_profiles(profile)
         save_figure(axes[0].figure, out / "profile.png")
         plots["profile"] = ["profile.png"]

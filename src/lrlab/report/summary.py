@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from lrlab.callspec import CallSpec, SpecError, parse_call
 from lrlab.record import RunRecord
+from lrlab.schedules import SCHEDULES, parse
 from lrlab.store import StoredRun
 
 _VARYING = (
@@ -344,7 +346,6 @@ def method_key(identity: dict[str, Any]) -> str:
     ...             "schedule": "lipschitz(bound=smooth, max_lr=10)"})
     'sgd + lipschitz(bound=smooth)'
     """
-    from lrlab.callspec import SpecError, parse_call
 
     label = _optimizer_label(identity)
     schedule = identity["schedule"]
@@ -358,7 +359,6 @@ def method_key(identity: dict[str, Any]) -> str:
 def _without_numbers(value: object) -> object:
     """A parsed spec value with its numbers (and lists left empty by that) taken out;
     ``None`` for a value that is all numbers."""
-    from lrlab.callspec import CallSpec
 
     if isinstance(value, CallSpec):
         args = tuple(v for v in map(_without_numbers, value.args) if v is not None)
@@ -381,7 +381,6 @@ class _Rounded(float):
 def _write(value: object, bare: bool = False) -> str:
     """A parsed spec value written back in the spec language, positional arguments kept
     positional (``bare``: a call without arguments as its name alone)."""
-    from lrlab.callspec import CallSpec
 
     if isinstance(value, CallSpec):
         parts = [_write(v, bare) for v in value.args]
@@ -416,8 +415,6 @@ def schedule_at_lr(
     >>> schedule_at_lr("plateau(patience=2)", 0.03)
     'plateau(patience=2) at lr=0.03'
     """
-    from lrlab.callspec import parse_call
-    from lrlab.schedules import parse
 
     fallback = f"{spec} at lr={lr:.4g}"
     try:
@@ -448,8 +445,6 @@ def _scaled(call: Any, factor: float) -> Any:
     """A parsed schedule spec with its `_LR_FIELDS` (and those of the schedules inside it)
     times ``factor``, positional arguments named by the schedule's fields; ``None`` for a
     name that is not a schedule here."""
-    from lrlab.callspec import CallSpec
-    from lrlab.schedules import SCHEDULES
 
     cls: Any = SCHEDULES.find(call.name)
     if cls is None or not dataclasses.is_dataclass(cls):

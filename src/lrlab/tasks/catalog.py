@@ -21,8 +21,10 @@ import torch
 from torch import Tensor, nn
 
 from lrlab.augment import KerasAffine
+from lrlab.data import load_cifar10, load_idx_dataset, resolve_data_dir
 from lrlab.errors import describe
 from lrlab.models import PaperCNN, ResNet20, Scalar, SmallCNN, mlp
+from lrlab.registry import import_file
 from lrlab.tasks import bundled
 from lrlab.tasks.task import AnyData, Task, TaskData
 from lrlab.validate import ArgumentTypeError
@@ -142,7 +144,6 @@ def _image_task_data(
 
 def _idx_loader(name: str) -> Callable[[str, Path | None], TaskData]:
     def load(split: str, data_dir: Path | None) -> TaskData:
-        from lrlab.data import load_idx_dataset, resolve_data_dir
 
         data = load_idx_dataset(name, resolve_data_dir(data_dir))  # type: ignore[arg-type]
         return _image_task_data(
@@ -158,7 +159,6 @@ def _idx_loader(name: str) -> Callable[[str, Path | None], TaskData]:
 
 
 def _cifar10(split: str, data_dir: Path | None) -> TaskData:
-    from lrlab.data import load_cifar10, resolve_data_dir
 
     data = load_cifar10(resolve_data_dir(data_dir))
     return _image_task_data(
@@ -367,7 +367,6 @@ def reference_file(reference: str) -> str | None:
 
 @functools.lru_cache(maxsize=32)
 def _task_from_reference(reference: str) -> Task:
-    from lrlab.registry import import_file
 
     target, _, function = reference.rpartition(":")
     if reference_file(reference) is not None:

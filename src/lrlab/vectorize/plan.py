@@ -24,6 +24,8 @@ from lrlab.callspec import SpecError
 from lrlab.controllers import LRController, ScheduleController, build_controller
 from lrlab.engine import Plan, plan
 from lrlab.errors import first_line
+from lrlab.lipschitz.controller import LipschitzController
+from lrlab.lipschitz.head import find_head
 from lrlab.optimizers import make_optimizer, optimizer_entry
 from lrlab.record import RunConfig
 from lrlab.tasks import TaskData, get_task, load_task_data, load_tensor_data
@@ -147,7 +149,6 @@ def _controller_kind(controller: LRController | None) -> tuple[Kind | None, str 
     LipschitzLR, ``(None, None)`` for a controller this path cannot drive."""
     if controller is None or type(controller) is ScheduleController:
         return "schedule", None
-    from lrlab.lipschitz.controller import LipschitzController
 
     if type(controller) is LipschitzController:
         head = controller.options.head
@@ -203,7 +204,6 @@ def _model_facts(
 @functools.lru_cache(maxsize=64)
 def _head_name(task: str, model: str, head: str | None) -> str:
     """The name of the layer LipschitzLR watches (a ``ValueError`` when there is none)."""
-    from lrlab.lipschitz.head import find_head
 
     return find_head(_build(task, model), head)[0]
 
