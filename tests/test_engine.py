@@ -102,9 +102,10 @@ def test_divergence_with_losses_read_in_blocks(monkeypatch: pytest.MonkeyPatch) 
 
 def test_step_budget_ends_mid_epoch() -> None:
     record = train_run(RunConfig(task="mnist5k", optimizer="sgd", steps=45))
-    assert record.steps_per_epoch == 32
-    assert [e.step for e in record.epochs] == [32, 45]
+    assert record.steps_per_epoch == 29  # 3600 training digits (400 validate) in 128s
+    assert [e.step for e in record.epochs] == [29, 45]
     assert record.epochs[-1].test_metric is not None
+    assert record.epochs[-1].val_metric is not None
 
 
 def test_sampling_with_replacement() -> None:
@@ -113,7 +114,7 @@ def test_sampling_with_replacement() -> None:
             task="iris", optimizer="sgd", lr=0.05, epochs=2, sampling="replacement", batch_size=7
         )
     )
-    assert record.steps == 2 * math.ceil(120 / 7)
+    assert record.steps == 2 * math.ceil(108 / 7)  # 120 flowers, 12 of them validate
     shuffled = train_run(RunConfig(task="iris", optimizer="sgd", lr=0.05, epochs=2, batch_size=7))
     assert shuffled.step_loss != record.step_loss
 
@@ -145,14 +146,15 @@ def test_epoch_stats_and_observer() -> None:
     record = train_run(
         RunConfig(task="iris", optimizer="sgd", lr=0.05, epochs=2), observer=Recorder()
     )
-    assert seen[0] == ("start", 48, 24)
-    assert seen[1:25] == list(range(24))
-    epoch = seen[25]
+    assert seen[0] == ("start", 44, 22)  # 108 training flowers in 5s
+    assert seen[1:23] == list(range(22))
+    epoch = seen[23]
     assert isinstance(epoch, EpochStats)
-    assert epoch.step == 24
+    assert epoch.step == 22
     assert epoch.epoch == 0
-    assert epoch.train_loss == pytest.approx(sum(record.step_loss[:24]) / 24)  # type: ignore[arg-type]
+    assert epoch.train_loss == pytest.approx(sum(record.step_loss[:22]) / 22)  # type: ignore[arg-type]
     assert 0 <= (epoch.test_metric or 0) <= 1
+    assert epoch.val_metric in {k / 12 for k in range(13)}  # 12 validation flowers
     assert record.epochs[1].train_time >= record.epochs[0].train_time > 0
 
 
@@ -216,6 +218,7 @@ def test_seed000_experiment() -> None:
             batch_size=5,
             epochs=200,
             seed=4,
+            validation=False,  # (the seed trained on all 150)
         )
     )
     assert record.status == "done"

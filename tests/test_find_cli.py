@@ -62,7 +62,7 @@ def test_find_prints_the_table_and_specs_and_writes_json_and_plot(
     assert set(saved["suggestions"]) == {"valley", "steepest", "minimum"}
     assert f"suggested_lr = {suggested:.3g} (minimum)" in out
     pasted = [line.strip() for line in lines if line.startswith("  ")]
-    assert pasted == specs(suggested, 4800, 24)  # iris: 24 steps an epoch, 200 epochs
+    assert pasted == specs(suggested, 4400, 22)  # iris: 22 steps an epoch (108 flowers), 200
     for spec in pasted[:2]:
         assert parse(spec)(0) > 0  # constant and one_cycle parse as lrlab schedules
     assert plot.read_bytes().startswith(b"\x89PNG")
@@ -141,8 +141,8 @@ def test_find_on_task_starts_from_the_runs_initial_weights() -> None:
         "optimizer": "sgd",
         "model": "mlp",
         "batch_size": 5,
-        "steps_per_epoch": 24,
-        "total_steps": 4800,
+        "steps_per_epoch": 22,
+        "total_steps": 4400,
     }
 
 

@@ -97,7 +97,7 @@ def test_bad_peer_arguments_are_one_line_errors(
 
 @pytest.mark.parametrize("name", list(PEERS))
 def test_each_peer_trains_digits_with_its_defaults(name: str) -> None:
-    record = train_run(RunConfig(task="digits", optimizer=name, epochs=2))
+    record = train_run(RunConfig(task="digits", optimizer=name, epochs=2, validation=False))
     assert record.status == "done"
     assert len(record.step_loss) == record.steps == 2 * record.steps_per_epoch
     k = record.steps // 5
@@ -163,7 +163,9 @@ def test_engine_switches_schedulefree_to_eval_weights_for_each_evaluation(
         return result
 
     monkeypatch.setattr(engine, "evaluate_batches", evaluate)
-    record = train_run(RunConfig(task="digits", optimizer="sgd-schedulefree", epochs=3))
+    # (No validation split: one evaluation per epoch, the test set's.)
+    config = RunConfig(task="digits", optimizer="sgd-schedulefree", epochs=3, validation=False)
+    record = train_run(config)
 
     assert record.status == "done"
     assert _without_steps(log) == ["train"] + ["eval", "evaluate", "train"] * 3
@@ -197,7 +199,8 @@ def test_engine_honours_the_protocol_on_any_optimizer(monkeypatch: pytest.Monkey
 
     log, built = _log_protocol(monkeypatch, build)
     train_run(RunConfig(task="digits", optimizer="sgd", epochs=2))
-    assert _without_steps(log) == ["train"] + ["eval", "evaluate", "train"] * 2
+    # Each epoch end: one switch to the evaluation weights for both held-out splits.
+    assert _without_steps(log) == ["train"] + ["eval", "evaluate", "evaluate", "train"] * 2
     assert isinstance(built[0], _ProtocolSGD)
     assert built[0].mode == "train"
 

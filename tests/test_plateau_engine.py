@@ -52,7 +52,7 @@ def test_run_follows_reduce_lr_on_plateau_on_the_recorded_metrics(
     spec: str, monitor: str, options: dict[str, object]
 ) -> None:
     record = train_run(
-        RunConfig(task="iris", optimizer="adam", lr=0.02, schedule=spec, epochs=12, seed=2)
+        RunConfig(task="iris", optimizer="adam", lr=0.02, schedule=spec, epochs=12, seed=1)
     )
     assert record.status == "done"
     expected = _torch_epoch_lrs(record.epochs, monitor, 0.02, **options)
@@ -77,9 +77,9 @@ def test_warmup_then_plateau_in_the_engine() -> None:
             seed=0,
         )
     )
-    assert record.steps_per_epoch == 24
+    assert record.steps_per_epoch == 22
     assert record.step_lr[:31] == [0.3 * t / 30 for t in range(30)] + [0.3]
-    # Epoch 0 ends at step 24, inside the warmup: ignored. From epoch 1's end on, torch's rule.
+    # Epoch 0 ends at step 22, inside the warmup: ignored. From epoch 1's end on, torch's rule.
     expected = _torch_epoch_lrs(
         record.epochs[1:], "metric", 0.3, mode="max", factor=0.5, patience=0
     )

@@ -25,10 +25,17 @@ OLD_KEY = (
 
 
 def test_keys_of_runs_without_the_new_options_are_unchanged() -> None:
-    config = RunConfig(task="mnist5k", model="cnn", schedule="lipschitz(bound=paper)", seed=3)
+    config = RunConfig(
+        task="mnist5k", model="cnn", schedule="lipschitz(bound=paper)", seed=3, validation=False
+    )
     assert config.key() == OLD_KEY
-    old = RunConfig.from_dict({k: v for k, v in config.to_dict().items() if k != "loss"})
+    written = {k: v for k, v in config.to_dict().items() if k not in ("loss", "validation")}
+    old = RunConfig.from_dict(written)  # a config stored before those fields existed
     assert old == config
+    # A run that holds a validation split out trains on other data: another key.
+    assert RunConfig.from_dict({**written, "validation": True}).key() == (
+        OLD_KEY[:-1] + ',"validation":true}'
+    )
     with_options = dataclasses.replace(config, epoch_steps=235, loss="keras_cross_entropy")
     assert '"epoch_steps":235' in with_options.key()
     assert '"loss":"keras_cross_entropy"' in with_options.key()
@@ -39,7 +46,7 @@ def test_default_epochs_are_one_pass_exactly_as_before() -> None:
     """epoch_steps equal to a pass's batch count draws the same permutations as no option."""
     config = RunConfig(task="digits", optimizer="sgd", lr=0.1, epochs=2, seed=1)
     plain = train_run(config)
-    steps = math.ceil(1437 / 32)
+    steps = math.ceil(1294 / 32)  # 1437 training digits, 143 of them validate
     assert plain.steps_per_epoch == steps
     same = train_run(dataclasses.replace(config, epoch_steps=steps))
     assert same.step_loss == plain.step_loss

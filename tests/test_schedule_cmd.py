@@ -96,8 +96,10 @@ def test_plateau_per_step_with_a_warmup(
 
 
 def _store_run(db: Path) -> int:
+    """A stored run whose validation split measured ``ACCURACY`` (loss 2 - accuracy) and
+    whose test split measured something else, which a plateau rule must never see."""
     epochs = [
-        EpochStats(e, 10 * (e + 1), 0.1, 1.0, a, 2.0 - a, a, 0.1 * e, 0.1 * e)
+        EpochStats(e, 10 * (e + 1), 0.1, 1.0, 0.0, 9.0, 0.0, 0.1 * e, 0.1 * e, 2.0 - a, a)
         for e, a in enumerate(ACCURACY)
     ]
     record = RunRecord(
@@ -125,7 +127,7 @@ def test_plateau_from_a_stored_run(capsys: pytest.CaptureFixture[str], tmp_path:
     assert lrs == _torch_lrs(ACCURACY, 0.1, mode="max", factor=0.5, patience=1)
     assert lrs[-1] < 0.1
 
-    # monitor=loss reads the test loss (2 - accuracy here) and minimises it.
+    # monitor=loss reads the validation loss (2 - accuracy here) and minimises it.
     spec = "plateau(lr=0.1, monitor=loss, factor=0.5, patience=1)"
     code, out, _ = _run(capsys, "schedule", spec, "--run", f"{db}:{run_id}", "--csv")
     losses = [2.0 - a for a in ACCURACY]

@@ -43,27 +43,62 @@ def test_stratified_split_is_fixed_and_stratified() -> None:
     assert np.bincount(labels[test]).tolist() == [10, 10, 10]
 
 
-@pytest.mark.parametrize(
-    ("name", "train", "test", "shape"),
-    [
-        ("iris", 120, 30, (4,)),
-        ("digits", 1438, 359, (64,)),
-        ("mnist5k", 4000, 1000, (784,)),
-        ("regression", 354, 88, (10,)),
-        ("breast-cancer", 456, 113, (30,)),
-        ("quadratic", 1, 0, (1,)),
-    ],
-)
+BUNDLED = [
+    ("iris", 120, 30, (4,)),
+    ("digits", 1438, 359, (64,)),
+    ("mnist5k", 4000, 1000, (784,)),
+    ("regression", 354, 88, (10,)),
+    ("breast-cancer", 456, 113, (30,)),
+    ("quadratic", 1, 0, (1,)),
+]
+
+
+@pytest.mark.parametrize(("name", "train", "test", "shape"), BUNDLED)
 def test_bundled_task_data(name: str, train: int, test: int, shape: tuple[int, ...]) -> None:
-    data = load_task_data(name, None, None)
+    """The loaders' training and test splits (before a validation split is held out)."""
+    data = load_task_data(name, None, None, validation=False)
     assert tuple(data.x_train.shape) == (train, *shape)
     assert data.x_train.dtype == torch.float32
+    assert data.x_val is None
     if test:
         assert data.x_test is not None
         assert tuple(data.x_test.shape) == (test, *shape)
     if get_task(name).metric == "accuracy" and get_task(name).loss == "cross_entropy":
         assert data.y_train.dtype == torch.int64
         assert int(data.y_train.max()) == data.num_outputs - 1
+
+
+@pytest.mark.parametrize(("name", "train", "test", "shape"), BUNDLED)
+def test_every_task_with_a_test_split_holds_a_validation_split_out(
+    name: str, train: int, test: int, shape: tuple[int, ...]
+) -> None:
+    """A tenth of the training rows (rounded per class for a classification), disjoint from
+    what trains, the same rows whatever the seed, and stratified: each class as common in the
+    validation split as in the training data, to within one row."""
+    whole = load_task_data(name, None, None, validation=False)
+    data = load_task_data(name, None, None)
+    if not test:
+        assert data.x_val is None  # seed 002's single point has nothing to hold out
+        return
+    assert data.x_val is not None
+    assert data.y_val is not None
+    assert data.train_size + len(data.x_val) == train
+    assert abs(len(data.x_val) - round(0.1 * train)) <= (data.num_outputs or 1)
+    rows = {tuple(row.tolist()) for row in whole.x_train}
+    kept = {tuple(row.tolist()) for row in data.x_train}
+    held = {tuple(row.tolist()) for row in data.x_val}
+    assert held <= rows
+    assert kept <= rows
+    assert not (held & kept) or len(rows) < train  # (duplicate rows exist in some sets)
+    again = get_task(name).load(None, None)
+    assert isinstance(again, type(data))
+    assert torch.equal(again.x_val, data.x_val)  # type: ignore[arg-type,union-attr]
+    if get_task(name).classifies:
+        labels = whole.y_train.reshape(len(whole.y_train), -1)[:, 0]
+        val = data.y_val.reshape(len(data.y_val), -1)[:, 0]
+        for label in labels.unique():
+            share = float((labels == label).sum()) * 0.1
+            assert abs(float((val == label).sum()) - share) <= 1
 
 
 def test_pixels_are_scaled_to_unit_interval() -> None:
@@ -74,8 +109,9 @@ def test_pixels_are_scaled_to_unit_interval() -> None:
 
 
 def test_iris_train_on_all_split() -> None:
-    data = get_task("iris").load("all")
+    data = get_task("iris").load("all", validation=False)
     assert data.train_size == 150
+    assert get_task("iris").load("all").train_size == 135  # 15 flowers validate
     assert data.x_test is None
     with pytest.raises(ValueError, match="split must be one of holdout, all"):
         get_task("iris").load("everything")
@@ -178,7 +214,7 @@ def test_mnist_task_reads_idx_files(
     write_mnist(tmp_path / "mnist", 64, 16, gz=gz)
     monkeypatch.setattr(idx, "IDX_COUNTS", {"train": 64, "t10k": 16})
     monkeypatch.setattr(idx, "IDX_MD5", {**idx.IDX_MD5, "mnist": {}})
-    data = get_task("mnist").load(None, tmp_path)
+    data = get_task("mnist").load(None, tmp_path, validation=False)
     assert data.x_train.dtype == torch.uint8
     assert data.x_train.shape == (64, 28, 28)
     assert data.transform is not None
@@ -194,7 +230,7 @@ def test_cifar_task_reads_binary_batches(tmp_path: Path, monkeypatch: pytest.Mon
 
     write_cifar(tmp_path, 20)
     monkeypatch.setattr(cifar, "CIFAR10_RECORDS_PER_FILE", 20)
-    data = get_task("cifar10").load(None, tmp_path)
+    data = get_task("cifar10").load(None, tmp_path, validation=False)
     assert data.x_train.shape == (100, 3, 32, 32)
     assert data.x_test is not None
     assert data.x_test.shape == (20, 3, 32, 32)

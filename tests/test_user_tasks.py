@@ -26,7 +26,8 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "digits_cnn.py"
 
 
 def _iris_tensors() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    data = load_tensor_data("iris", None, None)
+    """lrlab's iris as its loader reads it: 120 training flowers, 30 test (no validation)."""
+    data = load_tensor_data("iris", None, None, validation=False)
     assert data.x_test is not None
     assert data.y_test is not None
     return data.x_train, data.y_train, data.x_test, data.y_test
@@ -37,14 +38,15 @@ def _iris_model() -> nn.Module:
 
 
 def test_a_task_of_tensors_trains_exactly_like_the_built_in_one() -> None:
-    """The built-in tasks are instances of the same Task: a user's copy of iris, tensors and
-    model alike, gives the built-in's numbers to the bit."""
+    """The built-in tasks are instances of the same Task: a user's copy of iris, tensors,
+    validation fraction and model alike, gives the built-in's numbers to the bit."""
     x, y, xt, yt = _iris_tensors()
     mine = lrlab.Task(
         name="my-iris",
         model=_iris_model,
         train=(x, y),
         test=(xt, yt),
+        validation=0.1,
         target=0.9,
         epochs=3,
         batch_size=5,
@@ -53,6 +55,8 @@ def test_a_task_of_tensors_trains_exactly_like_the_built_in_one() -> None:
     theirs = lrlab.train(mine, optimizer="momentum", lr=0.05, seed=3)
     assert theirs.step_loss == ours.step_loss
     assert [e.test_metric for e in theirs.epochs] == [e.test_metric for e in ours.epochs]
+    assert [e.val_metric for e in theirs.epochs] == [e.val_metric for e in ours.epochs]
+    assert all(e.val_metric is not None for e in ours.epochs)
     assert theirs.task_name == "my-iris"
     assert theirs.steps_to_target == ours.steps_to_target
 

@@ -11,12 +11,21 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-RECORD_VERSION = 2
+RECORD_VERSION = 3
 # Version 1 records lack self_tuning, initial_lr and task_name; `RunRecord.from_dict` fills
-# them in. These were the methods that set their own LR then.
+# them in. These were the methods that set their own LR then. Version 2 records lack the
+# validation metrics of each epoch (``None``) and their configs the ``validation`` flag
+# (``False``: they trained on all the training data).
 _V1_SELF_TUNING_OPTIMIZERS = ("prodigy", "dadapt-adam")
 
 Status = Literal["done", "diverged", "failed"]
+#: The data a metric is measured on: the test split (the training metric for a task without
+#: one), the validation split, the training batches.
+Split = Literal["test", "validation", "train"]
+SPLITS: tuple[Split, ...] = ("test", "validation", "train")
+#: Seeds from here up are *fresh* seeds: a comparison re-runs each method's chosen setting on
+#: them, and scores it there, never on the seeds that chose it (`lrlab.compare`).
+HOLDOUT_SEEDS_FROM = 1000
 
 
 @dataclass(frozen=True)
@@ -27,7 +36,10 @@ class RunConfig:
     optimizer's default (the seeds') when there is no schedule. ``schedule`` is a spec string:
     a schedule (``cosine(lr=0.1, steps=1000)``) or an adaptive controller
     (``lipschitz(bound=smooth)``). ``None`` for ``epochs``/``steps``/``batch_size``/``model``/
-    ``split``/``sampling`` takes the task's default.
+    ``split``/``sampling`` takes the task's default. ``validation``: the run holds its
+    task's validation split out of training and measures it each epoch (``False``: it trains
+    on the whole training data, as every run did before validation splits existed; such runs
+    stored earlier read back with ``False``).
     """
 
     task: str
@@ -46,6 +58,7 @@ class RunConfig:
     data_dir: str | None = None
     epoch_steps: int | None = None
     loss: str | None = None
+    validation: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,19 +69,23 @@ class RunConfig:
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"run config: unknown keys {sorted(unknown)}")
-        return cls(**data)
+        # A config written before validation splits existed trained on all the training data.
+        return cls(**{"validation": False, **data})
 
     def key(self) -> str:
         """A canonical string identifying the run (everything but where the data lives).
 
-        Fields added after a store was written are left out while they hold their default
-        (``epoch_steps``, ``loss``: ``None``), so the runs already stored keep their keys and
-        resume."""
+        Fields added after a store was written are left out while they hold the value every
+        earlier run had (``epoch_steps``, ``loss``: ``None``; ``validation``: ``False``), so
+        the runs already stored keep their keys and resume; a run with a validation split
+        trains on other data, and its key says so."""
         data = self.to_dict()
         data.pop("data_dir")
         for name in ("epoch_steps", "loss"):
             if data[name] is None:
                 data.pop(name)
+        if not data["validation"]:
+            data.pop("validation")
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
@@ -99,6 +116,14 @@ class EpochStats:
     def metric(self) -> float | None:
         """The metric targets are judged on: test if there is a test set, else train."""
         return self.test_metric if self.test_loss is not None else self.train_metric
+
+    def metric_on(self, split: Split) -> float | None:
+        """The metric on ``split``: ``"test"`` (`metric`: the test set's, else training's),
+        ``"validation"`` (``None`` without a validation split) or ``"train"`` (the running
+        training metric)."""
+        if split == "validation":
+            return self.val_metric
+        return self.train_metric if split == "train" else self.metric
 
 
 _EPOCH_FIELDS = tuple(f.name for f in fields(EpochStats))
@@ -146,14 +171,22 @@ class RunRecord:
             return False
         return value >= self.target if self.higher_is_better else value <= self.target
 
-    def _first_reaching(self) -> EpochStats | None:
-        return next((e for e in self.epochs if self.reached(e.metric)), None)
+    def _first_reaching(self, split: Split = "test") -> EpochStats | None:
+        return next((e for e in self.epochs if self.reached(e.metric_on(split))), None)
+
+    def steps_to_target_on(self, split: Split) -> int | None:
+        """Steps done when the metric on ``split`` first met the target (at epoch ends)."""
+        hit = self._first_reaching(split)
+        return hit.step if hit else None
+
+    def final_metric_on(self, split: Split) -> float | None:
+        """The last epoch's metric on ``split`` (`EpochStats.metric_on`)."""
+        return self.epochs[-1].metric_on(split) if self.epochs else None
 
     @property
     def steps_to_target(self) -> int | None:
         """Steps done when the metric first met the target (checked at epoch ends)."""
-        hit = self._first_reaching()
-        return hit.step if hit else None
+        return self.steps_to_target_on("test")
 
     @property
     def time_to_target(self) -> float | None:
@@ -163,12 +196,17 @@ class RunRecord:
 
     @property
     def final_metric(self) -> float | None:
-        return self.epochs[-1].metric if self.epochs else None
+        return self.final_metric_on("test")
 
     @property
     def final_val_metric(self) -> float | None:
         """The validation metric of the last epoch (``None`` without a validation split)."""
-        return self.epochs[-1].val_metric if self.epochs else None
+        return self.final_metric_on("validation")
+
+    @property
+    def has_validation(self) -> bool:
+        """Whether the run measured a validation split."""
+        return any(e.val_loss is not None for e in self.epochs)
 
     @property
     def best_metric(self) -> float | None:
@@ -203,9 +241,9 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         version = data.get("version")
-        if version not in (1, RECORD_VERSION):
+        if version not in (1, 2, RECORD_VERSION):
             raise ValueError(
-                f"run record: version must be 1 or {RECORD_VERSION}, got version={version!r}"
+                f"run record: version must be 1, 2 or {RECORD_VERSION}, got version={version!r}"
             )
         values = dict(data)
         values["config"] = RunConfig.from_dict(values["config"])
@@ -216,7 +254,7 @@ class RunRecord:
             ).startswith("lipschitz")
             values["initial_lr"] = values["step_lr"][0] if values.get("step_lr") else None
             values["task_name"] = config.task
-            values["version"] = RECORD_VERSION
+        values["version"] = RECORD_VERSION
         values["epochs"] = [EpochStats(**e) for e in values["epochs"]]
         return cls(**values)
 

@@ -43,7 +43,7 @@ from lrlab.errors import describe
 from lrlab.record import RunConfig, RunRecord
 from lrlab.validate import check_output_path
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT = 120.0
 FINISHED = ("done", "diverged")
 #: Seconds after its last renewal that a claim held by a process on another machine (or one
@@ -99,6 +99,12 @@ CREATE TABLE IF NOT EXISTS leases (
 #: The columns of `_RUNS` (its indented lines' first words): a runs table lacking any of them
 #: is not an lrlab store.
 _RUN_COLUMNS = frozenset(re.findall(r"^ {4}(\w+) ", _RUNS, flags=re.MULTILINE))
+#: What takes a store of each earlier schema to the next one, applied (in one transaction)
+#: when a store is opened for writing; reading leaves an old store as it is. Schema 2: each
+#: run's final validation metric beside its final test metric.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: ("ALTER TABLE runs ADD COLUMN final_val_metric REAL",),
+}
 
 
 class StoreError(ValueError):
@@ -186,6 +192,23 @@ class Store:
             if not readonly:
                 with self._transaction():
                     self._db.execute(_LEASES)
+                    self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an older store's schema to `SCHEMA_VERSION` (inside the caller's
+        transaction, so of several processes opening it, one migrates and the others see
+        it done)."""
+        (version,) = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        for step in range(int(version), SCHEMA_VERSION):
+            for statement in _MIGRATIONS[step]:
+                self._db.execute(statement)
+        self._db.execute("UPDATE meta SET value = ? WHERE key = 'schema'", (str(SCHEMA_VERSION),))
+
+    @property
+    def schema(self) -> int:
+        """The store's schema version (an older store read-only keeps its own)."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        return int(row[0])
 
     def __enter__(self) -> Store:
         return self
@@ -249,6 +272,7 @@ class Store:
             "wall_time": record.wall_time if record else None,
             "train_time": record.train_time if record else None,
             "final_metric": record.final_metric if record else None,
+            "final_val_metric": record.final_val_metric if record else None,
             "best_metric": record.best_metric if record else None,
             "steps_to_target": record.steps_to_target if record else None,
             "time_to_target": record.time_to_target if record else None,
@@ -409,7 +433,8 @@ def _create(path: Path) -> None:
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")
-            for statement in [*_SCHEMA, _LEASES]:
+            migrations = [m for step in sorted(_MIGRATIONS) for m in _MIGRATIONS[step]]
+            for statement in [*_SCHEMA, _LEASES, *migrations]:
                 db.execute(statement)
             db.execute("INSERT INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             db.execute("COMMIT")
@@ -465,8 +490,10 @@ def _inspect(path: Path) -> None:
         )
     if version is None:
         raise StoreError(f"{path}: not an lrlab store (no schema version in its meta table)")
-    if version != str(SCHEMA_VERSION):
-        raise StoreError(f"{path}: store schema {version}, this lrlab reads {SCHEMA_VERSION}")
+    if version not in [str(v) for v in range(1, SCHEMA_VERSION + 1)]:
+        raise StoreError(
+            f"{path}: store schema {version}, this lrlab reads schemas 1 to {SCHEMA_VERSION}"
+        )
 
 
 def _schema(path: Path, mode: str) -> tuple[set[str], set[str], str | None]:

@@ -7,8 +7,8 @@ Per step: the loss of the batch (read before its update) and the LR of the updat
 traces ``step_loss`` / ``step_lr``; the first non-finite loss ends the run as ``diverged`` at
 that step (its loss and LR recorded, nothing after it). Per epoch: the LR of its first update,
 the mean of its finite training losses, the running training metric and the held-out metrics
-the loop measured, and the time so far (`EpochStats`). At the end: the steps done, the times,
-the controller's summary and the first LR.
+(validation and test) the loop measured, and the time so far (`EpochStats`). At the end: the
+steps done, the times, the controller's summary and the first LR.
 """
 
 from __future__ import annotations
@@ -106,6 +106,8 @@ class Bookkeeper:
         test_metric: float | None,
         train_time: float,
         wall_time: float,
+        val_loss: float | None = None,
+        val_metric: float | None = None,
     ) -> EpochStats:
         """Append the statistics of the epoch of steps ``[begin, end)``: the LR of its first
         update (``lr`` when none was recorded: the LR it would have had), the mean of its
@@ -123,6 +125,8 @@ class Bookkeeper:
             test_metric=test_metric,
             train_time=train_time,
             wall_time=wall_time,
+            val_loss=val_loss,
+            val_metric=val_metric,
         )
         record.epochs.append(stats)
         return stats

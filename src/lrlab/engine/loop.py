@@ -33,7 +33,7 @@ from lrlab.optimizers import make_optimizer, optimizer_entry, set_optimizer_mode
 from lrlab.record import EpochStats, RunConfig, RunRecord
 from lrlab.rng import RNGState, seeded
 from lrlab.tasks import AnyData, MetricSum, StreamData, Task, TaskData, get_task
-from lrlab.tasks.task import evaluate_batches, loss_function, to_device
+from lrlab.tasks.task import Batches, evaluate_batches, loss_function, to_device
 from lrlab.validate import MAX_LR
 
 
@@ -300,23 +300,10 @@ class _Loop:
     def _end_epoch(
         self, epoch: int, begin: int, step: int, running: MetricSum, start: float
     ) -> None:
-        data, task = self.context.data, self.plan.task
-        test_loss = test_metric = None
-        batches = data.test_batches()
-        if batches is not None:
-            # Under its own RNG state: a DataLoader draws a seed per pass even unshuffled,
-            # and evaluating must not change the training's random stream.
-            state = RNGState.capture()
-            set_optimizer_mode(self.context.optimizer, training=False)
-            test_loss, test_metric = evaluate_batches(
-                self.context.model,
-                batches,
-                loss=self.plan.loss,
-                metric=task.metric,  # type: ignore[arg-type]
-                device=self.plan.device if isinstance(data, StreamData) else None,
-            )
-            set_optimizer_mode(self.context.optimizer, training=True)
-            state.restore()
+        data = self.context.data
+        (val_loss, val_metric), (test_loss, test_metric) = self._evaluate(
+            data.validation_batches(), data.test_batches()
+        )
         # (The LR of the epoch's first update, or, with none recorded, the one it would have:
         # a controller may set it during that update.)
         stats = self.book.close_epoch(
@@ -327,6 +314,8 @@ class _Loop:
             train_metric=running.value(),
             test_loss=test_loss,
             test_metric=test_metric,
+            val_loss=val_loss,
+            val_metric=val_metric,
             train_time=self.train_time,
             wall_time=time.perf_counter() - start,
         )
@@ -334,6 +323,33 @@ class _Loop:
             self.controller.on_epoch_end(epoch, step, stats)
         if self.observer is not None:
             self.observer.on_epoch(stats)
+
+    def _evaluate(self, *held_out: Batches | None) -> list[tuple[float | None, float | None]]:
+        """The mean loss and metric on each set of held-out batches (``None``s without one),
+        in eval mode at the evaluation weights, under its own RNG state: a DataLoader draws a
+        seed per pass even unshuffled, and evaluating must not change the training's random
+        stream."""
+        if all(batches is None for batches in held_out):
+            return [(None, None) for _ in held_out]
+        data = self.context.data
+        state = RNGState.capture()
+        set_optimizer_mode(self.context.optimizer, training=False)
+        try:
+            return [
+                (None, None)
+                if batches is None
+                else evaluate_batches(
+                    self.context.model,
+                    batches,
+                    loss=self.plan.loss,
+                    metric=self.plan.task.metric,  # type: ignore[arg-type]
+                    device=self.plan.device if isinstance(data, StreamData) else None,
+                )
+                for batches in held_out
+            ]
+        finally:
+            set_optimizer_mode(self.context.optimizer, training=True)
+            state.restore()
 
 
 def _take(batches: Iterator[tuple[Any, Tensor]], count: int) -> Iterator[tuple[Any, Tensor]]:

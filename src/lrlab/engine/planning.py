@@ -142,5 +142,7 @@ def task_data(config: RunConfig, task: Task) -> AnyData:
     """The run's data: cached per process when ``config.task`` names ``task`` (one of
     lrlab's, or a reference), loaded afresh for a `Task` object given directly."""
     if TASKS.get(config.task) is task or task.reference == config.task:
-        return load_task_data(config.task, config.split, config.data_dir)
-    return task.load(config.split, Path(config.data_dir) if config.data_dir else None)
+        return load_task_data(config.task, config.split, config.data_dir, config.validation)
+    return task.load(
+        config.split, Path(config.data_dir) if config.data_dir else None, config.validation
+    )

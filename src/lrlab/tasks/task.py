@@ -32,11 +32,13 @@ import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, cast
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lrlab.tasks.bundled import random_split, stratified_split
 from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_number
 
 LossKind = Literal["cross_entropy", "bce", "mse", "keras_cross_entropy"]
@@ -53,6 +55,10 @@ LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "bce", "mse", "keras_cross_entro
 METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss")
 SAMPLINGS: tuple[str, ...] = ("shuffle", "replacement")
 EVAL_CHUNK = 1024
+#: The largest fraction of the training data a validation split may take.
+MAX_VALIDATION = 0.5
+#: The seed of the generator that draws validation rows (fixed: every run sees the same split).
+VALIDATION_SEED = 1
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,8 @@ class TaskData:
 
     ``transform`` turns a batch of stored inputs into model inputs (e.g. uint8 pixels to floats,
     so a 50 000-image set stays 4x smaller); ``augment`` changes training batches only.
+    ``x_val``/``y_val``: the validation split, held out from training like the test split
+    (``None`` without one).
     """
 
     x_train: Tensor
@@ -70,6 +78,8 @@ class TaskData:
     num_outputs: int | None = None
     transform: Callable[[Tensor], Tensor] | None = None
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+    x_val: Tensor | None = None
+    y_val: Tensor | None = None
 
     @property
     def train_size(self) -> int:
@@ -87,6 +97,8 @@ class TaskData:
             y_train=self.y_train.to(device),
             x_test=move(self.x_test),
             y_test=move(self.y_test),
+            x_val=move(self.x_val),
+            y_val=move(self.y_val),
         )
 
     def train_pass(self, batch_size: int) -> Batches:
@@ -99,6 +111,26 @@ class TaskData:
             return None
         return TensorBatches(self.x_test, self.y_test, EVAL_CHUNK, self.transform)
 
+    def validation_batches(self) -> Batches | None:
+        """The validation set in chunks (``None`` without one)."""
+        if self.x_val is None or self.y_val is None:
+            return None
+        return TensorBatches(self.x_val, self.y_val, EVAL_CHUNK, self.transform)
+
+    def carve(self, fraction: float, *, stratify: bool) -> TaskData:
+        """The same data with ``fraction`` of the training rows moved to a validation split
+        (replacing any): `validation_rows`, fixed whatever the run's seed."""
+        train, held = validation_rows(self.y_train, fraction, stratify=stratify)
+        rows = torch.from_numpy(train).to(self.x_train.device)
+        held_rows = torch.from_numpy(held).to(self.x_train.device)
+        return replace(
+            self,
+            x_train=self.x_train.index_select(0, rows),
+            y_train=self.y_train.index_select(0, rows),
+            x_val=self.x_train.index_select(0, held_rows),
+            y_val=self.y_train.index_select(0, held_rows),
+        )
+
 
 @dataclass(frozen=True)
 class StreamData:
@@ -108,6 +140,7 @@ class StreamData:
     train: Batches
     test: Batches | None = None
     epoch_steps: int | None = None  # the task's, where the stream has no len()
+    validation: Batches | None = None
 
     @property
     def steps_per_pass(self) -> int:
@@ -135,6 +168,9 @@ class StreamData:
 
     def test_batches(self) -> Batches | None:
         return self.test
+
+    def validation_batches(self) -> Batches | None:
+        return self.validation
 
 
 class TensorBatches:
@@ -264,6 +300,13 @@ class Task:
     ``epoch_steps`` the updates per epoch (default: one pass over the training data; needed
     for a stream without a ``len()``, which the engine cycles).
 
+    ``validation`` is the split a comparison chooses its settings on (never the test split):
+    held-out data given like ``test``, or a fraction in ``(0, 0.5]`` of the training tensors
+    carved off by `validation_rows` (the same rows for every run and seed; stratified by
+    label for a classification loss), or ``None`` (no validation split). A run uses it unless
+    its config says ``validation=False``, which trains on the whole training data as before
+    validation splits existed (the source documents' reproductions do).
+
     lrlab's own tasks load their data lazily: ``load(split, data_dir) -> TaskData`` with the
     ``splits`` they offer; ``reference`` is the ``file.py:function`` or ``module:function``
     a task was built from (set by `lrlab.tasks.resolve_task`), which sweep workers use to
@@ -274,6 +317,7 @@ class Task:
     model: Callable[[], nn.Module] | Mapping[str, Callable[[], nn.Module]] = field(repr=False)
     train: Data | None = field(default=None, repr=False)
     test: Data | None = field(default=None, repr=False)
+    validation: Data | float | None = field(default=None, repr=False)
     loss: str | LossFn = "cross_entropy"
     metric: str | MetricFn | None = None
     target: float | None = None
@@ -312,6 +356,7 @@ class Task:
             raise ArgumentTypeError(
                 f"task {name}: with train as (x, y) tensors, test must be tensors too"
             )
+        self._check_validation()
         if isinstance(self.loss, str):
             check_choice(f"task {name}", "loss", self.loss, LOSS_KINDS)
         elif not callable(self.loss):
@@ -343,6 +388,38 @@ class Task:
                 check_int(f"task {name}", budget, value, minimum=1)
         check_int(f"task {name}", "batch_size", self.batch_size, minimum=1)
         check_choice(f"task {name}", "sampling", self.sampling, SAMPLINGS)
+
+    def _check_validation(self) -> None:
+        name, validation = self.name, self.validation
+        if validation is None:
+            return
+        if isinstance(validation, bool) or not isinstance(validation, int | float | tuple):
+            _check_data(name, "validation", validation)
+            if _is_tensors(self.train):
+                raise ArgumentTypeError(
+                    f"task {name}: with train as (x, y) tensors, validation must be tensors "
+                    f"or a fraction of them, got validation={type(validation).__name__}"
+                )
+            return
+        if isinstance(validation, tuple):
+            _check_data(name, "validation", validation)
+            return
+        check_number(f"task {name}", "validation", validation, positive=True)
+        if validation > MAX_VALIDATION:
+            raise ValueError(
+                f"task {name}: validation must be a fraction in (0, {MAX_VALIDATION}] of the "
+                f"training data (or held-out data), got validation={validation!r}"
+            )
+        if self.train is not None and not _is_tensors(self.train):
+            raise ArgumentTypeError(
+                f"task {name}: a validation fraction is carved from training tensors; with a "
+                f"DataLoader, give the validation data itself, got validation={validation!r}"
+            )
+
+    @property
+    def classifies(self) -> bool:
+        """Whether the loss is a classification loss (a validation split is stratified)."""
+        return self.loss in ("cross_entropy", "keras_cross_entropy", "bce")
 
     # -- what runs see ----------------------------------------------------------------------
 
@@ -385,25 +462,44 @@ class Task:
             return False
         return value >= self.target if self.higher_is_better else value <= self.target
 
-    def load(self, split: str | None = None, data_dir: Path | None = None) -> AnyData:
+    def load(
+        self, split: str | None = None, data_dir: Path | None = None, validation: bool = True
+    ) -> AnyData:
         """The task's data: lrlab's loaders read theirs (``split``, ``data_dir``); a user's
-        task hands over what it was given."""
+        task hands over what it was given; with ``validation``, its validation split too
+        (carved from the training data when the task gives a fraction)."""
         split = split or self.splits[0]
         if split not in self.splits:
             raise ValueError(
                 f"task {self.name}: split must be one of {', '.join(self.splits)}, "
                 f"got split={split!r}"
             )
+        data = self._load(split, data_dir)
+        held = self.validation if validation else None
+        if held is None:
+            return data
+        if isinstance(held, int | float):
+            if not isinstance(data, TaskData):  # (__post_init__ refused it for user tasks)
+                raise ValueError(f"task {self.name}: a validation fraction needs tensor data")
+            return data.carve(float(held), stratify=self.classifies)
+        if isinstance(data, TaskData) and isinstance(held, tuple) and _is_tensors(held):
+            return replace(data, x_val=held[0], y_val=held[1])
+        if isinstance(data, StreamData):
+            return replace(data, validation=_as_batches(held))
+        raise ValueError(f"task {self.name}: validation must be like its training data")
+
+    def _load(self, split: str, data_dir: Path | None) -> AnyData:
         if self.loader is not None:
             return self.loader(split, data_dir)
         if isinstance(self.train, tuple) and _is_tensors(self.train):
             x, y = self.train
             test = self.test if isinstance(self.test, tuple) else (None, None)
             return TaskData(x, y, *test)
-        test_batches: Batches | None = self.test  # type: ignore[assignment]
-        if isinstance(self.test, tuple) and _is_tensors(self.test):
-            test_batches = TensorBatches(self.test[0], self.test[1], EVAL_CHUNK)
-        return StreamData(self.train, test_batches, self.epoch_steps)  # type: ignore[arg-type]
+        return StreamData(
+            self.train,  # type: ignore[arg-type]
+            _as_batches(self.test) if self.test is not None else None,
+            self.epoch_steps,
+        )
 
     def build_model(self, name: str | None = None) -> nn.Module:
         name = name or self.default_model
@@ -420,6 +516,34 @@ class Task:
                 f"{type(model).__name__}"
             )
         return model
+
+
+def _as_batches(data: Data) -> Batches:
+    """Held-out data as batches: tensors ``(x, y)`` in chunks, a DataLoader as it is."""
+    if isinstance(data, tuple) and _is_tensors(data):
+        return TensorBatches(data[0], data[1], EVAL_CHUNK)
+    return cast(Batches, data)  # (a DataLoader or batches: `_check_data` checked it)
+
+
+def validation_rows(
+    targets: Tensor, fraction: float, *, stratify: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """The training rows kept and the rows held out as a validation split: ``fraction`` of
+    the rows (rounded), stratified by label when ``stratify`` (each class gives its
+    ``fraction``, as `lrlab.tasks.bundled.stratified_split`), at random otherwise; drawn with
+    numpy's generator seeded 1 (the test split of lrlab's tasks is drawn with seed 0), so the
+    split is the same for every run and every seed. Both in increasing order.
+
+    >>> kept, held = validation_rows(torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1, 1]), 0.5,
+    ...                              stratify=True)
+    >>> len(held), sorted(torch.tensor([0, 0, 0, 0, 1, 1, 1, 1, 1, 1])[held].tolist())
+    (5, [0, 0, 1, 1, 1])
+    """
+    labels = targets.detach().cpu().numpy()
+    if stratify:
+        labels = labels.reshape(len(labels), -1)[:, 0]
+        return stratified_split(labels, fraction, seed=VALIDATION_SEED)
+    return random_split(len(labels), fraction, seed=VALIDATION_SEED)
 
 
 def _is_tensors(data: object) -> bool:

@@ -102,6 +102,7 @@ _KEY_FIELDS = (
     "task",
     "model",
     "split",
+    "validation",
     "data_dir",
     "device",
     "batch_size",
@@ -213,9 +214,9 @@ class _Group:
         self.plan: Plan = first.plan
         self.task: Task = get_task(first.config.task)
         config = first.config
-        self.data: TaskData = load_tensor_data(config.task, config.split, config.data_dir).to(
-            self.plan.device
-        )
+        self.data: TaskData = load_tensor_data(
+            config.task, config.split, config.data_dir, config.validation
+        ).to(self.plan.device)
         self.loss: LossKind = self.plan.loss  # type: ignore[assignment]  # member_of checked
         self.metric: MetricKind = self.task.metric  # type: ignore[assignment]
         self.lipschitz = first.kind == "lipschitz"
@@ -506,7 +507,8 @@ class _Group:
         self, epoch: int, begin: int, end: int, rows: list[int], running: _Running
     ) -> None:
         """Close the epoch of the active members at ``rows`` (their runs at step ``end``): the
-        running training metric, an evaluation on the held-out set, the epoch's statistics.
+        running training metric, an evaluation on the held-out sets (validation, test), the
+        epoch's statistics.
         The time since the last charge was training, shared by every active member; the
         evaluation's is shared by the members evaluated."""
         self.clock.charge(self.active, training=True)
@@ -514,16 +516,8 @@ class _Group:
         members = [self.active[row] for row in rows]
         index = torch.tensor(rows, dtype=torch.long, device=self.plan.device)
         train_metrics = running.metrics(self.metric, self.loss, index)
-        test_losses: list[float | None] = [None] * len(rows)
-        test_metrics: list[float | None] = [None] * len(rows)
-        if data.x_test is not None and data.y_test is not None:
-            predicted = self.model.predict(data.x_test, rows=index, transform=data.transform)
-            truth = data.y_test.unsqueeze(0).expand(len(rows), *data.y_test.shape)
-            test_losses = [
-                math.nan if v is None else v
-                for v in member_metrics("loss", self.loss, predicted, truth)
-            ]
-            test_metrics = member_metrics(self.metric, self.loss, predicted, truth)
+        val_losses, val_metrics = self._evaluate(data.x_val, data.y_val, index)
+        test_losses, test_metrics = self._evaluate(data.x_test, data.y_test, index)
         self.clock.charge(members, training=False)
         for position, member in enumerate(members):
             member.book.close_epoch(
@@ -534,6 +528,21 @@ class _Group:
                 train_metric=train_metrics[position],
                 test_loss=test_losses[position],
                 test_metric=test_metrics[position],
+                val_loss=val_losses[position],
+                val_metric=val_metrics[position],
                 train_time=member.train_time,
                 wall_time=member.wall_time,
             )
+
+    def _evaluate(
+        self, x: Tensor | None, y: Tensor | None, index: Tensor
+    ) -> tuple[list[float | None], list[float | None]]:
+        """The loss and metric of the members at ``index`` on held-out ``(x, y)``, as the
+        engine measures them alone (``None`` for each without the split)."""
+        if x is None or y is None:
+            return [None] * index.numel(), [None] * index.numel()
+        predicted = self.model.predict(x, rows=index, transform=self.data.transform)
+        truth = y.unsqueeze(0).expand(index.numel(), *y.shape)
+        losses = member_metrics("loss", self.loss, predicted, truth)
+        metrics = member_metrics(self.metric, self.loss, predicted, truth)
+        return [math.nan if v is None else v for v in losses], metrics

@@ -86,7 +86,7 @@ def _inspect(config: RunConfig) -> Member | str:
     if entry.imported_when_built:
         return f"optimizer {config.optimizer!r} is a peer (its own package) without a stacked rule"
     task = get_task(config.task)
-    data = load_task_data(config.task, config.split, config.data_dir)
+    data = load_task_data(config.task, config.split, config.data_dir, config.validation)
     if not isinstance(data, TaskData):
         return "the task's data is a DataLoader (its batches are not indexed per member)"
     if not isinstance(task.loss, str) or not isinstance(task.metric, str):
@@ -129,6 +129,7 @@ def _inspect(config: RunConfig) -> Member | str:
         config.task,
         model_name,
         split,
+        config.validation,
         config.data_dir,
         str(resolved.device),
         resolved.batch_size,
