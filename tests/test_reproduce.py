@@ -16,10 +16,10 @@ import pytest
 
 from lrlab.cli import main
 from lrlab.record import EpochStats, RunConfig, RunRecord
-from lrlab.reproduce import NAMES, seed000, seed002, seed003, seed004
-from lrlab.reproduce.experiments import EXPERIMENTS
-from lrlab.reproduce.runner import Options, Results
-from lrlab.reproduce.verdict import Comparison, count_holding, overall, spread
+from lrlab.studies import NAMES, seed000, seed002, seed003, seed004
+from lrlab.studies.experiments import EXPERIMENTS
+from lrlab.studies.runner import Options, Results
+from lrlab.studies.verdict import Comparison, count_holding, overall, spread
 from lrlab.store import StoredRun
 from tests.fakes import record as fake_record
 
@@ -280,7 +280,7 @@ def test_seed004_plan_budgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     tiny = seed004.plan(Options(out=tmp_path, seeds=1, steps=3, data_dir=str(tmp_path)))
     assert {c.steps for cs in tiny.configs.values() for c in cs} == {3}
     monkeypatch.setattr(
-        "lrlab.reproduce.seed003.mnist_available", lambda _: (True, "MNIST IDX files found")
+        "lrlab.studies.seed003.mnist_available", lambda _: (True, "MNIST IDX files found")
     )
     mnist = seed004.plan(Options(out=tmp_path, data_dir=str(tmp_path)))
     assert {(c.task, c.epoch_steps, c.data_dir) for c in mnist.configs["SGD"]} == {

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lrlab.record import RunRecord
-from lrlab.reproduce.runner import (
+from lrlab.studies.runner import (
     Experiment,
     Method,
     Options,
@@ -50,7 +50,7 @@ from lrlab.reproduce.runner import (
     markdown_table,
     save_plot,
 )
-from lrlab.reproduce.verdict import (
+from lrlab.studies.verdict import (
     Comparison,
     Overall,
     count_holding,
@@ -244,7 +244,7 @@ AUTHORS_FILES = (
 def plan(options: Options) -> Plan:
     """The MNIST methods (on full MNIST when its files are in the data directory, else on
     the 4000 offline digits in epochs of 235 steps), and CIFAR-10 when its files are."""
-    from lrlab.reproduce.seed003 import mnist_available
+    from lrlab.studies.seed003 import mnist_available
 
     result = Plan()
     full_mnist, found_mnist = mnist_available(options.data_dir)

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lrlab.record import RunRecord
-from lrlab.reproduce.runner import (
+from lrlab.studies.runner import (
     Experiment,
     Method,
     Options,
@@ -34,7 +34,7 @@ from lrlab.reproduce.runner import (
     markdown_table,
     save_plot,
 )
-from lrlab.reproduce.verdict import Overall, count_holding, finite, number, spread
+from lrlab.studies.verdict import Overall, count_holding, finite, number, spread
 
 NAME = "seed-003"
 TITLE = "Seed 003: update rules compared on MNIST (Deep Learning from Scratch)"

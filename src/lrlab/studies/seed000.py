@@ -14,7 +14,7 @@ This small ReLU net often dies (every unit feeding the softmax stuck at zero, so
 a constant: loss ln 3, accuracy 1/3); such runs are counted apart, because one published
 number can come from a dead, a half-dead or a healthy run.
 
-lrlab against Keras 3 itself (`lrlab.reproduce.seed000_keras`): from the same initial weights
+lrlab against Keras 3 itself (`lrlab.studies.seed000_keras`): from the same initial weights
 and batch order the two give the same per-step losses to 1e-4 over 600 steps
 (``tests/test_keras_seed000.py``); the loss is Keras' clipped categorical cross-entropy
 (``loss=keras_cross_entropy``). Over many seeds the report sets lrlab's outcomes beside
@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from lrlab.record import RunRecord
-from lrlab.reproduce.runner import (
+from lrlab.studies.runner import (
     Experiment,
     Method,
     Options,
@@ -40,7 +40,7 @@ from lrlab.reproduce.runner import (
     markdown_table,
     save_plot,
 )
-from lrlab.reproduce.verdict import Comparison, finite, fisher_exact, number, overall, spread
+from lrlab.studies.verdict import Comparison, finite, fisher_exact, number, overall, spread
 
 if TYPE_CHECKING:
     from lrlab.schedules import Schedule

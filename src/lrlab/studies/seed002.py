@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from lrlab.reproduce.runner import (
+from lrlab.studies.runner import (
     Experiment,
     Options,
     Plan,
