@@ -35,6 +35,7 @@ from lrlab.cli import (
     reproduce_cmd,
     run_cmd,
     schedule_cmd,
+    study_cmd,
     tasks_cmd,
 )
 from lrlab.cli.common import flag_message
@@ -48,6 +49,7 @@ _COMMANDS = (
     report_cmd,
     download_cmd,
     reproduce_cmd,
+    study_cmd,
     find_cmd,
 )
 
