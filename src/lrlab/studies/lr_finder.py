@@ -421,14 +421,14 @@ redone; the task list is an argument, so new tasks can be added):
   and before the last 5.{variants} The rules and the test's settings are the published ones
   (fastai's smoothing, burn-in and stop); this page chooses among them and tunes none of them
   on these tasks.
-- The baseline: the same optimizer and schedule at every LR of the grid {grid} ({grid_count}
-  log-spaced values, as in docs/lipschitz.md) x {seeds} seeds; its best LR is chosen the way
-  `lrlab report` chooses (most targets reached, then fewest median steps to target, then best
-  median final metric), **on the same seeds it is scored on**: an optimistic baseline.
+- The baseline: the same optimizer and schedule at every LR of the grid {grid} ({n} log-spaced
+  values, as in docs/lipschitz.md) x {seeds} seeds; its best LR is chosen the way `lrlab
+  report` chooses (most targets reached, then fewest median steps to target, then best median
+  final metric), **on the same seeds it is scored on**: an optimistic baseline.
 - The goal (lrlab issue 9): the recommended rule reaches the target on {seeds}/{seeds} seeds
   wherever the tuned grid does, with median steps to target <= {goal_steps}x the tuned best's,
   at <= 1/5 of the grid's cost, counted in runs of the task's budget (a range test plus one
-  run per seed, against {grid_count} runs per seed; a range-test step costs a training step, see
+  run per seed, against {n} runs per seed; a range-test step costs a training step, see
   `benchmarks/range_test_overhead.py`), with the seconds shown beside.
 - Steps to target are counted at epoch ends, as everywhere in lrlab; a miss counts as
   infinitely many steps. Seconds are wall-clock seconds of the runs (`RunRecord.wall_time`) plus
@@ -503,7 +503,7 @@ def document(cells: list[Cell], tests: list[Test], settings: Settings) -> str:
             tasks_line=tasks_line,
             seeds=seeds,
             grid=", ".join(_num(v) for v in settings.grid),
-            grid_count=len(settings.grid),
+            n=len(settings.grid),
             goal_steps=GOAL_STEPS,
         )
     ]
@@ -718,9 +718,8 @@ def _cost(cells: list[Cell], tests: list[Test], source: str, grid_count: int) ->
         "## What it costs",
         "",
         f"Per task and optimizer, constant LR, all seeds: the grid ({grid_count} LRs x seeds) "
-        "against a "
-        f"range test plus one run per seed at `{source}`'s LR. In runs of the task's budget (a "
-        "100-step range test is 100 / budget of a run) and in seconds.",
+        f"against a range test plus one run per seed at `{source}`'s LR. In runs of the task's "
+        "budget (a 100-step range test is 100 / budget of a run) and in seconds.",
         "",
         "| task | optimizer | grid runs | grid s | test + run (runs) | range tests s | "
         "test + run s | fraction of the grid (runs) | fraction (s) |",
