@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 import lrlab
 from lrlab import RunConfig
 from lrlab.report import file_stem, median_with_misses, summarize
-from lrlab.studies.runner import check_count, check_task, run_configs, save_plot
+from lrlab.studies.runner import check_count, check_store, check_task, run_configs, save_plot
 
 if TYPE_CHECKING:
     from lrlab import StoredRun
@@ -845,6 +845,7 @@ def run_study(
     """
     settings = _settings(out, tasks, optimizers, seeds, lr_grid, smoothings, steps, db)
     check_count("workers", workers)
+    check_store(settings.db)
     tests = range_tests(
         settings.tasks, settings.optimizers, seeds, settings.smoothings, steps, echo
     )

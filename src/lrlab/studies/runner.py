@@ -270,6 +270,16 @@ def run_configs(
         return ran, store.runs(keys=[config.key() for config in configs])
 
 
+def check_store(db: Path) -> None:
+    """Open the run store at ``db`` now (creating it when it does not exist), so that a file
+    that is not an lrlab store, or one that cannot be written, is refused in one line before
+    a study trains anything (`lrlab.store.Store`)."""
+    from lrlab.store import Store
+
+    with Store(db):
+        pass
+
+
 def _failures(results: Results) -> list[str]:
     """A note on runs that raised (no record): the tables leave them out."""
     failed = [run for key in results.plan.arms for run in results.failed(key)]
