@@ -12,6 +12,8 @@ import csv
 import math
 import re
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -208,3 +210,25 @@ def test_bad_arguments_are_one_line_errors_before_anything_runs(
     assert err.count("\n") == 1
     assert not (out / "lr-finder.md").exists()
     assert not (out / "lr-finder" / "runs.sqlite").exists()
+
+
+def test_the_parser_imports_no_study() -> None:
+    """``lrlab study`` is a registry parsed in two steps: building the command's parser (for
+    ``lrlab --help``) imports no study module."""
+    code = (
+        "import sys\nfrom lrlab.cli import build_parser\nbuild_parser().format_help()\n"
+        "print(sorted(m for m in sys.modules if m.startswith('lrlab.studies.')))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_study_shows_its_own_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["study", "lr-finder", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: lrlab study lr-finder ")
+    assert "--lr-grid GRID" in out

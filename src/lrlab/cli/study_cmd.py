@@ -1,10 +1,11 @@
 """``lrlab study NAME``: the studies that are not source documents (those are ``lrlab
 reproduce``), each a module of `lrlab.studies` that writes its own page.
 
-The command is a registry: `STUDIES` holds one `Study` per name, with its options and the
-function that runs it; a new study adds its entry here. Building the parser reads a study's
-defaults from its module, which therefore imports torch only inside the functions that train
-(``lrlab --help`` stays free of torch: tests/test_cli.py checks it).
+The command is a registry: `STUDIES` holds one `Study` per name, with the function that adds
+its options and the one that runs it; a new study adds its entry here. ``lrlab study NAME
+[OPTIONS]`` parses in two steps: the name here, the options with the study's own parser,
+built only when that study runs (or shows its ``--help``), so neither ``lrlab --help`` nor the
+other studies import a study's module.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lrlab.cli.common import parse_lr_grid, set_threads
+from lrlab.cli.common import OneLineParser, parse_lr_grid, set_threads
 
 
 @dataclass(frozen=True)
@@ -144,14 +145,28 @@ STUDIES: dict[str, Study] = {
 
 
 def add_parser(commands: Any) -> None:
+    studies = "; ".join(f"{study.name}: {study.help}" for study in STUDIES.values())
     parser = commands.add_parser(
         "study",
         help="run a study beyond the source documents and write its page",
         description="Run one of lrlab's studies (measurements that are not a source "
-        "document's experiment; those are `lrlab reproduce`) and write its Markdown page.",
+        f"document's experiment; those are `lrlab reproduce`) and write its page. {studies}. "
+        "`lrlab study STUDY --help` lists a study's options.",
     )
-    studies = parser.add_subparsers(dest="study", required=True, metavar="STUDY")
-    for study in STUDIES.values():
-        sub = studies.add_parser(study.name, help=study.help, description=study.description)
-        study.arguments(sub)
-        sub.set_defaults(handler=study.run)
+    parser.add_argument("study", choices=list(STUDIES), metavar="STUDY", help=studies)
+    parser.add_argument(
+        "options",
+        nargs=argparse.REMAINDER,
+        metavar="OPTIONS",
+        help="the study's options (lrlab study STUDY --help)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Parse the study's own options into ``args`` (so errors name its flags) and run it."""
+    study = STUDIES[args.study]
+    parser = OneLineParser(prog=f"lrlab study {study.name}", description=study.description)
+    study.arguments(parser)
+    parser.parse_args(args.options, namespace=args)
+    return study.run(args)
