@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrlab.errors import first_line
 from lrlab.record import RunConfig, RunRecord
+from lrlab.schedules import parse
 from lrlab.validate import check_int
 
 if TYPE_CHECKING:
@@ -106,8 +107,6 @@ class Arm:
         """The schedule the arm's spec describes, ``per_epoch(...)`` counted in epochs of
         ``steps_per_epoch`` steps (as the engine builds it); a ``ValueError`` for an arm at a
         constant LR."""
-        from lrlab.schedules import parse
-
         if self.schedule is None:
             raise ValueError(f"arm {self.key}: no schedule (a constant LR)")
         return parse(self.schedule, steps_per_epoch=steps_per_epoch)
