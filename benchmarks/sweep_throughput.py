@@ -51,8 +51,8 @@ def grid(task: str, seeds: int, epochs: int | None) -> list[RunConfig]:
     """docs/lipschitz.md's grid on ``task``; ``seed-000``: that reproduction's runs (three
     schedules of Keras momentum on Iris, 20 seeds and the seed's own)."""
     if task == "seed-000":
-        from lrlab.reproduce import seed000
-        from lrlab.reproduce.runner import Options
+        from lrlab.studies import seed000
+        from lrlab.studies.runner import Options
 
         options = Options(out=Path("."), epochs=epochs)
         return [config for config, _ in seed000.plan(options).all_configs()]

@@ -38,7 +38,7 @@ def one(side: str, experiment: str, seed: int, epochs: int) -> dict[str, object]
 
     torch.set_num_threads(1)
     if side == "keras":
-        from lrlab.reproduce import seed000_keras
+        from lrlab.studies import seed000_keras
 
         run = seed000_keras.run(experiment, epochs, seed=seed)
         loss, accuracy = run.epoch_loss[-1], run.epoch_accuracy[-1]
@@ -63,7 +63,7 @@ def one(side: str, experiment: str, seed: int, epochs: int) -> dict[str, object]
 
 
 def outcome(run: dict[str, object]) -> str:
-    from lrlab.reproduce.seed000 import classify
+    from lrlab.studies.seed000 import classify
 
     return classify(float(run["loss"]), float(run["accuracy"]))  # type: ignore[arg-type]
 
@@ -81,7 +81,7 @@ def main() -> int:
         runs = list(pool.map(one, *zip(*jobs, strict=True)))
     from scipy import stats
 
-    from lrlab.reproduce.verdict import fisher_exact
+    from lrlab.studies.verdict import fisher_exact
 
     by_side = {side: [r for r in runs if r["side"] == side] for side in SIDES}
     kinds = ("trained", "plateau", "dead")

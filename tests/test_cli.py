@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from lrlab.cli import main
-from lrlab.reproduce import seed002
+from lrlab.studies import seed002
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

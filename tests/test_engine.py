@@ -12,8 +12,8 @@ import torch
 from lrlab.engine import loop as engine
 from lrlab.engine import train_run
 from lrlab.record import EpochStats, RunConfig, RunRecord
-from lrlab.reproduce import seed002
 from lrlab.schedules import InverseTime, parse
+from lrlab.studies import seed002
 
 
 @pytest.mark.parametrize(

@@ -193,9 +193,13 @@ def _paths() -> Iterator[list[str]]:
     for command in (run, compare, ["reproduce", "seed-002"]):
         for target in ("file", LONG):
             yield [*command, "--data-dir", target]
+    study = ["study", "lr-finder", "--tasks", "quadratic", "--optimizers", "sgd", "--seeds", "1"]
     for target in ("file", "file/x", LONG):
         yield ["download", "mnist", "--data-dir", target]
         yield ["reproduce", "seed-002", "--out", target]
+        yield [*study, "--out", target]
+    for target in ("file/x", "folder", LONG, *NOT_STORES[:3]):
+        yield [*study, "--out", "new", "--db", target]
     yield [*schedule, "--plot", "out.txt"]
     yield [*schedule, "--plot", "out.docx"]
     yield [*compare, "--db", "file"]  # a plain text file is not a store either
@@ -267,6 +271,21 @@ def _flags() -> Iterator[list[str]]:
     yield ["schedule", "constant(lr=0.1)", "--every", "0"]
     yield ["reproduce", "seed-002", "--seeds", "0"]
     yield ["reproduce", "seed-002", "--workers", "0"]
+    study = ["study", "lr-finder", "--tasks", "quadratic", "--optimizers", "sgd", "--out", "new"]
+    for flags in (
+        ["--workers", "0"],
+        ["--seeds", "0"],
+        ["--steps", "0"],
+        ["--lr-grid", "0"],
+        ["--lr-grid", "a,b"],
+        ["--optimizers", "nope"],
+        ["--optimizers", ","],
+        ["--tasks", "nosuchtask"],
+        ["--tasks", "nosuch.py:task"],
+        ["--smoothing", "1"],
+        ["--smoothing", "a"],
+    ):
+        yield [*study, *flags]
 
 
 # -- usage errors ----------------------------------------------------------------------------------
@@ -283,6 +302,9 @@ def _usage() -> Iterator[list[str]]:
     yield ["nosuchcommand"]
     yield ["download", "imagenet"]
     yield ["reproduce", "seed-001"]
+    yield ["study"]
+    yield ["study", "nosuchstudy"]
+    yield ["study", "lr-finder", "--seeds", "x"]
 
 
 CLASSES = {

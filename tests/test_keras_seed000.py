@@ -13,7 +13,7 @@ import torch
 
 from lrlab.engine import train_run
 from lrlab.record import RunConfig
-from lrlab.reproduce import seed000
+from lrlab.studies import seed000
 from lrlab.tasks import get_task
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -21,7 +21,7 @@ keras = pytest.importorskip("keras")
 if keras.backend.backend() != "torch":  # pragma: no cover - CI runs the torch backend
     pytest.skip("Keras is tested on the torch backend", allow_module_level=True)
 
-from lrlab.reproduce import seed000_keras  # noqa: E402
+from lrlab.studies import seed000_keras  # noqa: E402
 
 EPOCHS = 20  # 600 steps of batch 5 over the 150 samples
 

@@ -16,11 +16,11 @@ import pytest
 
 from lrlab.cli import main
 from lrlab.record import EpochStats, RunConfig, RunRecord
-from lrlab.reproduce import NAMES, seed000, seed002, seed003, seed004
-from lrlab.reproduce.experiments import EXPERIMENTS
-from lrlab.reproduce.runner import Options, Results
-from lrlab.reproduce.verdict import Comparison, count_holding, overall, spread
 from lrlab.store import StoredRun
+from lrlab.studies import NAMES, seed000, seed002, seed003, seed004
+from lrlab.studies.experiments import EXPERIMENTS
+from lrlab.studies.runner import Options, Results, data_available
+from lrlab.studies.verdict import PublishedValue, count_holding, overall, spread
 from tests.fakes import record as fake_record
 
 
@@ -51,19 +51,19 @@ def _runs_in(store: Path) -> int:
 def test_comparison_relation(
     published: float, values: tuple[float | None, ...], relation: str, near: int
 ) -> None:
-    comparison = Comparison("acc", published, values, 0.05)
+    comparison = PublishedValue("acc", published, values, 0.05)
     assert comparison.relation == relation
     assert comparison.near == near
 
 
 def test_comparison_edge_of_the_neighbourhood_counts_as_near() -> None:
-    comparison = Comparison("acc", 0.5, (0.25, 0.75), 0.25)
+    comparison = PublishedValue("acc", 0.5, (0.25, 0.75), 0.25)
     assert comparison.near == 2
     assert comparison.relation == "matches"  # the median 0.5 is the published value
 
 
 def test_comparison_sentence_states_numbers_and_place() -> None:
-    sentence = Comparison("final accuracy", 0.9, (0.3, 0.6, 0.7), 0.05, decimals=4).sentence()
+    sentence = PublishedValue("final accuracy", 0.9, (0.3, 0.6, 0.7), 0.05, decimals=4).sentence()
     assert sentence == (
         "final accuracy: published 0.9000, lrlab 0.6000 [0.3000-0.7000] over 3 runs, "
         "0/3 within ±0.05: the published value is above every lrlab run"
@@ -71,18 +71,20 @@ def test_comparison_sentence_states_numbers_and_place() -> None:
 
 
 def test_comparison_rejects_a_bad_tolerance() -> None:
-    with pytest.raises(ValueError, match=r"^Comparison: tolerance must be .* got tolerance=-1$"):
-        Comparison("acc", 0.5, (0.5,), -1)
+    with pytest.raises(
+        ValueError, match=r"^PublishedValue: tolerance must be .* got tolerance=-1$"
+    ):
+        PublishedValue("acc", 0.5, (0.5,), -1)
 
 
 def test_overall_and_per_seed_claims() -> None:
-    def make(published: float) -> Comparison:
-        return Comparison("x", published, (0.4, 0.5, 0.6), 0.01)
+    def make(published: float) -> PublishedValue:
+        return PublishedValue("x", published, (0.4, 0.5, 0.6), 0.01)
 
     assert overall([make(0.5), make(0.5)]) == "AGREES"
     assert overall([make(0.5), make(0.45)]) == "PARTLY"
     assert overall([make(0.9), make(0.1)]) == "DISAGREES"
-    assert overall([Comparison("x", 0.5, (None,), 0.1)]) == "NO DATA"
+    assert overall([PublishedValue("x", 0.5, (None,), 0.1)]) == "NO DATA"
     assert count_holding([True, True]) == "AGREES"
     assert count_holding([True, False]) == "PARTLY"
     assert count_holding([False, False]) == "DISAGREES"
@@ -225,10 +227,10 @@ def test_seed003_budget_options(tmp_path: Path) -> None:
 
 
 def test_missing_data_means_the_offline_fallbacks(tmp_path: Path) -> None:
-    present, found = seed003.mnist_available(str(tmp_path))
+    present, found = data_available("mnist", str(tmp_path))
     assert not present
     assert "lrlab download mnist" in found
-    present, found = seed004.cifar_available(str(tmp_path))
+    present, found = data_available("cifar10", str(tmp_path))
     assert not present
     assert "lrlab download cifar10" in found
 
@@ -280,7 +282,7 @@ def test_seed004_plan_budgets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     tiny = seed004.plan(Options(out=tmp_path, seeds=1, steps=3, data_dir=str(tmp_path)))
     assert {c.steps for cs in tiny.configs.values() for c in cs} == {3}
     monkeypatch.setattr(
-        "lrlab.reproduce.seed003.mnist_available", lambda _: (True, "MNIST IDX files found")
+        seed004, "data_available", lambda task, _: (task == "mnist", f"{task} files found")
     )
     mnist = seed004.plan(Options(out=tmp_path, data_dir=str(tmp_path)))
     assert {(c.task, c.epoch_steps, c.data_dir) for c in mnist.configs["SGD"]} == {
@@ -485,7 +487,7 @@ def test_seed004_cifar_part_when_the_files_are_there(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The CIFAR-10 budget and verdict, on hand-made records (real files are 180 MB)."""
-    monkeypatch.setattr(seed004, "cifar_available", lambda _: (True, "found"))
+    monkeypatch.setattr(seed004, "data_available", lambda task, _: (task == "cifar10", "found"))
     options = Options(out=tmp_path, seeds=5, epochs=3)
     plan = seed004.plan(options)
     cifar = [

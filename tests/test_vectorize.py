@@ -17,8 +17,8 @@ from torch import nn
 from lrlab.engine import train_run
 from lrlab.execution.worker import run_group
 from lrlab.record import RunConfig, RunRecord, finite
-from lrlab.reproduce import seed000
-from lrlab.reproduce.runner import Options
+from lrlab.studies import seed000
+from lrlab.studies.runner import Options
 from lrlab.vectorize import plan_groups, train_group
 from lrlab.vectorize.model import unsupported_module
 from lrlab.vectorize.plan import member_of

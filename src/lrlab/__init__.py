@@ -39,6 +39,8 @@ _LAZY = {
     "compare": "lrlab.api",
     "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
+    "RunConfig": "lrlab.record",
+    "StoredRun": "lrlab.store",
     "register_optimizer": "lrlab.optimizers",
     "register_controller": "lrlab.controllers",
     "LRController": "lrlab.controllers",
@@ -51,17 +53,19 @@ _LAZY = {
     "make_optimizer": "lrlab.optimizers",
     "OPTIMIZERS": "lrlab.optimizers",
     "find": "lrlab.finder",
+    "find_on_task": "lrlab.finder",
     "RangeTest": "lrlab.finder",
 }
 
 if TYPE_CHECKING:
     from lrlab.api import Comparison, compare, train
     from lrlab.controllers import LRController, register_controller
-    from lrlab.finder import RangeTest, find
+    from lrlab.finder import RangeTest, find, find_on_task
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
     from lrlab.plateau import Plateau, PlateauLR
-    from lrlab.record import RunRecord
+    from lrlab.record import RunConfig, RunRecord
+    from lrlab.store import StoredRun
     from lrlab.tasks import Task
     from lrlab.torch_scheduler import ScheduleLR
 
@@ -87,18 +91,21 @@ __all__ = [
     "PlateauLR",
     "Polynomial",
     "RangeTest",
+    "RunConfig",
     "RunRecord",
     "Scale",
     "Schedule",
     "ScheduleLR",
     "Seed000",
     "Step",
+    "StoredRun",
     "Task",
     "Warmup",
     "Wsd",
     "__version__",
     "compare",
     "find",
+    "find_on_task",
     "make_optimizer",
     "register_controller",
     "register_optimizer",

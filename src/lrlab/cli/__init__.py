@@ -25,7 +25,6 @@ import contextlib
 import os
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
 
 from lrlab.cli import (
     compare_cmd,
@@ -35,9 +34,10 @@ from lrlab.cli import (
     reproduce_cmd,
     run_cmd,
     schedule_cmd,
+    study_cmd,
     tasks_cmd,
 )
-from lrlab.cli.common import flag_message
+from lrlab.cli.common import OneLineParser, flag_message
 from lrlab.errors import first_line
 
 _COMMANDS = (
@@ -48,20 +48,13 @@ _COMMANDS = (
     report_cmd,
     download_cmd,
     reproduce_cmd,
+    study_cmd,
     find_cmd,
 )
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its usage errors on one line (the usage itself is in ``--help``)."""
-
-    def error(self, message: str) -> NoReturn:
-        first = message.splitlines()[0] if message else "bad usage"
-        self.exit(2, f"{self.prog}: error: {first} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OneLineParser(
         prog="lrlab",
         description="Learning rates, measured: schedules, optimizers, LipschitzLR, benchmarks.",
     )

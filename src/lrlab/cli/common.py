@@ -9,9 +9,17 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from lrlab.validate import check_int
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with its usage errors on one line (the usage itself is in ``--help``)."""
+
+    def error(self, message: str) -> NoReturn:
+        first = message.splitlines()[0] if message else "bad usage"
+        self.exit(2, f"{self.prog}: error: {first} (see {self.prog} --help)\n")
 
 
 def add_threads_argument(parser: argparse.ArgumentParser) -> None:

@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from lrlab.cli.common import add_vectorize_argument
-from lrlab.reproduce import NAMES
+from lrlab.studies import NAMES
 
 SEEDS = NAMES
 
@@ -62,9 +62,9 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lrlab.progress import SweepProgress
-    from lrlab.reproduce import seed002
-    from lrlab.reproduce.experiments import EXPERIMENTS
-    from lrlab.reproduce.runner import Options, reproduce
+    from lrlab.studies import seed002
+    from lrlab.studies.experiments import EXPERIMENTS
+    from lrlab.studies.runner import Options, reproduce
     from lrlab.validate import MAX_SEEDS, check_input_dir, check_int, check_output_path
 
     if args.seeds is not None:

@@ -37,7 +37,7 @@ Stop = Literal["completed", "diverged", "non-finite"]
 LossFn = Callable[[Any, Any], Tensor]
 
 # The rule `RangeTest.suggested_lr` reads, chosen from the measurements in docs/lr-finder.md
-# (scripts/lr_finder_results.py): see `DEFAULT_RULES`.
+# (`lrlab study lr-finder`, lrlab.studies.lr_finder): see `DEFAULT_RULES`.
 RECOMMENDED = "minimum"
 DEFAULT_RULES: tuple[Rule, ...] = (minimum, valley, steepest)
 """The rules `find` runs by default, the recommended one first (its median over repeats is
@@ -47,7 +47,7 @@ Why ``minimum`` (a tenth of the LR at the smoothed loss's minimum): docs/lr-find
 every rule's suggestion, as a constant LR and as the peak of a one-cycle schedule, against the
 best LR of a tuned 7-value grid on iris, digits, mnist5k, breast-cancer, regression and the
 example user task (``examples/digits_cnn.py``) x SGD, Momentum and Adam x 5 seeds
-(``scripts/lr_finder_results.py``). Reliability comes first: in the 32 cells where the tuned
+(``lrlab study lr-finder``). Reliability comes first: in the 32 cells where the tuned
 grid reached the target on every seed, ``minimum`` did too in 30 (154 of 160 seeds),
 ``valley`` in 24 (142 seeds, at a median 2.67x the tuned best's steps: it sits an order of
 magnitude below the best LR), ``steepest`` in 12 (84 seeds: on the noisy tasks,

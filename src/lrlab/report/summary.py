@@ -108,8 +108,13 @@ def spread_with_misses(values: Sequence[float | None]) -> Spread:
     return Spread(quantile(0.5), quantile(0.25), quantile(0.75))
 
 
-def _median_with_misses(values: Sequence[float | None]) -> float | None:
-    """Median where ``None`` (a miss) is +infinity; ``None`` if the median is a miss."""
+def median_with_misses(values: Sequence[float | None]) -> float | None:
+    """Median where ``None`` (a miss) is +infinity; ``None`` if the median is a miss (or
+    there are no values): the median steps or time to a target over seeds.
+
+    >>> median_with_misses([300, None, 100]), median_with_misses([100, None, None])
+    (300.0, None)
+    """
     ordered = sorted(math.inf if v is None else v for v in values)
     if not ordered:
         return None
@@ -277,7 +282,7 @@ def _score(runs: list[StoredRun], higher_is_better: bool) -> tuple[float, float,
     records = [r.record for r in runs if r.record is not None]
     reached = sum(r.steps_to_target is not None for r in records)
     misses: list[int | None] = [None] * (len(runs) - len(records))  # failed runs
-    steps = _median_with_misses([r.steps_to_target for r in records] + misses)
+    steps = median_with_misses([r.steps_to_target for r in records] + misses)
     final = final_spread(records, higher_is_better).median
     return (-reached, math.inf if steps is None else steps, badness(final, higher_is_better))
 
@@ -523,9 +528,9 @@ def _summary(method: Method, label: str, base_label: str, chosen_lr: float | Non
         reached=sum(r.steps_to_target is not None for r in records),
         diverged=sum(r.status == "diverged" for r in chosen),
         failed=failed,
-        steps_to_target=_median_with_misses(steps),
+        steps_to_target=median_with_misses(steps),
         steps_spread=spread_with_misses(steps),
-        time_to_target=_median_with_misses(times),
+        time_to_target=median_with_misses(times),
         final=final_spread(records, higher),
         best=Spread.of([r.best_metric for r in records]),
         metric=records[0].metric if records else "metric",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lrlab.reproduce import seed000, seed002, seed003, seed004
-from lrlab.reproduce.runner import Experiment
+from lrlab.studies import seed000, seed002, seed003, seed004
+from lrlab.studies.runner import Experiment
 
 EXPERIMENTS: dict[str, Experiment] = {
     experiment.name: experiment

@@ -15,7 +15,10 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from lrlab.studies.published import Quantity
 
 Relation = Literal["matches", "within", "above", "below", "missing"]
 Overall = Literal["AGREES", "PARTLY", "DISAGREES", "NO DATA"]
@@ -29,7 +32,7 @@ _RELATION_TEXT: dict[Relation, str] = {
 }
 
 
-def finite(values: Sequence[float | None]) -> list[float]:
+def finite_values(values: Sequence[float | None]) -> list[float]:
     """The finite values, in order (a diverged run's ``None`` or NaN is left out)."""
     return [v for v in values if v is not None and math.isfinite(v)]
 
@@ -52,7 +55,7 @@ def spread(values: Sequence[float | None], digits: int = 4, decimals: int | None
     >>> spread([None])
     '-'
     """
-    values = finite(values)
+    values = finite_values(values)
     if not values:
         return "-"
     low, high = min(values), max(values)
@@ -63,12 +66,12 @@ def spread(values: Sequence[float | None], digits: int = 4, decimals: int | None
 
 
 @dataclass(frozen=True)
-class Comparison:
+class PublishedValue:
     """One published number (``published``) beside lrlab's values over seeds (``values``).
 
     ``tolerance`` is the half-width of the published value's neighbourhood, in the same
     unit: a run within it is "near"; ``digits`` (significant) or ``decimals`` (places) say
-    how to print the numbers.
+    how to print the numbers. `of` builds one from a study's data (`Quantity`).
     """
 
     what: str
@@ -81,32 +84,44 @@ class Comparison:
     def __post_init__(self) -> None:
         if not (math.isfinite(self.tolerance) and self.tolerance >= 0):
             raise ValueError(
-                f"Comparison: tolerance must be a finite number >= 0, "
+                f"PublishedValue: tolerance must be a finite number >= 0, "
                 f"got tolerance={self.tolerance!r}"
             )
         if not math.isfinite(self.published):
             raise ValueError(
-                f"Comparison: published must be finite, got published={self.published!r}"
+                f"PublishedValue: published must be finite, got published={self.published!r}"
             )
 
+    @classmethod
+    def of(
+        cls, what: str, quantity: Quantity, values: Sequence[float | None], digits: int = 4
+    ) -> PublishedValue:
+        """``quantity`` (its value, tolerance and printed decimals) beside ``values``; a
+        quantity without a tolerance cannot be judged (``ValueError``)."""
+        if quantity.tolerance is None:
+            raise ValueError(f"PublishedValue: {what!r} has no tolerance in its study's data")
+        return cls(
+            what, quantity.value, tuple(values), quantity.tolerance, digits, quantity.decimals
+        )
+
     @property
-    def finite(self) -> list[float]:
-        return finite(self.values)
+    def finite_values(self) -> list[float]:
+        return finite_values(self.values)
 
     @property
     def median(self) -> float | None:
-        values = self.finite
+        values = self.finite_values
         return statistics.median(values) if values else None
 
     @property
     def near(self) -> int:
         """How many runs land within ``tolerance`` of the published value."""
-        return sum(abs(v - self.published) <= self.tolerance for v in self.finite)
+        return sum(abs(v - self.published) <= self.tolerance for v in self.finite_values)
 
     @property
     def relation(self) -> Relation:
         """Where the published value sits relative to lrlab's runs."""
-        values = self.finite
+        values = self.finite_values
         median = self.median
         if median is None:
             return "missing"
@@ -134,8 +149,8 @@ class Comparison:
         )
 
 
-def overall(comparisons: Sequence[Comparison]) -> Overall:
-    """The verdict over several comparisons of one experiment.
+def overall(comparisons: Sequence[PublishedValue]) -> Overall:
+    """The verdict over several published values of one experiment.
 
     ``AGREES``: lrlab's median is near every published value. ``DISAGREES``: every published
     value lies beyond all of lrlab's runs. ``PARTLY``: anything between. ``NO DATA``: no

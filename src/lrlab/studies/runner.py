@@ -1,11 +1,13 @@
-"""What every reproduction shares: the options, the runs an experiment plans, running them
-(stored and resumable, like ``lrlab compare``) and writing the one report.
+"""What every study shares: the reproductions' options, the runs an experiment plans, running
+runs into a store (resumable, like ``lrlab compare``) and writing the one report; and the
+plumbing a study needs below the public API (which data files are present, plots saved).
 
-An experiment is two functions. ``plan(options)`` lists its methods and one `RunConfig` per
-method and seed; ``section(results, options)`` turns the finished runs into a report section
+An experiment is two functions. ``plan(options)`` lists its arms and one `RunConfig` per arm
+and seed; ``section(results, options)`` turns the finished runs into a report section
 (Markdown, plots) and its verdict lines. `reproduce` runs the plans of all the experiments
 asked for in one process pool, longest runs first, so ``lrlab reproduce all`` keeps both
-cores busy to the end, and a run already in the store is never run again.
+cores busy to the end, and a run already in the store is never run again. `run_configs` is
+that step alone, for studies that plan their own runs (``lrlab study``).
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from typing import TYPE_CHECKING, Any
 
 from lrlab.errors import first_line
 from lrlab.record import RunConfig, RunRecord
-from lrlab.report.render import markdown_table as markdown_table  # the seeds use it
+from lrlab.schedules import parse
 from lrlab.validate import check_int
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
     from lrlab.report import Summary
-    from lrlab.store import Store, StoredRun
-    from lrlab.sweep import Progress
+    from lrlab.schedules import Schedule
+    from lrlab.store import StoredRun
+    from lrlab.sweep import Progress as Progress  # for the studies' annotations
+    from lrlab.tasks import TaskData
 
 STORE_NAME = "reproduce.sqlite"
 REPORT_NAME = "report.md"
@@ -53,11 +59,11 @@ class Options:
     full: bool = False
 
     def __post_init__(self) -> None:
-        _check_count("workers", self.workers)
+        check_count("workers", self.workers)
         for name in ("seeds", "epochs", "steps"):
             value = getattr(self, name)
             if value is not None:
-                _check_count(name, value)
+                check_count(name, value)
 
     @property
     def seed_list(self) -> tuple[int, ...]:
@@ -68,14 +74,16 @@ class Options:
         return tuple(range(self.seeds if self.seeds is not None else default))
 
 
-def _check_count(name: str, value: object) -> None:
-    check_int("", name, value, minimum=1)
+def check_count(name: str, value: object) -> int:
+    """``value`` when it is an int >= 1; else a one-line error naming ``name``."""
+    return check_int("", name, value, minimum=1)
 
 
 @dataclass(frozen=True)
-class Method:
-    """One configuration an experiment runs over seeds. ``cost`` is a rough estimate of a
-    run's seconds at the default budget, used only to start the longest runs first."""
+class Arm:
+    """One configuration an experiment runs over seeds (an arm of the experiment; the report
+    calls it a method). ``cost`` is a rough estimate of a run's seconds at the default
+    budget, used only to start the longest runs first."""
 
     key: str
     label: str
@@ -95,23 +103,31 @@ class Method:
             **run,
         )
 
+    def lr_schedule(self, steps_per_epoch: int) -> Schedule:
+        """The schedule the arm's spec describes, ``per_epoch(...)`` counted in epochs of
+        ``steps_per_epoch`` steps (as the engine builds it); a ``ValueError`` for an arm at a
+        constant LR."""
+        if self.schedule is None:
+            raise ValueError(f"arm {self.key}: no schedule (a constant LR)")
+        return parse(self.schedule, steps_per_epoch=steps_per_epoch)
+
 
 @dataclass
 class Plan:
-    """An experiment's methods, each method's configs (one per seed, in seed order) and the
-    facts its section needs (which task ran, why a part was skipped...)."""
+    """An experiment's arms, each arm's configs (one per seed, in seed order) and the facts
+    its section needs (which task ran, why a part was skipped...)."""
 
-    methods: dict[str, Method] = field(default_factory=dict)
+    arms: dict[str, Arm] = field(default_factory=dict)
     configs: dict[str, list[RunConfig]] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
 
-    def add(self, method: Method, seeds: Sequence[int], **run: Any) -> None:
-        self.methods[method.key] = method
-        self.configs[method.key] = [method.config(seed, **run) for seed in seeds]
+    def add(self, arm: Arm, seeds: Sequence[int], **run: Any) -> None:
+        self.arms[arm.key] = arm
+        self.configs[arm.key] = [arm.config(seed, **run) for seed in seeds]
 
     def all_configs(self) -> list[tuple[RunConfig, float]]:
         return [
-            (config, self.methods[key].cost)
+            (config, self.arms[key].cost)
             for key, configs in self.configs.items()
             for config in configs
         ]
@@ -119,7 +135,7 @@ class Plan:
 
 @dataclass(frozen=True)
 class Results:
-    """An experiment's finished runs, by method key, in seed order; ``out`` is where its
+    """An experiment's finished runs, by arm key, in seed order; ``out`` is where its
     plots go."""
 
     plan: Plan
@@ -127,37 +143,39 @@ class Results:
     out: Path
 
     def records(self, key: str) -> list[RunRecord]:
-        """The method's runs that produced a record (done or diverged)."""
+        """The arm's runs that produced a record (done or diverged)."""
         return [r.record for r in self.runs.get(key, []) if r.record is not None]
 
     def failed(self, key: str) -> list[StoredRun]:
         return [r for r in self.runs.get(key, []) if r.record is None]
 
     def summaries(self, keys: Sequence[str] | None = None) -> list[Summary]:
-        """`lrlab.report.summarize` of each method (for its plots), labelled with the
+        """`lrlab.report.summarize` of each arm (for its plots), labelled with the
         experiment's own names, in the plan's order."""
         from dataclasses import replace
 
         from lrlab.report import summarize
 
         result = []
-        for key in keys if keys is not None else list(self.plan.methods):
+        for key in keys if keys is not None else list(self.plan.arms):
             runs = self.runs.get(key, [])
             if not any(r.record is not None for r in runs):
                 continue
             (summary,) = summarize(runs)
-            result.append(replace(summary, label=self.plan.methods[key].label))
+            result.append(replace(summary, label=self.plan.arms[key].label))
         return result
 
 
 @dataclass
 class Section:
     """An experiment's part of the report: Markdown lines and its verdict lines (one line
-    each, also printed at the end of the command)."""
+    each, also printed at the end of the command); ``source``, the citation of the document
+    whose numbers it sets beside lrlab's (its data file's ``source.citation``)."""
 
     title: str
     lines: list[str]
     verdicts: list[str]
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -187,15 +205,16 @@ def reproduce(
     options.out.mkdir(parents=True, exist_ok=True)
     plans = [(experiment, experiment.plan(options)) for experiment in experiments]
     weighted = [item for _, plan in plans for item in plan.all_configs()]
-    stored: dict[str, StoredRun] = {}
-    ran = 0
-    if weighted:
-        from lrlab.store import Store
-
-        with Store(options.out / STORE_NAME) as store:
-            ran = _run_missing(store, weighted, options, progress)
-            keys = [config.key() for config, _ in weighted]
-            stored = {run.config.key(): run for run in store.runs(keys=keys)}
+    costs = {config.key(): cost for config, cost in reversed(weighted)}
+    ran, finished = run_configs(
+        options.out / STORE_NAME,
+        [config for config, _ in weighted],
+        workers=options.workers,
+        vectorize=options.vectorize,
+        cost=lambda config: costs[config.key()],
+        progress=progress,
+    )
+    stored = {run.config.key(): run for run in finished}
     sections = []
     for experiment, plan in plans:
         runs = {
@@ -213,31 +232,56 @@ def reproduce(
     return Reproduction(report, sections, total, ran, elapsed)
 
 
-def _run_missing(
-    store: Store,
-    weighted: list[tuple[RunConfig, float]],
-    options: Options,
-    progress: Progress | None,
-) -> int:
-    """Run the configs the store has not finished, longest first; store each as it ends."""
-    from lrlab.execution import make_executor
+def run_configs(
+    db: Path,
+    configs: Sequence[RunConfig],
+    *,
+    workers: int,
+    vectorize: bool = True,
+    threads: int = 1,
+    cost: Callable[[RunConfig], float] | None = None,
+    progress: Progress | None = None,
+) -> tuple[int, list[StoredRun]]:
+    """Run the ``configs`` the store at ``db`` has not finished on the local process pool
+    (``workers`` at once, ``threads`` torch threads each; `lrlab.sweep.run_missing`: each
+    stored as it ends, so a killed study resumes), the longest first when ``cost`` says;
+    return how many ran now and the stored runs of ``configs``. ``vectorize=False`` trains
+    every run alone, so its wall time is its own. Nothing to run opens no store."""
+    if not configs:
+        return 0, []
+    from lrlab.execution import Executor, make_executor
+    from lrlab.store import Store
     from lrlab.sweep import run_missing
 
-    costs = {config.key(): cost for config, cost in reversed(weighted)}
-    return run_missing(
-        store,
-        [config for config, _ in weighted],
-        lambda runs: make_executor("local", workers=options.workers, runs=runs),
-        progress,
-        cost=lambda config: costs[config.key()],
-        vectorize=options.vectorize,
-        workers=options.workers,
-    )
+    def executor_for(runs: int) -> Executor:
+        return make_executor("local", workers=workers, threads=threads, runs=runs)
+
+    with Store(db) as store:
+        ran = run_missing(
+            store,
+            configs,
+            executor_for,
+            progress,
+            cost=cost,
+            vectorize=vectorize,
+            workers=workers,
+        )
+        return ran, store.runs(keys=[config.key() for config in configs])
+
+
+def check_store(db: Path) -> None:
+    """Open the run store at ``db`` now (creating it when it does not exist), so that a file
+    that is not an lrlab store, or one that cannot be written, is refused in one line before
+    a study trains anything (`lrlab.store.Store`)."""
+    from lrlab.store import Store
+
+    with Store(db):
+        pass
 
 
 def _failures(results: Results) -> list[str]:
     """A note on runs that raised (no record): the tables leave them out."""
-    failed = [run for key in results.plan.methods for run in results.failed(key)]
+    failed = [run for key in results.plan.arms for run in results.failed(key)]
     if not failed:
         return []
     reasons = sorted({first_line(run.error or "unknown error") for run in failed})
@@ -291,7 +335,10 @@ def _markdown(
         "in some seeds), DISAGREES (every published value lies beyond all of lrlab's runs).",
     ]
     for section in sections:
-        lines += ["", f"## {section.title}", "", *section.lines]
+        lines += ["", f"## {section.title}", ""]
+        if section.source:
+            lines += [f"Source: {section.source}.", ""]
+        lines += section.lines
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -306,17 +353,57 @@ def last_epoch(record: RunRecord) -> tuple[float | None, float | None]:
     return epoch.train_loss, epoch.train_metric
 
 
+def new_axes(width: float, height: float) -> Axes:
+    """A fresh figure's axes, for a study's own plot (`lrlab.plots.new_axes`)."""
+    from lrlab.plots import new_axes as axes
+
+    return axes(width, height)
+
+
 def save_plot(ax: Any, out: Path, name: str, title: str | None = None) -> str:
-    """Save ``ax``'s figure as ``out/name`` and return the Markdown image line (its text:
-    ``title``, else the axes' title)."""
+    """Save ``ax``'s figure as ``out/name`` (creating ``out``) and return the Markdown image
+    line (its text: ``title``, else the axes' title)."""
     from lrlab.plots import save_figure
 
     save_figure(ax.figure, out / name)
     return f"![{title or ax.get_title() or name}]({name})"
 
 
+def data_available(task: str, data_dir: str | None) -> tuple[bool, str]:
+    """Whether the data files of ``task`` (one that reads them from a data directory:
+    ``mnist``, ``cifar10``...) are in ``data_dir`` (or the default one), and what was found.
+    Missing files mean the study's offline fallback; a corrupt file is an error
+    (`lrlab.errors.DataError`), not a reason to skip."""
+    from lrlab.data import resolve_data_dir
+    from lrlab.errors import DataNotFoundError
+    from lrlab.tasks import get_task
+
+    directory = resolve_data_dir(data_dir)
+    try:
+        get_task(task).load(None, directory)
+    except DataNotFoundError as error:
+        return False, str(error)
+    return True, f"{task} data files found in {directory}"
+
+
+def check_task(task: str) -> None:
+    """Refuse an unknown task name or a task reference that does not build, in one line
+    (`lrlab.tasks.get_task`), before a study starts anything."""
+    from lrlab.tasks import get_task
+
+    get_task(task)
+
+
+def tensor_data(task: str, split: str | None = None, data_dir: str | None = None) -> TaskData:
+    """The in-memory tensors of one of lrlab's tasks (``x_train``, ``y_train``, ``x_test``,
+    ``y_test``, ``train_size``), as a run of it reads them (cached per process)."""
+    from lrlab.tasks import load_tensor_data
+
+    return load_tensor_data(task, split, data_dir)
+
+
 def errors(results: Results, key: str) -> list[str]:
-    """The distinct first lines of the errors that ended the method's runs."""
+    """The distinct first lines of the errors that ended the arm's runs."""
     texts = [r.error for r in results.runs.get(key, []) if r.error]
     texts += [r.error for r in results.records(key) if r.error]
     return sorted({first_line(t) for t in texts if t})

@@ -14,11 +14,14 @@ This small ReLU net often dies (every unit feeding the softmax stuck at zero, so
 a constant: loss ln 3, accuracy 1/3); such runs are counted apart, because one published
 number can come from a dead, a half-dead or a healthy run.
 
-lrlab against Keras 3 itself (`lrlab.reproduce.seed000_keras`): from the same initial weights
+lrlab against Keras 3 itself (`lrlab.studies.seed000_keras`): from the same initial weights
 and batch order the two give the same per-step losses to 1e-4 over 600 steps
 (``tests/test_keras_seed000.py``); the loss is Keras' clipped categorical cross-entropy
 (``loss=keras_cross_entropy``). Over many seeds the report sets lrlab's outcomes beside
 Keras' own, measured by ``scripts/seed000_keras_vs_lrlab.py`` (`KERAS_OUTCOMES`).
+
+The published numbers, their tolerances and Keras' outcomes are data:
+``lrlab/studies/data/seed-000.toml``.
 """
 
 from __future__ import annotations
@@ -26,24 +29,33 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from lrlab.record import RunRecord
-from lrlab.reproduce.runner import (
+from lrlab.report import markdown_table
+from lrlab.studies import published
+from lrlab.studies.runner import (
+    Arm,
     Experiment,
-    Method,
     Options,
     Plan,
     Results,
     Section,
     last_epoch,
-    markdown_table,
+    new_axes,
     save_plot,
 )
-from lrlab.reproduce.verdict import Comparison, finite, fisher_exact, number, overall, spread
+from lrlab.studies.verdict import (
+    PublishedValue,
+    finite_values,
+    fisher_exact,
+    number,
+    overall,
+    spread,
+)
 
 if TYPE_CHECKING:
-    from lrlab.schedules import Schedule
+    from lrlab import RunRecord, Schedule
+    from lrlab.studies.published import Quantity
 
 NAME = "seed-000"
 TITLE = "Seed 000: decay schedules and momentum on Iris (Keras)"
@@ -53,33 +65,45 @@ STEPS_PER_EPOCH = math.ceil(SAMPLES / BATCH)
 SEED_OWN = 4  # the seed's np.random.seed(4)
 LOSS = "keras_cross_entropy"  # the seed's Keras categorical_crossentropy on a softmax
 
-A = Method(
+A = Arm(
     "A",
     "A: inverse_time(lr=0.1, decay=0.005) per batch (Keras' decay)",
     "keras-momentum",
     "inverse_time(lr=0.1, decay=0.005)",
     cost=4.0,
 )
-B_CODE = Method(
+B_CODE = Arm(
     "B-code",
     "B as the code runs: 0.01 * 0.05 ** (floor(1 + epoch) / 10)",
     "keras-momentum",
     "per_epoch(seed000(lr=0.01, drop=0.05, every=10))",
     cost=4.0,
 )
-B_TEXT = Method(
+B_TEXT = Arm(
     "B-text",
     "B as the text means it: 0.1, halved every 10 epochs",
     "keras-momentum",
     "per_epoch(step(lr=0.1, drop=0.5, every=10))",
     cost=4.0,
 )
-METHODS = (A, B_CODE, B_TEXT)
+ARMS = (A, B_CODE, B_TEXT)
 
-# (loss, accuracy) Keras printed after the last epoch.
-PUBLISHED: dict[str, tuple[float, float]] = {"A": (0.4630, 0.6467), "B-code": (0.3393, 0.9000)}
-# Neighbourhoods: 0.05 accuracy is about 7 of the 150 samples; the same width for the loss.
-LOSS_TOLERANCE, ACCURACY_TOLERANCE = 0.05, 0.05
+
+class Final(NamedTuple):
+    """The (loss, accuracy) Keras printed after the last epoch, each with its tolerance."""
+
+    loss: Quantity
+    accuracy: Quantity
+
+
+SOURCE = published.load(NAME)
+PUBLISHED: dict[str, Final] = {
+    key: Final(
+        SOURCE.quantity(f"published.{key}.loss"), SOURCE.quantity(f"published.{key}.accuracy")
+    )
+    for key in SOURCE.keys("published")
+}
+GUIDELINE_DECAY = SOURCE.quantity("guideline.decay").value  # first LR / last LR, at least
 # A net whose loss is no better than 99% of ln 3 (predicting the class frequencies) is dead.
 DEAD_LOSS = 0.99 * math.log(CLASSES)
 # The loss of a net that separates one class and gives the other two even odds.
@@ -99,9 +123,9 @@ def seeds(options: Options) -> list[int]:
 def plan(options: Options) -> Plan:
     result = Plan()
     epochs = options.epochs or EPOCHS
-    for method in METHODS:
+    for arm in ARMS:
         result.add(
-            method,
+            arm,
             seeds(options),
             task=TASK,
             split=SPLIT,
@@ -119,39 +143,48 @@ def is_dead(record: RunRecord) -> bool:
     return loss is not None and math.isfinite(loss) and loss >= DEAD_LOSS
 
 
-def comparisons(key: str, records: Sequence[RunRecord]) -> list[Comparison]:
+def comparisons(key: str, records: Sequence[RunRecord]) -> list[PublishedValue]:
     """The published loss and accuracy of experiment ``key`` beside lrlab's runs."""
     if key not in PUBLISHED:
         return []
-    loss, accuracy = PUBLISHED[key]
+    final = PUBLISHED[key]
     finals = [last_epoch(r) for r in records]
     return [
-        Comparison("final loss", loss, tuple(f[0] for f in finals), LOSS_TOLERANCE, decimals=4),
-        Comparison(
-            "final accuracy", accuracy, tuple(f[1] for f in finals), ACCURACY_TOLERANCE, decimals=4
-        ),
+        PublishedValue.of("final loss", final.loss, [f[0] for f in finals]),
+        PublishedValue.of("final accuracy", final.accuracy, [f[1] for f in finals]),
     ]
+
+
+def _tolerances(kind: str) -> str:
+    """The neighbourhood of every published value of ``kind`` (``loss``, ``accuracy``):
+    ``±0.05``, or one per experiment where they differ."""
+    widths = {key: getattr(final, kind).tolerance for key, final in PUBLISHED.items()}
+    if len(set(widths.values())) == 1:
+        return f"±{number(next(iter(widths.values())), 3)}"
+    return ", ".join(f"±{number(width, 3)} ({key})" for key, width in widths.items())
 
 
 def section(results: Results, options: Options) -> Section:
     epochs = int(results.plan.notes["epochs"])
+    width = max(final.accuracy.tolerance or 0.0 for final in PUBLISHED.values())
     lines = [
         f"Task `{TASK}` with `split={SPLIT}` (all {SAMPLES} samples, unscaled, as the seed "
         f"trained), MLP 4-4-6-3 with Keras' Glorot init, batch {BATCH}, {epochs} epochs, "
         "optimizer `keras-momentum` (Keras' `v = 0.9 v - lr g; w += v`), Keras' categorical "
         "cross-entropy (`loss=keras_cross_entropy`, probabilities clipped at 1e-7). Compared: "
         "the last epoch's running training loss and accuracy (what Keras prints). Neighbourhood: "
-        f"±{LOSS_TOLERANCE} loss, ±{ACCURACY_TOLERANCE} accuracy (about "
-        f"{round(ACCURACY_TOLERANCE * SAMPLES)} of {SAMPLES} samples). Dead run: final loss "
+        f"{_tolerances('loss')} loss, {_tolerances('accuracy')} accuracy (an accuracy of "
+        f"{number(width, 3)} is {round(width * SAMPLES)} of {SAMPLES} samples). Dead run: final "
+        "loss "
         f">= 0.99 ln 3 = {DEAD_LOSS:.4f} (no better than a constant guess, accuracy about "
         "1/3).",
         "",
     ]
     lines += _table(results)
     verdicts = []
-    for method in METHODS:
-        sentences, verdict = _judge(method, results.records(method.key))
-        lines += ["", f"**{method.label}.** " + " ".join(sentences)]
+    for arm in ARMS:
+        sentences, verdict = _judge(arm, results.records(arm.key))
+        lines += ["", f"**{arm.label}.** " + " ".join(sentences)]
         verdicts.append(verdict)
     lines += ["", _seed_own(results)]
     keras_lines, keras_verdicts = _against_keras(results)
@@ -161,7 +194,7 @@ def section(results: Results, options: Options) -> Section:
     lines += ["", "### The step decay as written vs as meant", "", *lr_lines]
     verdicts.append(lr_verdict)
     lines += ["", *_plots(results)]
-    return Section(TITLE, lines, verdicts)
+    return Section(TITLE, lines, verdicts, SOURCE.text("source.citation"))
 
 
 def _table(results: Results) -> list[str]:
@@ -175,18 +208,18 @@ def _table(results: Results) -> list[str]:
         "2/3 plateau",
     ]
     rows = []
-    for method in METHODS:
-        records = results.records(method.key)
+    for arm in ARMS:
+        records = results.records(arm.key)
         finals = [last_epoch(r) for r in records]
-        published = PUBLISHED.get(method.key)
+        final = PUBLISHED.get(arm.key)
         near = "-"
-        if published is not None:
-            loss_cmp, acc_cmp = comparisons(method.key, records)
+        if final is not None:
+            loss_cmp, acc_cmp = comparisons(arm.key, records)
             near = f"loss {loss_cmp.near}/{len(records)}, acc {acc_cmp.near}/{len(records)}"
         rows.append(
             [
-                method.label,
-                f"{published[0]:.4f} / {published[1]:.4f}" if published else "none (not run)",
+                arm.label,
+                _printed(final) if final else "none (not run)",
                 spread([f[0] for f in finals], decimals=4),
                 spread([f[1] for f in finals], decimals=4),
                 near,
@@ -197,6 +230,11 @@ def _table(results: Results) -> list[str]:
     return [*markdown_table(header, rows), "", "lrlab: median [min-max] over seeds."]
 
 
+def _printed(final: Final) -> str:
+    """The published loss and accuracy as the source printed them: ``0.4630 / 0.6467``."""
+    return " / ".join(number(q.value, decimals=q.decimals) for q in final)
+
+
 def on_plateau(record: RunRecord) -> bool:
     """Whether the run ended at the two-class plateau: one class separated, the other two
     at even odds (accuracy about 2/3), a half-dead net."""
@@ -204,7 +242,7 @@ def on_plateau(record: RunRecord) -> bool:
     return accuracy is not None and not is_dead(record) and abs(accuracy - 2 / 3) <= 0.05
 
 
-def _judge(method: Method, records: Sequence[RunRecord]) -> tuple[list[str], str]:
+def _judge(arm: Arm, records: Sequence[RunRecord]) -> tuple[list[str], str]:
     """Sentences for the report and the verdict line of one experiment."""
     dead = [r for r in records if is_dead(r)]
     alive = [r for r in records if not is_dead(r)]
@@ -216,7 +254,7 @@ def _judge(method: Method, records: Sequence[RunRecord]) -> tuple[list[str], str
         if alive
         else f"All {len(records)} runs died (final loss >= {DEAD_LOSS:.3f}, accuracy about 1/3)."
     ]
-    compared = comparisons(method.key, records)
+    compared = comparisons(arm.key, records)
     sentences += [c.sentence() + "." for c in compared]
     finals = [last_epoch(r) for r in records]
     numbers = (
@@ -225,21 +263,21 @@ def _judge(method: Method, records: Sequence[RunRecord]) -> tuple[list[str], str
         f"{plateau}/{len(records)} at the 2/3 plateau"
     )
     if not compared:
-        return sentences, f"{NAME} {method.key}: no published number (never run); {numbers}"
-    published = PUBLISHED[method.key]
-    if method.key == "A":
-        sentences.append(_two_class_reading(published))
+        return sentences, f"{NAME} {arm.key}: no published number (never run); {numbers}"
+    final = PUBLISHED[arm.key]
+    if arm.key == "A":
+        sentences.append(_two_class_reading(final))
     word = overall(compared)
     near = ", ".join(c.near_text() + " " + c.what.split()[-1] for c in compared)
+    loss, accuracy = _printed(final).split(" / ")
     return sentences, (
-        f"{NAME} {method.key}: {word}: published loss {published[0]:.4f} / acc "
-        f"{published[1]:.4f}; {numbers}; {near}"
+        f"{NAME} {arm.key}: {word}: published loss {loss} / acc {accuracy}; {numbers}; {near}"
     )
 
 
-def _two_class_reading(published: tuple[float, float]) -> str:
+def _two_class_reading(final: Final) -> str:
     """Why the published A result can sit at 0.6467: it is where a half-dead net ends."""
-    loss, accuracy = published
+    loss, accuracy = final.loss.value, final.accuracy.value
     if abs(loss - TWO_CLASS_LOSS) <= 0.01 and abs(accuracy - 2 / 3) <= 0.05:
         return (
             f"The published loss {loss:.4f} is within 0.01 of (2/3) ln 2 = "
@@ -255,12 +293,12 @@ def _two_class_reading(published: tuple[float, float]) -> str:
 
 def _seed_own(results: Results) -> str:
     parts = []
-    for method in METHODS:
-        for record in results.records(method.key):
+    for arm in ARMS:
+        for record in results.records(arm.key):
             if record.config.seed == SEED_OWN:
                 loss, accuracy = last_epoch(record)
                 parts.append(
-                    f"{method.key} loss {number(loss)} / acc {number(accuracy)}"
+                    f"{arm.key} loss {number(loss)} / acc {number(accuracy)}"
                     + (" (dead)" if is_dead(record) else "")
                 )
     return (
@@ -292,14 +330,15 @@ def outcome(record: RunRecord) -> str:
 
 
 OUTCOMES = ("trained", "plateau", "dead")
-# Keras 3.15.1 itself (torch backend, CPU) running the seed's code over seeds 0..N-1 with
-# keras.utils.set_random_seed(seed): its own initial weights and shuffles, 200 epochs.
-# Measured by `scripts/seed000_keras_vs_lrlab.py --experiment B-code --seeds 40`.
-# lrlab's engine over the same 40 seeds: 21 / 12 / 7, median 0.5401, with Keras' clipped loss
-# or PyTorch's alike (Fisher's exact test against Keras: p 0.50, 0.61, 1.0; Mann-Whitney U
-# on the final losses: p 0.63). See docs/seed000-keras.md.
+# Keras 3 itself running the seed's code over many seeds (its own initial weights and
+# shuffles): how many runs ended in each outcome, and the median final loss. Measured by
+# scripts/seed000_keras_vs_lrlab.py; see the data file and docs/seed000-keras.md.
 KERAS_OUTCOMES: dict[str, dict[str, float]] = {
-    "B-code": {"seeds": 40, "trained": 25, "plateau": 9, "dead": 6, "median_loss": 0.5238},
+    key: {
+        **{count: SOURCE.integer(f"keras.{key}.{count}") for count in ("seeds", *OUTCOMES)},
+        "median_loss": SOURCE.number(f"keras.{key}.median_loss"),
+    }
+    for key in SOURCE.keys("keras")
 }
 SAME_P = 0.05  # outcome counts differ when Fisher's exact test gives p below this
 
@@ -345,16 +384,13 @@ def _against_keras(results: Results) -> tuple[list[str], list[str]]:
     return lines, verdicts
 
 
-def _schedule(method: Method) -> Schedule:
-    from lrlab.schedules import parse
-
-    assert method.schedule is not None
-    return parse(method.schedule, steps_per_epoch=STEPS_PER_EPOCH)
+def _schedule(arm: Arm) -> Schedule:
+    return arm.lr_schedule(STEPS_PER_EPOCH)
 
 
-def _per_epoch(method: Method, epochs: int) -> list[float]:
+def _per_epoch(arm: Arm, epochs: int) -> list[float]:
     """The LR of each epoch's first step."""
-    schedule = _schedule(method)
+    schedule = _schedule(arm)
     return [schedule(e * STEPS_PER_EPOCH) for e in range(epochs)]
 
 
@@ -382,7 +418,8 @@ def _schedules(results: Results, epochs: int) -> tuple[list[str], str]:
         f"epoch 0 the text's LR is {text[0] / code[0]:.3g} times the code's, at epoch {last} "
         f"{text[last] / code[last]:.3g} times. Decay over the run (first LR / last): code "
         f"{code[0] / code[last]:.3g}x, text {text[0] / text[last]:.3g}x, A (per batch) "
-        f"{a(0) / a_last:.3g}x, against the seed's own guideline of 100x or more.",
+        f"{a(0) / a_last:.3g}x, against the seed's own guideline of {GUIDELINE_DECAY:g}x or "
+        "more.",
     ]
     stop = next((e for e, lr in enumerate(code) if lr < code[0] / 100), None)
     if stop is not None:
@@ -429,13 +466,11 @@ def _plots(results: Results) -> list[str]:
 
 
 def _lr_plot(epochs: int) -> Any:
-    from lrlab.plots import new_axes
-
     ax = new_axes(7.5, 4.5)
     steps = epochs * STEPS_PER_EPOCH
-    for method in METHODS:
-        values = _schedule(method).preview(steps)
-        ax.plot([t / STEPS_PER_EPOCH for t in range(steps)], values, label=method.label)
+    for arm in ARMS:
+        values = _schedule(arm).preview(steps)
+        ax.plot([t / STEPS_PER_EPOCH for t in range(steps)], values, label=arm.label)
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("learning rate (log)")
@@ -452,21 +487,21 @@ def _outcome_plot(results: Results) -> Any:
     figure = Figure(figsize=(9, 4), layout="constrained")
     axes = figure.subplots(1, 2)
     for index, (ax, name) in enumerate(zip(axes, ("loss", "accuracy"), strict=True)):
-        for x, method in enumerate(METHODS):
-            values = [last_epoch(r)[index] for r in results.records(method.key)]
-            points = finite(values)
+        for x, arm in enumerate(ARMS):
+            values = [last_epoch(r)[index] for r in results.records(arm.key)]
+            points = finite_values(values)
             offsets = [x + 0.08 * (i - (len(points) - 1) / 2) for i in range(len(points))]
             ax.scatter(offsets, points, s=18, label="lrlab runs" if x == 0 else None)
-            if method.key in PUBLISHED:
+            if arm.key in PUBLISHED:
                 ax.scatter(
                     [x],
-                    [PUBLISHED[method.key][index]],
+                    [PUBLISHED[arm.key][index].value],
                     marker="*",
                     s=160,
                     color="red",
-                    label="published" if method.key == "A" else None,
+                    label="published" if arm.key == "A" else None,
                 )
-        ax.set_xticks(range(len(METHODS)), [m.key for m in METHODS])
+        ax.set_xticks(range(len(ARMS)), [a.key for a in ARMS])
         ax.set_ylabel(f"final training {name}")
         ax.grid(True, alpha=0.3)
     axes[1].axhline(1 / CLASSES, color="grey", linestyle=":", label="1/3 (dead)")

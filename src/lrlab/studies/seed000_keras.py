@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from lrlab.studies.runner import tensor_data
+
 EXPERIMENTS = ("A", "B-code")
 BATCH = 5
 
@@ -57,11 +59,11 @@ def _keras() -> Any:
 
 
 def iris() -> tuple[np.ndarray, np.ndarray]:
-    """All 150 Iris samples, unscaled (float32), and one-hot targets, in the file's order."""
-    from lrlab.tasks import bundled
-
-    data = bundled.iris()
-    return data.x.astype(np.float32), np.eye(3, dtype=np.float32)[data.y]
+    """All 150 Iris samples, unscaled (float32), and one-hot targets, in the file's order:
+    the data of lrlab's ``iris`` task with ``split="all"``, as seed 000 trains."""
+    data = tensor_data("iris", "all")
+    x, y = data.x_train.numpy().copy(), data.y_train.numpy()
+    return x, np.eye(3, dtype=np.float32)[y]
 
 
 def model(experiment: str, weights: Sequence[np.ndarray] | None = None) -> Any:

@@ -1,55 +1,51 @@
-"""Regenerate docs/lr-finder.md: how good is the range test's suggested LR against a tuned one?
+"""The range-test study: how good is the LR range test's suggested LR against a tuned one?
+It writes docs/lr-finder.md (``lrlab study lr-finder --out docs``), the measurement that chose
+`lrlab.RangeTest.suggested_lr`'s rule.
 
-For every task x optimizer x seed, `lrlab.finder.find_on_task` runs the range test from the
-weights that seed's run starts with (lrlab's defaults: 100 steps from 1e-7 to 10), and each
-rule's suggestion, and LipschitzLR's paper and smooth values at the same weights, are trained
-with as a constant LR and as the peak of a one-cycle schedule over the task's budget. Against
-them: the same optimizer at every LR of the 7-value log grid 0.001 ... 1 (docs/lipschitz.md's),
-constant and one-cycle, 5 seeds each; the grid's best LR is chosen as `lrlab report` chooses it
-(most targets reached, then fewest median steps, then best final metric, on the same seeds).
+For every task x optimizer x seed, `lrlab.find_on_task` runs the range test from the weights
+that seed's run starts with (lrlab's defaults: 100 steps from 1e-7 to 10), and each rule's
+suggestion, and LipschitzLR's paper and smooth values at the same weights, are trained with
+as a constant LR and as the peak of a one-cycle schedule over the task's budget. Against them:
+the same optimizer at every LR of a log grid (`GRID`: 0.001 ... 1, docs/lipschitz.md's),
+constant and one-cycle, on every seed; the grid's best LR is chosen as `lrlab report` chooses
+it (most targets reached, then fewest median steps, then best final metric, on the same
+seeds).
 
-Runs go through lrlab's engine and process pool into a SQLite store, so an interrupted run of
-this script resumes where it stopped (finished runs are not redone). Usage::
-
-    .venv/bin/python scripts/lr_finder_results.py                       # everything
-    .venv/bin/python scripts/lr_finder_results.py --tasks iris,digits   # a subset
-    .venv/bin/python scripts/lr_finder_results.py --tasks examples/task.py:make_task,...
-
-Writes docs/lr-finder.md, docs/lr-finder/runs.csv and docs/lr-finder/<task>-range-test.png.
+Runs go through lrlab's process pool into a SQLite store (`lrlab.studies.runner.run_configs`),
+so an interrupted study resumes where it stopped (finished runs are not redone). `run_study`
+writes ``OUT/lr-finder.md``, ``OUT/lr-finder/runs.csv`` and
+``OUT/lr-finder/<task>-range-test.png``.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
-import os
 import statistics
-import sys
-import time
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lrlab.cli.common import parse_lr_grid
-from lrlab.finder import DEFAULT_RULES, RECOMMENDED, find_on_task, lr_ramp, rule_name
-from lrlab.record import RunConfig
-from lrlab.report.summary import file_stem
-from lrlab.store import Store, StoredRun
+import lrlab
+from lrlab import RunConfig
+from lrlab.report import file_stem, median_with_misses, summarize
+from lrlab.studies.runner import check_count, check_store, check_task, run_configs, save_plot
 
-TASKS = "iris,digits,mnist5k,breast-cancer,regression"
-OPTIMIZERS = "sgd,momentum,adam"
-GRID = "1e-3:1:7"
+if TYPE_CHECKING:
+    from lrlab import StoredRun
+    from lrlab.studies.runner import Progress
+
+NAME = "lr-finder"
+TASKS = ("iris", "digits", "mnist5k", "breast-cancer", "regression")
+OPTIMIZERS = ("sgd", "momentum", "adam")
+SEEDS = 5
+# 7 log-spaced LRs from 0.001 to 1 (``--lr-grid 1e-3:1:7``, as docs/lipschitz.md tunes).
+GRID = (0.001, 0.00316228, 0.01, 0.0316228, 0.1, 0.316228, 1.0)
+SMOOTHINGS = (0.98,)  # the EMA betas the rules are read at; the first is lrlab's default
 SCHEDULES = ("constant", "one-cycle")
 LIPSCHITZ = ("lipschitz paper", "lipschitz smooth")
-
-
-def rule_names(smoothings: list[float]) -> list[str]:
-    """The rules' names, those read with a smoothing other than the first suffixed with it."""
-    names = [rule_name(r) for r in DEFAULT_RULES]
-    return [n + ("" if i == 0 else f" @{b:g}") for i, b in enumerate(smoothings) for n in names]
-
-
 GOAL_STEPS = 1.25
 GOAL_COST = 0.2
 
@@ -67,7 +63,9 @@ def paste(lr: float) -> float:
 
 @dataclass
 class Test:
-    """One range test: each source's LR (``None`` where it gave none) and its cost."""
+    """One range test: each source's LR (``None`` where it gave none), its cost, and what the
+    test itself says: its rules' names (the recommended first), the recommended rule, and the
+    first LR its rules read (past the burn-in)."""
 
     task: str
     optimizer: str
@@ -78,23 +76,40 @@ class Test:
     steps: int
     total_steps: int
     steps_per_epoch: int
+    rules: tuple[str, ...]
+    recommended: str
+    first_read: float
+
+
+def rule_names(tests: Sequence[Test], smoothings: Sequence[float]) -> list[str]:
+    """The rules' names, those read with a smoothing other than the first suffixed with it."""
+    names = tests[0].rules if tests else ()
+    return [n + ("" if i == 0 else f" @{b:g}") for i, b in enumerate(smoothings) for n in names]
 
 
 def range_tests(
-    tasks: list[str], optimizers: list[str], seeds: int, smoothings: list[float]
+    tasks: Sequence[str],
+    optimizers: Sequence[str],
+    seeds: int,
+    smoothings: Sequence[float],
+    steps: int | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> list[Test]:
     """One range test per task, optimizer, seed and smoothing (LipschitzLR's values and the
-    cost from the first smoothing's)."""
+    cost from the first smoothing's), for runs of ``steps`` steps (default: the task's
+    budget)."""
     tests = []
     for task in tasks:
         for optimizer in optimizers:
             for seed in range(seeds):
-                result = find_on_task(task, optimizer, seed=seed, smoothing=smoothings[0])
+                result = lrlab.find_on_task(
+                    task, optimizer, seed=seed, smoothing=smoothings[0], run_steps=steps
+                )
                 lrs: dict[str, float | None] = {n: r.lr for n, r in result.suggestions.items()}
                 for bound, value in result.lipschitz.items():
                     lrs[f"lipschitz {bound}"] = value
                 for beta in smoothings[1:]:
-                    other = find_on_task(
+                    other = lrlab.find_on_task(
                         task, optimizer, seed=seed, smoothing=beta, lipschitz=False
                     )
                     lrs.update({f"{n} @{beta:g}": r.lr for n, r in other.suggestions.items()})
@@ -109,61 +124,50 @@ def range_tests(
                         len(result.curves[0].losses),
                         int(result.extra["total_steps"]),
                         int(result.extra["steps_per_epoch"]),
+                        tuple(result.suggestions),
+                        result.recommended,
+                        result.lrs[result.curves[0].window[0]],
                     )
                 )
-        print(f"range tests: {task} done", file=sys.stderr)
+        if echo is not None:
+            echo(f"range tests: {task} done")
     return tests
 
 
-def configs(tests: list[Test], seeds: int) -> list[RunConfig]:
-    grid = parse_lr_grid(GRID)
+def run_config(
+    task: str, optimizer: str, lr: float, spec: str | None, seed: int, steps: int | None
+) -> RunConfig:
+    """One run of the study: ``optimizer`` at ``lr`` (constant, or a one-cycle peak) on
+    ``task``'s defaults, ``steps`` overriding its budget."""
+    return RunConfig(task, optimizer, lr=lr, schedule=spec, seed=seed, steps=steps)
+
+
+def configs(
+    tests: Sequence[Test], seeds: int, grid: Sequence[float], steps: int | None = None
+) -> list[RunConfig]:
+    """Every run the study trains: the grid for each task, optimizer, schedule and seed, and
+    each range test's suggestions on its seed."""
     wanted: dict[str, RunConfig] = {}
-    totals = {(t.task): t.total_steps for t in tests}
+    totals = {t.task: t.total_steps for t in tests}
     pairs = sorted({(t.task, t.optimizer) for t in tests})
     for task, optimizer in pairs:
         for schedule in SCHEDULES:
             spec = schedule_spec(schedule, totals[task])
             for lr in grid:
                 for seed in range(seeds):
-                    config = RunConfig(task, optimizer, lr=lr, schedule=spec, seed=seed)
+                    config = run_config(task, optimizer, lr, spec, seed, steps)
                     wanted[config.key()] = config
     for test in tests:
         for schedule in SCHEDULES:
             spec = schedule_spec(schedule, test.total_steps)
             for value in test.lrs.values():
                 if value is not None:
-                    config = RunConfig(
-                        test.task, test.optimizer, lr=value, schedule=spec, seed=test.seed
-                    )
+                    config = run_config(test.task, test.optimizer, value, spec, test.seed, steps)
                     wanted[config.key()] = config
     return list(wanted.values())
 
 
-def run_pending(store: Store, wanted: list[RunConfig], workers: int) -> None:
-    """The runs the store has not finished, one by one on lrlab's process pool (not as
-    vectorised groups: the cost in seconds compares each run's own time with a range
-    test's), each stored as it ends."""
-    from lrlab.execution import Executor, make_executor
-    from lrlab.progress import SweepProgress
-    from lrlab.sweep import run_missing
-
-    def executor_for(runs: int) -> Executor:
-        return make_executor("local", workers=workers, threads=1, runs=runs)
-
-    progress = SweepProgress(verbose=False)
-    run_missing(store, wanted, executor_for, progress, vectorize=False, workers=workers)
-
-
 # -- analysis ------------------------------------------------------------------------------------
-
-
-def median_steps(steps: list[int | None]) -> float | None:
-    """Median steps to target, a miss counting as infinite; ``None`` when the median is one."""
-    ordered = sorted(math.inf if s is None else float(s) for s in steps)
-    if not ordered:
-        return None
-    value = statistics.median(ordered)
-    return None if math.isinf(value) else value
 
 
 def log_median(values: list[float]) -> float:
@@ -190,7 +194,10 @@ class Row:
 
     @property
     def steps(self) -> float | None:
-        return median_steps([r.record.steps_to_target if r.record else None for r in self.runs])
+        """Median steps to target over the seeds, a miss counting as infinitely many."""
+        return median_with_misses(
+            [r.record.steps_to_target if r.record else None for r in self.runs]
+        )
 
 
 @dataclass
@@ -225,11 +232,17 @@ class Cell:
         )
 
 
-def analyse(tests: list[Test], store: Store, seeds: int, sources: list[str]) -> list[Cell]:
-    from lrlab.report import summarize
-
-    runs = {run.config.key(): run for run in store.runs()}
-    grid = parse_lr_grid(GRID)
+def analyse(
+    tests: Sequence[Test],
+    stored: Sequence[StoredRun],
+    seeds: int,
+    sources: Sequence[str],
+    grid: Sequence[float],
+    steps: int | None = None,
+) -> list[Cell]:
+    """The cells (task x optimizer x schedule) from the stored runs: the tuned grid's best
+    LR and each source's runs."""
+    runs = {run.config.key(): run for run in stored}
     by_pair: dict[tuple[str, str], list[Test]] = defaultdict(list)
     for test in tests:
         by_pair[(test.task, test.optimizer)].append(test)
@@ -239,7 +252,7 @@ def analyse(tests: list[Test], store: Store, seeds: int, sources: list[str]) -> 
         for schedule in SCHEDULES:
             spec = schedule_spec(schedule, total)
             grid_runs = [
-                runs[RunConfig(task, optimizer, lr=lr, schedule=spec, seed=seed).key()]
+                runs[run_config(task, optimizer, lr, spec, seed, steps).key()]
                 for lr in grid
                 for seed in range(seeds)
             ]
@@ -258,8 +271,9 @@ def analyse(tests: list[Test], store: Store, seeds: int, sources: list[str]) -> 
                 if any(lr is None for _, lr in chosen):
                     continue
                 source_runs = [
-                    runs[RunConfig(task, optimizer, lr=lr, schedule=spec, seed=t.seed).key()]
+                    runs[run_config(task, optimizer, lr, spec, t.seed, steps).key()]
                     for t, lr in chosen
+                    if lr is not None
                 ]
                 testing = [
                     t.lipschitz_seconds if source.startswith("lipschitz") else t.seconds
@@ -384,16 +398,16 @@ and param groups, train/eval modes, the torch, numpy and Python RNGs) is restore
 afterwards. This page measures how good its suggestions are, and picks the one `suggested_lr`
 returns.
 
-Regenerate everything here (finished runs are kept in `docs/lr-finder/runs.sqlite` and not
+Regenerate everything here (finished runs are kept in `{store}` and not
 redone; the task list is an argument, so new tasks can be added):
 
 ```bash
-.venv/bin/python scripts/lr_finder_results.py --tasks {tasks}
+{command}
 ```
 
 ## Setup
 
-- Tasks at their defaults (`lrlab tasks`): {task_list}; {seeds} seeds each; optimizers {opts}.
+{tasks_line}
 - For each task, optimizer and seed, one range test (lrlab's defaults, `repeats=1`) from the
   weights that seed's run starts with, on that run's training batches shuffled with the seed.
   Each rule's suggestion, rounded to the 3 digits `lrlab find` prints, is trained with as a
@@ -407,14 +421,14 @@ redone; the task list is an argument, so new tasks can be added):
   and before the last 5.{variants} The rules and the test's settings are the published ones
   (fastai's smoothing, burn-in and stop); this page chooses among them and tunes none of them
   on these tasks.
-- The baseline: the same optimizer and schedule at every LR of the grid {grid} (7 log-spaced
+- The baseline: the same optimizer and schedule at every LR of the grid {grid} ({n} log-spaced
   values, as in docs/lipschitz.md) x {seeds} seeds; its best LR is chosen the way `lrlab
   report` chooses (most targets reached, then fewest median steps to target, then best median
   final metric), **on the same seeds it is scored on**: an optimistic baseline.
 - The goal (lrlab issue 9): the recommended rule reaches the target on {seeds}/{seeds} seeds
   wherever the tuned grid does, with median steps to target <= {goal_steps}x the tuned best's,
   at <= 1/5 of the grid's cost, counted in runs of the task's budget (a range test plus one
-  run per seed, against 7 runs per seed; a range-test step costs a training step, see
+  run per seed, against {n} runs per seed; a range-test step costs a training step, see
   `benchmarks/range_test_overhead.py`), with the seconds shown beside.
 - Steps to target are counted at epoch ends, as everywhere in lrlab; a miss counts as
   infinitely many steps. Seconds are wall-clock seconds of the runs (`RunRecord.wall_time`) plus
@@ -423,42 +437,83 @@ redone; the task list is an argument, so new tasks can be added):
 """
 
 
-def document(
-    cells: list[Cell],
-    tests: list[Test],
-    tasks: list[str],
-    optimizers: list[str],
-    seeds: int,
-    smoothings: list[float],
-) -> str:
-    table = scores(cells, [*rule_names(smoothings), *LIPSCHITZ])
+@dataclass(frozen=True)
+class Settings:
+    """What a run of the study was asked for: the page states it and the command that
+    regenerates it."""
+
+    tasks: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    seeds: int
+    grid: tuple[float, ...]
+    smoothings: tuple[float, ...]
+    steps: int | None
+    out: Path
+    db: Path
+
+    def command(self) -> str:
+        """The ``lrlab study lr-finder`` command line that regenerates the page (options at
+        their defaults left out)."""
+        parts = ["lrlab study lr-finder", f"--out {self.out}", f"--tasks {','.join(self.tasks)}"]
+        if self.optimizers != OPTIMIZERS:
+            parts.append(f"--optimizers {','.join(self.optimizers)}")
+        if self.seeds != SEEDS:
+            parts.append(f"--seeds {self.seeds}")
+        if self.grid != GRID:
+            parts.append(f"--lr-grid {','.join(f'{v:g}' for v in self.grid)}")
+        if self.smoothings != SMOOTHINGS:
+            parts.append(f"--smoothing {','.join(f'{b:g}' for b in self.smoothings)}")
+        if self.steps is not None:
+            parts.append(f"--steps {self.steps}")
+        if self.db != default_db(self.out):
+            parts.append(f"--db {self.db}")
+        return " ".join(parts)
+
+
+def default_db(out: Path) -> Path:
+    """Where the study keeps its runs unless told: ``OUT/lr-finder/runs.sqlite``."""
+    return out / NAME / "runs.sqlite"
+
+
+def document(cells: list[Cell], tests: list[Test], settings: Settings) -> str:
+    """The page: setup, verdict, per-task results and costs, from the cells alone."""
+    table = scores(cells, [*rule_names(tests, settings.smoothings), *LIPSCHITZ])
     best = best_rule(table)
+    seeds = settings.seeds
     variants = ""
-    if len(smoothings) > 1:
+    if len(settings.smoothings) > 1:
         variants = (
             " The same rules are also read off the curve smoothed with beta "
-            + ", ".join(f"{b:g}" for b in smoothings[1:])
+            + ", ".join(f"{b:g}" for b in settings.smoothings[1:])
             + " (a lighter EMA lags less behind the raw loss; rows `RULE @BETA`)."
         )
+    budget = f", each run {settings.steps} steps" if settings.steps is not None else ""
+    task_list = ", ".join(f"`{t}`" for t in settings.tasks)
+    opts = ", ".join(settings.optimizers)
+    tasks_line = (
+        f"- Tasks at their defaults (`lrlab tasks`){budget}: {task_list}; {seeds} seeds each; "
+        f"optimizers {opts}."
+    )
     lines = [
         INTRO.format(
-            beta=f"{smoothings[0]:g}",
+            beta=f"{settings.smoothings[0]:g}",
             variants=variants,
-            tasks=",".join(tasks),
-            task_list=", ".join(f"`{t}`" for t in tasks),
+            command=settings.command(),
+            store=settings.db,
+            tasks_line=tasks_line,
             seeds=seeds,
-            opts=", ".join(optimizers),
-            grid=", ".join(_num(v) for v in parse_lr_grid(GRID)),
+            grid=", ".join(_num(v) for v in settings.grid),
+            n=len(settings.grid),
             goal_steps=GOAL_STEPS,
         )
     ]
     lines += _verdict(cells, tests, table, best, seeds)
-    lines += _per_task(cells, tasks)
-    lines += _cost(cells, tests, best.source)
+    lines += _per_task(cells, list(settings.tasks))
+    lines += _cost(cells, tests, best.source, len(settings.grid))
     lines += [
         "",
-        "Per-run numbers (every grid LR and every suggestion): [lr-finder/runs.csv]"
-        "(lr-finder/runs.csv).",
+        f"Per-run numbers (every grid LR and every suggestion): [{NAME}/runs.csv]"
+        f"({NAME}/runs.csv).",
         "",
     ]
     return "\n".join(lines)
@@ -524,9 +579,10 @@ def _verdict(
         + f"; it meets the whole goal in {best.passed} cells, and its median run takes "
         f"{_num(best.median_ratio)}x the tuned best's steps (median over cells)"
     )
-    if best.source != RECOMMENDED:
+    recommended = tests[0].recommended if tests else best.source
+    if best.source != recommended:
         verdict += (
-            f". NOTE: the code currently recommends `{RECOMMENDED}`; these measurements favour "
+            f". NOTE: the code currently recommends `{recommended}`; these measurements favour "
             f"`{best.source}` (update `lrlab.finder.core.RECOMMENDED`)"
         )
     lines += ["", verdict + ".", ""]
@@ -565,7 +621,7 @@ def _verdict(
 def _others(cells: list[Cell], tests: list[Test], table: list[Score], best: Score) -> list[str]:
     """What the other sources did, and the one-cycle finding."""
     lines = ["What the others did:", ""]
-    first = lr_ramp(1e-7, 10.0, 100)[10]  # the first LR the rules read, with the defaults
+    first = tests[0].first_read  # the first LR the rules read (after the burn-in)
     for score in table:
         if score.source == best.source:
             continue
@@ -657,13 +713,13 @@ def _per_task(cells: list[Cell], tasks: list[str]) -> list[str]:
     return lines
 
 
-def _cost(cells: list[Cell], tests: list[Test], source: str) -> list[str]:
+def _cost(cells: list[Cell], tests: list[Test], source: str, grid_count: int) -> list[str]:
     lines = [
         "## What it costs",
         "",
-        f"Per task and optimizer, constant LR, all seeds: the grid (7 LRs x seeds) against a "
-        f"range test plus one run per seed at `{source}`'s LR. In runs of the task's budget (a "
-        "100-step range test is 100 / budget of a run) and in seconds.",
+        f"Per task and optimizer, constant LR, all seeds: the grid ({grid_count} LRs x seeds) "
+        f"against a range test plus one run per seed at `{source}`'s LR. In runs of the task's "
+        "budget (a 100-step range test is 100 / budget of a run) and in seconds.",
         "",
         "| task | optimizer | grid runs | grid s | test + run (runs) | range tests s | "
         "test + run s | fraction of the grid (runs) | fraction (s) |",
@@ -734,13 +790,11 @@ def write_csv(cells: list[Cell], path: Path) -> None:
                     )
 
 
-def plots(cells: list[Cell], tasks: list[str], out: Path, seeds: int) -> None:
+def plots(cells: list[Cell], tasks: Sequence[str], folder: Path, seeds: int) -> None:
     """Each task's range test (SGD, seed 0, repeated over `seeds` data orders), with the
-    tuned grid's best constant LR for SGD marked."""
-    from lrlab.plots import save_figure
-
+    tuned grid's best constant LR for SGD marked, as ``folder/<task>-range-test.png``."""
     for task in tasks:
-        result = find_on_task(task, "sgd", seed=0, repeats=seeds)
+        result = lrlab.find_on_task(task, "sgd", seed=0, repeats=seeds)
         ax = result.plot()
         tuned = next(
             (
@@ -760,45 +814,92 @@ def plots(cells: list[Cell], tasks: list[str], out: Path, seeds: int) -> None:
             )
             ax.legend(fontsize="small", loc="lower left")
         ax.set_title(f"{task}, SGD: range test over {seeds} data orders (seed 0 weights)")
-        save_figure(ax.figure, out / f"{file_stem(task)}-range-test.png")
+        save_plot(ax, folder, f"{file_stem(task)}-range-test.png")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default=TASKS, help=f"comma-separated (default {TASKS})")
-    parser.add_argument("--optimizers", default=OPTIMIZERS, help=f"default {OPTIMIZERS}")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--db", default="docs/lr-finder/runs.sqlite")
-    parser.add_argument("--doc", default="docs/lr-finder.md")
-    parser.add_argument(
-        "--smoothing",
-        default="0.98",
-        help="EMA betas to read the rules at, comma-separated; the first is lrlab's default",
+def run_study(
+    out: str | Path,
+    *,
+    tasks: Sequence[str] = TASKS,
+    optimizers: Sequence[str] = OPTIMIZERS,
+    seeds: int = SEEDS,
+    lr_grid: Sequence[float] = GRID,
+    smoothings: Sequence[float] = SMOOTHINGS,
+    steps: int | None = None,
+    workers: int = 1,
+    db: str | Path | None = None,
+    progress: Progress | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> Path:
+    """Run the study and write ``out/lr-finder.md`` (with ``out/lr-finder/runs.csv`` and each
+    task's range-test chart); return the page's path.
+
+    ``tasks`` (names or ``file.py:function`` references) x ``optimizers`` x ``seeds`` (seeds
+    ``0..seeds-1``): one range test each, the rules read at every EMA beta of ``smoothings``
+    (the first is the test's own), each suggestion trained against the ``lr_grid``, constant
+    and as a one-cycle peak; ``steps`` overrides the tasks' budgets (``None``: each task's
+    own). Runs train one by one (not vectorised: each run's wall time is its own) on
+    ``workers`` processes and are kept in ``db`` (default ``out/lr-finder/runs.sqlite``); a
+    run already there is not redone. ``progress`` follows the runs, ``echo`` gets a line per
+    task whose range tests are done. Every argument is checked before anything runs.
+    """
+    settings = _settings(out, tasks, optimizers, seeds, lr_grid, smoothings, steps, db)
+    check_count("workers", workers)
+    check_store(settings.db)
+    tests = range_tests(
+        settings.tasks, settings.optimizers, seeds, settings.smoothings, steps, echo
     )
-    args = parser.parse_args()
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
-    optimizers = [o.strip() for o in args.optimizers.split(",") if o.strip()]
-    doc = Path(args.doc)
-    out = doc.with_suffix("")
-    out.mkdir(parents=True, exist_ok=True)
-    began = time.perf_counter()
-    smoothings = [float(b) for b in args.smoothing.split(",") if b.strip()]
-    sources = [*rule_names(smoothings), *LIPSCHITZ]
-    tests = range_tests(tasks, optimizers, args.seeds, smoothings)
-    with Store(args.db) as store:
-        run_pending(store, configs(tests, args.seeds), args.workers)
-        cells = analyse(tests, store, args.seeds, sources)
-    plots(cells, tasks, out, args.seeds)
-    write_csv(cells, out / "runs.csv")
-    doc.write_text(document(cells, tests, tasks, optimizers, args.seeds, smoothings))
-    print(f"wrote {doc} ({time.perf_counter() - began:.0f} s)", file=sys.stderr)
-    return 0
+    wanted = configs(tests, seeds, settings.grid, steps)
+    _, stored = run_configs(
+        settings.db, wanted, workers=workers, vectorize=False, progress=progress
+    )
+    sources = [*rule_names(tests, settings.smoothings), *LIPSCHITZ]
+    cells = analyse(tests, stored, seeds, sources, settings.grid, steps)
+    folder = settings.out / NAME
+    plots(cells, settings.tasks, folder, seeds)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_csv(cells, folder / "runs.csv")
+    page = settings.out / f"{NAME}.md"
+    page.write_text(document(cells, tests, settings), encoding="utf-8")
+    return page
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _settings(
+    out: str | Path,
+    tasks: Sequence[str],
+    optimizers: Sequence[str],
+    seeds: int,
+    lr_grid: Sequence[float],
+    smoothings: Sequence[float],
+    steps: int | None,
+    db: str | Path | None,
+) -> Settings:
+    """The study's arguments, checked (one line naming the first bad one)."""
+    names = {"tasks": tasks, "optimizers": optimizers, "lr_grid": lr_grid}
+    for name, value in {**names, "smoothings": smoothings}.items():
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence) or not value:
+            raise ValueError(f"{name} must be a non-empty list, got {name}={value!r}")
+    for task in tasks:
+        check_task(task)
+    for optimizer in optimizers:
+        lrlab.OPTIMIZERS.lookup(optimizer)
+    check_count("seeds", seeds)
+    if steps is not None:
+        check_count("steps", steps)
+    for lr in lr_grid:
+        if isinstance(lr, bool) or not isinstance(lr, int | float) or not (0 < lr < math.inf):
+            raise ValueError(f"lr_grid values must be finite and > 0, got lr_grid={lr_grid!r}")
+    for beta in smoothings:
+        if isinstance(beta, bool) or not isinstance(beta, int | float) or not (0 <= beta < 1):
+            raise ValueError(f"smoothings must be in [0, 1), got smoothings={smoothings!r}")
+    folder = Path(out)
+    return Settings(
+        tuple(tasks),
+        tuple(optimizers),
+        seeds,
+        tuple(float(v) for v in lr_grid),
+        tuple(float(b) for b in smoothings),
+        steps,
+        folder,
+        Path(db) if db is not None else default_db(folder),
+    )

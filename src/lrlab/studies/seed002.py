@@ -13,40 +13,26 @@ from typing import Any
 
 import torch
 
-from lrlab.reproduce.runner import (
+from lrlab import Exponential, ScheduleLR
+from lrlab.report import markdown_table
+from lrlab.studies import published
+from lrlab.studies.runner import (
     Experiment,
     Options,
     Plan,
     Results,
     Section,
-    markdown_table,
+    new_axes,
     save_plot,
 )
-from lrlab.schedules import Exponential
-from lrlab.torch_scheduler import ScheduleLR
 
 SCHEDULE = Exponential(lr=0.2, rate=0.99, every=1)
 EPOCHS = 40
 W0 = 5.0
 
-# The lines the seed printed (the rest it elided with "...").
-PUBLISHED = {
-    0: "After 0 epoch,w is 2.600000,loss is 36.000000,lr is 0.200000",
-    1: "After 1 epoch,w is 1.174400,loss is 12.959999,lr is 0.198000",
-    2: "After 2 epoch,w is 0.321948,loss is 4.728015,lr is 0.196020",
-    3: "After 3 epoch,w is -0.191126,loss is 1.747547,lr is 0.194060",
-    4: "After 4 epoch,w is -0.501926,loss is 0.654277,lr is 0.192119",
-    5: "After 5 epoch,w is -0.691392,loss is 0.248077,lr is 0.190198",
-    16: "After 16 epoch,w is -0.997660,loss is 0.000013,lr is 0.170292",
-    17: "After 17 epoch,w is -0.998449,loss is 0.000005,lr is 0.168589",
-    18: "After 18 epoch,w is -0.998967,loss is 0.000002,lr is 0.166903",
-    19: "After 19 epoch,w is -0.999308,loss is 0.000001,lr is 0.165234",
-    20: "After 20 epoch,w is -0.999535,loss is 0.000000,lr is 0.163581",
-    21: "After 21 epoch,w is -0.999685,loss is 0.000000,lr is 0.161946",
-    28: "After 28 epoch,w is -0.999977,loss is 0.000000,lr is 0.150944",
-    29: "After 29 epoch,w is -0.999984,loss is 0.000000,lr is 0.149434",
-    39: "After 39 epoch,w is -0.999999,loss is 0.000000,lr is 0.135146",
-}
+SOURCE = published.load("seed-002")
+# The lines the seed printed, by epoch (the rest it elided with "...").
+PUBLISHED = {int(epoch): line for epoch, line in SOURCE.texts("printed.lines").items()}
 
 
 @dataclass(frozen=True)
@@ -108,8 +94,8 @@ def section(results: Results, options: Options) -> Section:
         "Minimise `(w + 1)^2` from `w = 5` with `w -= lr * dloss/dw` for 40 epochs, "
         "`lr = 0.2 * 0.99 ** epoch` (float32): `torch.optim.SGD` driven by `lrlab.ScheduleLR` "
         "and `Exponential(lr=0.2, rate=0.99, every=1)`. Deterministic, so it runs once (no "
-        "seeds, nothing stored). The seed printed 15 of its 40 lines; each is compared "
-        "character for character with lrlab's line for that epoch.",
+        f"seeds, nothing stored). The seed printed {len(PUBLISHED)} of its {EPOCHS} lines; each "
+        "is compared character for character with lrlab's line for that epoch.",
         "",
     ]
     rows = [
@@ -131,16 +117,14 @@ def section(results: Results, options: Options) -> Section:
         f"{NAME}: {word}: {matched}/{len(PUBLISHED)} published lines match lrlab's to the "
         "printed digit (w, loss, lr at 6 decimals)"
     )
-    return Section(TITLE, lines, [verdict])
+    return Section(TITLE, lines, [verdict], SOURCE.text("source.citation"))
 
 
 def _plot(history: list[Epoch]) -> Any:
-    from lrlab.plots import new_axes
-
     ax = new_axes(7.5, 4.0)
     ax.plot([e.epoch for e in history], [e.w for e in history], label="lrlab: w after the update")
-    published = [float(text.split("w is ")[1].split(",")[0]) for text in PUBLISHED.values()]
-    ax.scatter(list(PUBLISHED), published, color="red", marker="x", label="published w")
+    printed_w = [float(text.split("w is ")[1].split(",")[0]) for text in PUBLISHED.values()]
+    ax.scatter(list(PUBLISHED), printed_w, color="red", marker="x", label="published w")
     ax.axhline(-1.0, color="grey", linestyle=":", linewidth=1)
     ax.set_xlabel("epoch")
     ax.set_ylabel("w")
