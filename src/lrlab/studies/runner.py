@@ -94,13 +94,15 @@ class Arm:
     cost: float = 1.0
 
     def config(self, seed: int, **run: Any) -> RunConfig:
+        """The arm's run with ``seed``. A reproduction trains on the whole training data, as
+        the source documents did (no validation split held out), unless ``run`` says so."""
         return RunConfig(
             optimizer=self.optimizer,
             schedule=self.schedule,
             lr=self.lr,
             optimizer_args=dict(self.optimizer_args),
             seed=seed,
-            **run,
+            **{"validation": False, **run},
         )
 
     def lr_schedule(self, steps_per_epoch: int) -> Schedule:
@@ -396,10 +398,11 @@ def check_task(task: str) -> None:
 
 def tensor_data(task: str, split: str | None = None, data_dir: str | None = None) -> TaskData:
     """The in-memory tensors of one of lrlab's tasks (``x_train``, ``y_train``, ``x_test``,
-    ``y_test``, ``train_size``), as a run of it reads them (cached per process)."""
+    ``y_test``, ``train_size``), as a reproduction's run reads them: the whole training data,
+    no validation split held out (`Arm.config`); cached per process."""
     from lrlab.tasks import load_tensor_data
 
-    return load_tensor_data(task, split, data_dir)
+    return load_tensor_data(task, split, data_dir, validation=False)
 
 
 def errors(results: Results, key: str) -> list[str]:
