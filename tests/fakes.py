@@ -13,8 +13,10 @@ def record(
     steps_per_epoch: int = 10,
     target: float = 0.9,
     lr: float = 0.1,
+    validation: list[float] | None = None,
 ) -> RunRecord:
-    """A record whose test metric per epoch is ``metrics`` (loss falling, LR constant)."""
+    """A record whose test metric per epoch is ``metrics`` (loss falling, LR constant), and
+    whose validation metric per epoch is ``validation`` (none without it)."""
     epochs = [
         EpochStats(
             epoch=i,
@@ -26,6 +28,8 @@ def record(
             test_metric=m,
             train_time=0.5 * (i + 1),
             wall_time=0.6 * (i + 1),
+            val_loss=None if validation is None else 1.0 / (i + 1),
+            val_metric=None if validation is None else validation[i],
         )
         for i, m in enumerate(metrics)
     ]

@@ -29,20 +29,28 @@ def test_compare_returns_the_ranking_summaries_frames_and_plots(tmp_path: Path) 
         "methods": [("sgd", "lipschitz(bound=smooth)")],
         "seeds": [0, 1],
         "lr_grid": [0.01, 0.1],
+        "holdout_seeds": 2,
         "epochs": 2,
         "db": tmp_path / "runs.sqlite",
     }
     result = lrlab.compare("iris", **sweep, workers=1)
-    assert result.ran == 2 * 2 * 2 + 2
+    # sgd and adam: 2 LRs x 2 tuning seeds; then the three methods on 2 fresh seeds.
+    assert result.ran == 2 * 2 * 2 + 3 * 2
     assert sorted(result.ranking) == ["adam", "sgd", "sgd + lipschitz(bound=smooth)"]
     lipschitz = result.summary("sgd + lipschitz(bound=smooth)")
     assert lipschitz.group == "no tuning"
     assert lipschitz.lr == lipschitz.records[0].step_lr[0]
-    assert result.summary("adam").group == "tuned"
+    assert lipschitz.seeds == (1000, 1001)
+    adam = result.summary("adam")
+    assert adam.group == "tuned"
+    assert (adam.selected_on, adam.tuning_seeds, adam.seeds) == ("validation", (0, 1), (1000, 1001))
+    assert adam.fresh
+    assert {r.config.seed for r in adam.records} == {1000, 1001}
+    assert {r.config.lr for r in adam.records} == {adam.lr}
     frame = result.to_pandas()
     assert list(frame["method"]) == result.ranking
     assert {"median_final", "median_steps_to_target", "budget"} <= set(frame.columns)
-    assert len(result.to_pandas("runs")) == 10
+    assert len(result.to_pandas("runs")) == 14
     ax = result.plot("loss")
     assert ax.get_lines()
     files = result.write_report(tmp_path / "report")

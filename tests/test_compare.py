@@ -116,6 +116,8 @@ def test_compare_stores_ranks_and_resumes(
         "1",
         "--lr-grid",
         "0.01,0.05",
+        "--holdout-seeds",
+        "2",
         "--method",
         "sgd:lipschitz(bound=smooth)",
         "--method",
@@ -126,26 +128,26 @@ def test_compare_stores_ranks_and_resumes(
     assert "l2 must be a finite number >= 0" in err
     assert not db.exists() or Store(db).count() == {}
 
-    # A runaway LipschitzLR (scale 1e9): two diverging runs inside the sweep.
-    argv = [*argv[:-2], "--method", "sgd:lipschitz(bound=paper, max_lr=1e9, scale=1e9)"]
+    # A runaway LipschitzLR (scale 1e30, per batch): two diverging runs inside the sweep.
+    runaway = "lipschitz(bound=smooth, every=batch, max_lr=1e30, scale=1e30)"
+    argv = [*argv[:-2], "--method", f"sgd:{runaway}"]
     code, out, err = _compare(capsys, *argv)
     assert code == 0
-    # sgd, adam: 2 LRs x 2 seeds each; the two LipschitzLR methods: 2 seeds each.
-    assert "iris: 12 runs in the grid, 0 already in" in err
+    # sgd, adam: 2 LRs x 2 tuning seeds each; then the four methods on 2 fresh seeds each.
+    assert "iris: 8 runs, 0 already in" in err
+    assert "iris: 8 runs, 0 already in" in err.split("iris: 8 runs, 0 already in", 1)[1]
     with Store(db) as store:
         counts = store.count()
-    assert sum(counts.values()) == 12
-    with Store(db) as store:
-        diverged = [r for r in store.runs() if r.status == "diverged"]
-    # Iris' 4-unit ReLU layer can die before the loss overflows, so one seed may stay finite.
-    assert len(diverged) >= 1
-    assert {r.config.schedule for r in diverged} == {
-        "lipschitz(bound=paper, max_lr=1e9, scale=1e9)"
-    }
+        runs = store.runs()
+    assert sum(counts.values()) == 16
+    diverged = [r for r in runs if r.status == "diverged"]
+    assert {r.config.seed for r in diverged} == {1000, 1001}
+    assert {r.config.schedule for r in diverged} == {runaway}
     assert "iris: target accuracy >= 0.9" in out
     assert "sgd + lipschitz(bound=smooth)" in out
     assert "none (2 runs)" in out
-    assert "2 LRs x 2 seeds = 4 runs" in out
+    assert "2 LRs x 2 seeds = 4 runs + 2 fresh" in out
+    assert "scored on fresh seeds 1000, 1001" in out
     report = tmp_path / "runs-report" / "report.md"
     assert report.is_file()
     for name in ("iris-loss.png", "iris-lr.png", "iris-metric.png", "summary.csv", "runs.csv"):
@@ -153,8 +155,8 @@ def test_compare_stores_ranks_and_resumes(
 
     code, out, err = _compare(capsys, *argv)  # again: nothing left to run
     assert code == 0
-    assert "12 already in" in err
-    assert "0 to run" in err
+    assert err.count("8 runs, 8 already in") == 2
+    assert "1 to run" not in err
 
 
 def test_a_raising_run_is_stored_as_failed_and_the_sweep_goes_on(
@@ -178,6 +180,8 @@ def test_a_raising_run_is_stored_as_failed_and_the_sweep_goes_on(
         "2",
         "--method",
         "sgd:lipschitz(bound=paper)",
+        "--holdout-seeds",
+        "2",
     )
     assert code == 0
     with Store(db) as store:

@@ -146,11 +146,12 @@ def test_compare_runs_plateau_after_a_warmup_on_an_lr_grid(
             "1",
             "--db",
             str(db),
+            "--optimistic",
         ]
     )
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert "iris: 2 runs in the grid" in err
+    assert "iris: 2 runs, 0 already in" in err
     with Store(db) as store:
         runs = store.runs()
     assert sorted(r.config.lr for r in runs) == [0.01, 0.05]  # type: ignore[type-var]

@@ -67,8 +67,9 @@ def test_user_registrations_reach_the_workers_of_a_process_pool(tmp_path: Path) 
     )
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout.strip().splitlines()[-1])
-    # heavy-sgd and heavy-sgd + halving tuned over 2 LRs x 2 seeds; freeze once per seed.
-    assert summary["ran"] == 2 * 2 * 2 + 2
+    # heavy-sgd and heavy-sgd + halving tuned over 2 LRs x 2 seeds; then all three methods
+    # (freeze computes its own LR) on the 5 fresh seeds.
+    assert summary["ran"] == 2 * 2 * 2 + 3 * 5
     assert summary["statuses"] == ["done"], summary["errors"]
     assert summary["groups"] == {
         "heavy-sgd": "tuned",

@@ -57,6 +57,7 @@ def test_a_vectorised_compare_stores_what_runs_alone_store(tmp_path: Path, worke
         "lr_grid": [0.01, 0.1, 1.0],
         "epochs": 3,
         "workers": workers,
+        "optimistic": True,  # one sweep of the whole grid: every group in one plan
     }
     plan = Plan()
     together = lrlab.compare(

@@ -22,8 +22,9 @@ from typing import TYPE_CHECKING, Any
 from lrlab.controllers import ScheduleController, build_controller
 from lrlab.engine import plan, task_data, train_run
 from lrlab.execution import make_executor
-from lrlab.record import RunConfig, RunRecord
+from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
 from lrlab.report import (
+    choose_lrs,
     plot_loss_curves,
     plot_per_epoch,
     profiles,
@@ -40,6 +41,7 @@ from lrlab.tasks import get_task, task_id
 from lrlab.validate import (
     MAX_SEEDS,
     ArgumentTypeError,
+    check_bool,
     check_choice,
     check_input_dir,
     check_int,
@@ -167,6 +169,7 @@ class Comparison:
     runs: list[StoredRun]
     db: Path
     ran: int
+    optimistic: bool = False
 
     @property
     def ranking(self) -> list[str]:
@@ -221,7 +224,7 @@ class Comparison:
         name with ``-report``, beside it)."""
 
         folder = Path(out) if out is not None else self.db.with_name(self.db.stem + "-report")
-        return write_report(self.runs, folder, source=str(self.db))[1]
+        return write_report(self.runs, folder, source=str(self.db), optimistic=self.optimistic)[1]
 
 
 def compare(
@@ -232,6 +235,8 @@ def compare(
     methods: Iterable[tuple[str, ScheduleLike]] = (),
     seeds: int | Sequence[int] = 5,
     lr_grid: Sequence[float] | None = None,
+    holdout_seeds: int = 5,
+    optimistic: bool = False,
     db: str | Path = "lrlab.sqlite",
     workers: int | None = None,
     threads: int = 1,
@@ -242,9 +247,18 @@ def compare(
     vectorize: bool = True,
     **run: Any,
 ) -> Comparison:
-    """Run optimizers x schedules x seeds on ``task`` (plus ``methods``, extra (optimizer,
-    schedule) pairs), tuning every method that takes an LR over ``lr_grid`` with the same
-    budget, storing each run in ``db``; return the `Comparison`.
+    """Run optimizers x schedules on ``task`` (plus ``methods``, extra (optimizer, schedule)
+    pairs), tuning every method that takes an LR over ``lr_grid`` with the same budget,
+    storing each run in ``db``; return the `Comparison`.
+
+    The protocol (`lrlab.report.summarize`): each tuned method runs its grid on the tuning
+    ``seeds`` and its LR is chosen on the task's validation split (its training metric
+    without one), never the test split; then every method runs at its chosen LR (the
+    untuned at their own) on ``holdout_seeds`` fresh seeds (1000, 1001, ...), and the
+    ranking and every number come from those runs on the test split. That costs the grid
+    plus one run per method per fresh seed. ``optimistic=True`` instead runs every method
+    on ``seeds`` and chooses and scores on the same runs and the test split (lrlab's protocol
+    before validation splits: an optimistic estimate).
 
     Runs that differ only in seed, LR and schedule values train together as one vectorised
     model (``vectorize=False``: one by one); each run's record is what it gives alone.
@@ -260,6 +274,8 @@ def compare(
 
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
+    check_bool("", "optimistic", optimistic)
+    fresh = () if optimistic else _fresh_seeds(holdout_seeds)
     store_path = check_output_path("", "db", db)
     optimizers = _sequence("optimizers", optimizers, "a list of optimizer names")
     schedules = _sequence("schedules", schedules, "a list of schedule specs")
@@ -290,12 +306,13 @@ def compare(
         lr_grid=tuple(lr_grid) if lr_grid is not None else None,
         run=run_options,
         extra=tuple((o, _spec(s, "methods")) for o, s in pairs),
+        fresh_seeds=fresh,
     )
-    configs = sweep.configs()
-    probe = configs[0]
+    configs = sweep.configs() if optimistic else sweep.tuning_configs()
+    probe = (configs or sweep.fresh_configs({}))[0]
 
     resolved_plan = plan(probe, task_data(probe, resolved), resolved)  # bad options, data: now
-    _check_controllers(configs, resolved_plan)
+    _check_controllers(sweep.configs(), resolved_plan)
     count = workers if workers is not None else (os.cpu_count() or 1)
 
     def executor_for(runs: int) -> Executor:
@@ -309,14 +326,20 @@ def compare(
             runtime_env=runtime_env,
         )
 
-    executor_for(len(configs))  # its options are checked now, before anything runs
+    executor_for(len(configs) or 1)  # its options are checked now, before anything runs
     with Store(store_path) as store:
         ran = run_missing(
             store, configs, executor_for, progress, vectorize=vectorize, workers=count
         )
         runs = store.runs(keys=[c.key() for c in configs])
+        if not optimistic:  # the chosen settings, on fresh seeds
+            scored = sweep.fresh_configs(choose_lrs(runs))
+            ran += run_missing(
+                store, scored, executor_for, progress, vectorize=vectorize, workers=count
+            )
+            runs += store.runs(keys=[c.key() for c in scored])
 
-    return Comparison(summarize(runs), runs, store_path, ran)
+    return Comparison(summarize(runs, optimistic=optimistic), runs, store_path, ran, optimistic)
 
 
 def _sequence(name: str, value: object, what: str) -> list[Any]:
@@ -341,6 +364,12 @@ def _check_controllers(configs: Sequence[RunConfig], resolved: Plan) -> None:
         if isinstance(controller, ScheduleController):
             base = max(controller.initial_lr if lr is None else lr for lr in given)
             controller.check_horizon(resolved.total_steps, base)
+
+
+def _fresh_seeds(count: object) -> tuple[int, ...]:
+    """``count`` fresh seeds from `HOLDOUT_SEEDS_FROM` up."""
+    number = check_int("", "holdout_seeds", count, minimum=1, maximum=HOLDOUT_SEEDS_FROM)
+    return tuple(range(HOLDOUT_SEEDS_FROM, HOLDOUT_SEEDS_FROM + number))
 
 
 def _seeds(seeds: int | Sequence[int]) -> tuple[int, ...]:

@@ -27,11 +27,14 @@ class SweepProgress:
         self._pending = 0
 
     def start(self, total: int, stored: int, pending: int, store: Path) -> None:
+        """A new batch of runs (a comparison's tuning runs, then its fresh-seed runs): its
+        line, and a bar of its own."""
         print(
             f"{self.label}{total} {self.runs}, {stored} already in {store}, {pending} to run",
             file=sys.stderr,
         )
         self._pending = pending
+        self.counts = dict.fromkeys(self.counts, 0)
 
     def _open(self) -> Any:
         """The bar, drawn at the first finished run (lines about the plan come first)."""

@@ -23,6 +23,20 @@ Status = Literal["done", "diverged", "failed"]
 #: one), the validation split, the training batches.
 Split = Literal["test", "validation", "train"]
 SPLITS: tuple[Split, ...] = ("test", "validation", "train")
+#: What makes a method: every field of a run's config but its task, seed and LR (and where its
+#: data lives, its device). Runs of one method differ only in seed and LR.
+METHOD_FIELDS = (
+    "optimizer",
+    "optimizer_args",
+    "schedule",
+    "epochs",
+    "steps",
+    "batch_size",
+    "model",
+    "split",
+    "sampling",
+    "validation",
+)
 #: Seeds from here up are *fresh* seeds: a comparison re-runs each method's chosen setting on
 #: them, and scores it there, never on the seeds that chose it (`lrlab.compare`).
 HOLDOUT_SEEDS_FROM = 1000
@@ -71,6 +85,21 @@ class RunConfig:
             raise ValueError(f"run config: unknown keys {sorted(unknown)}")
         # A config written before validation splits existed trained on all the training data.
         return cls(**{"validation": False, **data})
+
+    def method(self) -> dict[str, Any]:
+        """The run's method: its `METHOD_FIELDS` (plain data)."""
+        data = self.to_dict()
+        return {name: data[name] for name in METHOD_FIELDS}
+
+    def method_id(self) -> str:
+        """A canonical string naming the run's task and method (what every run of one method
+        on one task shares, whatever its seed and LR)."""
+        return json.dumps([self.task, self.method()], sort_keys=True, separators=(",", ":"))
+
+    @property
+    def fresh_seed(self) -> bool:
+        """Whether the run's seed is a fresh one (`HOLDOUT_SEEDS_FROM` and up)."""
+        return self.seed >= HOLDOUT_SEEDS_FROM
 
     def key(self) -> str:
         """A canonical string identifying the run (everything but where the data lives).

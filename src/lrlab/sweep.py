@@ -14,7 +14,7 @@ outcome as it arrives; `lrlab compare`, `lrlab.compare` and `lrlab reproduce` al
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from lrlab.controllers import build_controller, controller_entry
 from lrlab.execution import Outcome
 from lrlab.optimizers import check_optimizer_args, optimizer_entry
-from lrlab.record import RunConfig
+from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig
 from lrlab.store import Lease
 from lrlab.validate import check_lr
 from lrlab.vectorize import plan_groups
@@ -51,7 +51,13 @@ class Sweep:
     """The grid of runs a comparison performs. ``None`` in ``schedules`` means a constant LR
     (the optimizer's default, or each grid value). ``run`` holds the other `RunConfig`
     fields every run shares (epochs, steps, batch_size, model, ...); ``extra`` the
-    (optimizer, schedule) pairs beyond the grid."""
+    (optimizer, schedule) pairs beyond the grid.
+
+    Two protocols. The honest one: `tuning_configs` (each tuned method's LR grid on the
+    tuning ``seeds``) chooses every method's LR, then `fresh_configs` runs each method at
+    its choice on ``fresh_seeds`` (`lrlab.record.HOLDOUT_SEEDS_FROM` and up), where it is
+    scored. The optimistic one: `configs`, every method on ``seeds``, chosen and scored on
+    the same runs."""
 
     task: str
     optimizers: tuple[str, ...]
@@ -60,6 +66,7 @@ class Sweep:
     lr_grid: tuple[float, ...] | None = None
     run: dict[str, Any] = field(default_factory=dict)
     extra: tuple[tuple[str, str | None], ...] = ()
+    fresh_seeds: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.optimizers and not self.extra:
@@ -71,6 +78,19 @@ class Sweep:
             raise ValueError("seeds must be at least 1, got seeds=0")
         if not self.schedules:
             raise ValueError("schedules must hold at least one schedule (None: constant)")
+        if self.fresh_seeds:
+            for seed in self.seeds:
+                if seed >= HOLDOUT_SEEDS_FROM:
+                    raise ValueError(
+                        f"seeds must be below {HOLDOUT_SEEDS_FROM} (the fresh seeds start "
+                        f"there), got seeds={list(self.seeds)}"
+                    )
+            for seed in self.fresh_seeds:
+                if seed < HOLDOUT_SEEDS_FROM:
+                    raise ValueError(
+                        f"fresh seeds start at {HOLDOUT_SEEDS_FROM}, got "
+                        f"fresh_seeds={list(self.fresh_seeds)}"
+                    )
         if self.lr_grid is not None:
             if not self.lr_grid:
                 raise ValueError("lr_grid must hold at least one LR, got lr_grid=[]")
@@ -92,24 +112,56 @@ class Sweep:
         return list(dict.fromkeys(pairs))
 
     def configs(self) -> list[RunConfig]:
-        """Every run of the grid, seeds innermost (so partial results cover every method)."""
+        """Every run of the grid on ``seeds``, seeds innermost (so partial results cover
+        every method): the optimistic protocol's runs."""
+        return [
+            self._config(optimizer, schedule, lr, seed)
+            for optimizer, schedule in self.methods()
+            for lr in self._lrs(optimizer, schedule)
+            for seed in self.seeds
+        ]
+
+    def tuning_configs(self) -> list[RunConfig]:
+        """The runs that choose the LR of each method with an LR to choose (a grid, and a
+        method that takes an LR): its grid on ``seeds``."""
+        return [
+            self._config(optimizer, schedule, lr, seed)
+            for optimizer, schedule in self.methods()
+            if len(lrs := self._lrs(optimizer, schedule)) > 1
+            for lr in lrs
+            for seed in self.seeds
+        ]
+
+    def fresh_configs(self, chosen: Mapping[str, float | None]) -> list[RunConfig]:
+        """Every method at its LR on ``fresh_seeds``: ``chosen`` maps a method
+        (`lrlab.record.RunConfig.method_id`) to the LR its tuning runs chose; a method with
+        nothing to choose runs at its own LR (its schedule's, the optimizer's default, or the
+        grid's only value)."""
         configs = []
         for optimizer, schedule in self.methods():
-            tuned = self.lr_grid is not None and not is_self_tuning(optimizer, schedule)
-            lrs: tuple[float | None, ...] = self.lr_grid if tuned and self.lr_grid else (None,)
-            for lr in lrs:
-                for seed in self.seeds:
-                    configs.append(
-                        RunConfig(
-                            task=self.task,
-                            optimizer=optimizer,
-                            lr=lr,
-                            schedule=schedule,
-                            seed=seed,
-                            **self.run,
-                        )
+            lrs = self._lrs(optimizer, schedule)
+            lr = lrs[0]
+            if len(lrs) > 1:
+                method = self._config(optimizer, schedule, None, 0).method_id()
+                if method not in chosen:
+                    raise ValueError(
+                        f"sweep: no LR chosen for {optimizer} {schedule or ''}; "
+                        "run its tuning configs first"
                     )
+                lr = chosen[method]
+            configs += [self._config(optimizer, schedule, lr, seed) for seed in self.fresh_seeds]
         return configs
+
+    def _lrs(self, optimizer: str, schedule: str | None) -> tuple[float | None, ...]:
+        tuned = self.lr_grid is not None and not is_self_tuning(optimizer, schedule)
+        return self.lr_grid if tuned and self.lr_grid else (None,)
+
+    def _config(
+        self, optimizer: str, schedule: str | None, lr: float | None, seed: int
+    ) -> RunConfig:
+        return RunConfig(
+            task=self.task, optimizer=optimizer, lr=lr, schedule=schedule, seed=seed, **self.run
+        )
 
 
 class Progress(Protocol):

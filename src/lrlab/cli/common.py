@@ -44,6 +44,16 @@ def check_threads(threads: int | None) -> int:
     return check_int("", "threads", threads, minimum=1, maximum=MAX_THREADS)
 
 
+def add_optimistic_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--optimistic",
+        action="store_true",
+        help="the optimistic protocol lrlab used before validation splits: choose each "
+        "method's LR on the test split with the seeds it then reports (the default chooses "
+        "on the validation split and scores on fresh seeds)",
+    )
+
+
 def add_vectorize_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--vectorize",
@@ -128,6 +138,7 @@ def write_and_show_report(
     note: str = "",
     *,
     baseline: str | None = None,
+    optimistic: bool = False,
 ) -> int:
     """Write the report of ``runs`` from the store(s) ``db`` (default folder: `report_folder`
     of the first), print the ranking, the performance profiles when the report has them,
@@ -138,7 +149,7 @@ def write_and_show_report(
     out = out or report_folder(stores[0])
     with writing(out):
         summaries, files = write_report(
-            runs, out, source=[str(s) for s in stores], baseline=baseline
+            runs, out, source=[str(s) for s in stores], baseline=baseline, optimistic=optimistic
         )
     print(terminal_table(summaries))
     profile = report_profiles(summaries, baseline)

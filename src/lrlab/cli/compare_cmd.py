@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from lrlab.cli.common import (
+    add_optimistic_argument,
     add_threads_argument,
     add_vectorize_argument,
     parse_lr_grid,
@@ -53,7 +54,22 @@ def add_parser(commands: Any) -> None:
         help="an extra (optimizer, schedule) pair beyond the grid, e.g. "
         "'sgd:lipschitz(bound=smooth)' (repeatable)",
     )
-    parser.add_argument("--seeds", type=int, default=5, metavar="N", help="seeds 0..N-1 (5)")
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=5,
+        metavar="N",
+        help="tuning seeds 0..N-1, on which each tuned method's LR grid runs (5)",
+    )
+    parser.add_argument(
+        "--holdout-seeds",
+        type=int,
+        default=5,
+        metavar="N",
+        help="fresh seeds 1000..1000+N-1, on which every method runs at its chosen LR and is "
+        "scored (5)",
+    )
+    add_optimistic_argument(parser)
     parser.add_argument(
         "--db", default="lrlab.sqlite", metavar="FILE", help="the run store (default lrlab.sqlite)"
     )
@@ -130,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     from lrlab.progress import SweepProgress
 
-    progress = SweepProgress(verbose=args.verbose, label=f"{args.task}: ", runs="runs in the grid")
+    progress = SweepProgress(verbose=args.verbose, label=f"{args.task}: ", runs="runs")
     start = time.perf_counter()
     try:
         result = compare(
@@ -139,6 +155,8 @@ def run(args: argparse.Namespace) -> int:
             schedules=_schedules(args.schedules),
             methods=[parse_method(text) for text in args.method],
             seeds=args.seeds,
+            holdout_seeds=args.holdout_seeds,
+            optimistic=args.optimistic,
             lr_grid=parse_lr_grid(args.lr_grid) if args.lr_grid else None,
             db=db,
             workers=args.workers,
@@ -159,4 +177,4 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     elapsed = f"({time.perf_counter() - start:.0f} s)"
-    return write_and_show_report(result.runs, db, out, elapsed)
+    return write_and_show_report(result.runs, db, out, elapsed, optimistic=args.optimistic)

@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from lrlab.cli.common import report_folder, write_and_show_report
+from lrlab.cli.common import add_optimistic_argument, report_folder, write_and_show_report
 
 
 def add_parser(commands: Any) -> None:
@@ -39,6 +39,7 @@ def add_parser(commands: Any) -> None:
         "(default: the tuned plain-sgd method that reaches the target on the most tasks; if "
         "none reaches any, the tuned method that reaches the most)",
     )
+    add_optimistic_argument(parser)
     parser.set_defaults(handler=run)
 
 
@@ -69,4 +70,4 @@ def run(args: argparse.Namespace) -> int:
     if not runs:
         where = ", ".join(str(db) for db in dbs)
         raise ValueError(f"--db {where}: no runs" + (f" of task {args.task}" if args.task else ""))
-    return write_and_show_report(runs, dbs, out, baseline=args.baseline)
+    return write_and_show_report(runs, dbs, out, baseline=args.baseline, optimistic=args.optimistic)

@@ -138,9 +138,20 @@ def terminal_table(summaries: Sequence[Summary], width: int | None = None) -> st
         for row in table:
             grid.add_row(*row)
         console.print(grid)
+        for line in provenance(group):
+            console.print(line, overflow="fold")
         for line in grid_warnings(group):
             console.print(line, overflow="fold")
     return _text(console)
+
+
+def provenance(summaries: Sequence[Summary]) -> list[str]:
+    """Where a task's numbers come from: one line when every method's do from the same
+    place, else one line per method (`Summary.provenance`)."""
+    texts = {s.provenance for s in summaries}
+    if len(texts) == 1:
+        return [f"Numbers: {texts.pop()}; test split."]
+    return [f"Numbers of {s.label}: {s.provenance}; test split." for s in summaries]
 
 
 def _console(width: int | None) -> Any:
@@ -219,7 +230,8 @@ def markdown(
                 f"Budget: {budget}, {first.steps_per_epoch} steps per epoch. "
                 f"Seeds per method: {max(s.runs for s in group)}."
             )
-        lines += ["", *markdown_table(*rows(group))]
+        lines += ["", *markdown_table(*rows(group)), ""]
+        lines += [f"- {line}" for line in provenance(group)]
         for warning in grid_warnings(group):
             lines += ["", f"**{warning}**"]
         targeted = group[0].target is not None
@@ -235,13 +247,16 @@ def markdown(
             )
             + "A diverged run's final metric counts as the worst (`diverged` where a median "
             "or quartile falls on one). `tuning`: the runs each method spent, its LR search "
-            "included. Tuned methods report the grid LR that "
+            "and its fresh-seed runs included. A tuned method's LR is the grid LR that "
             + ("reached the target most often, then fastest, then with " if targeted else "had ")
-            + "the best median final metric, chosen on the same seeds it reports (an "
-            "optimistic estimate for them); the method's label shows its schedule at that LR, "
-            "and `(edge)` marks an LR at the end of the grid. `no tuning` methods "
-            "(LipschitzLR, the LR-free peers) ran once per seed and their `lr` column shows "
-            "the first LR they used. " + RANKING_RULE,
+            + "the best median final metric on the validation split (the training metric "
+            "for a task without one), with the tuning seeds; every number shown then comes "
+            "from its runs at that LR on fresh seeds, on the test split, which chose nothing. "
+            "Where a method has no fresh-seed runs, its numbers come from the seeds that "
+            "chose its LR, and the lines above the table say so: an optimistic estimate. "
+            "The method's label shows its schedule at its LR, and `(edge)` marks an LR at the "
+            "end of the grid. `no tuning` methods (LipschitzLR, the LR-free peers) ran once "
+            "per seed and their `lr` column shows the first LR they used. " + RANKING_RULE,
         ]
         together = [r for s in group for r in s.records if "vectorized" in r.extra]
         if together:
@@ -526,12 +541,14 @@ def write_report(
     source: str | Sequence[str],
     loss_ylim: tuple[float, float] | None = None,
     baseline: str | None = None,
+    optimistic: bool = False,
 ) -> tuple[list[Summary], ReportFiles]:
     """Summaries of ``runs`` and the report files under ``out`` (created): report.md,
     summary.csv, runs.csv, the plots per task and, over two or more tasks with a target,
     the performance profiles (``profile.png``; speedups over ``baseline``, see
-    `lrlab.report.profiles.profiles`). ``source``: the store(s) the runs came from."""
-    summaries = summarize(runs)
+    `lrlab.report.profiles.profiles`). ``source``: the store(s) the runs came from;
+    ``optimistic``: `summarize`'s."""
+    summaries = summarize(runs, optimistic=optimistic)
     profile = report_profiles(summaries, baseline)  # a bad baseline: before any file
     out.mkdir(parents=True, exist_ok=True)
     plots = write_plots(summaries, out, loss_ylim)

@@ -29,21 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lrlab.callspec import CallSpec, SpecError, parse_call
-from lrlab.record import RunRecord
+from lrlab.record import METHOD_FIELDS, RunRecord, Split
 from lrlab.schedules import SCHEDULES, parse
 from lrlab.store import StoredRun
 
-_VARYING = (
-    "optimizer",
-    "optimizer_args",
-    "schedule",
-    "epochs",
-    "steps",
-    "batch_size",
-    "model",
-    "split",
-    "sampling",
-)
+_VARYING = METHOD_FIELDS
 
 
 def smooth_curve(values: Sequence[float]) -> list[float]:
@@ -124,7 +114,9 @@ def median_with_misses(values: Sequence[float | None]) -> float | None:
 
 @dataclass
 class Method:
-    """The runs of one method (all LRs, all seeds)."""
+    """The runs of one method (all LRs, all seeds): the runs that tune it (seeds below
+    `lrlab.record.HOLDOUT_SEEDS_FROM`) and the runs that score its chosen setting on fresh
+    seeds."""
 
     task: str
     identity: dict[str, Any]
@@ -135,17 +127,29 @@ class Method:
         """Whether the method sets its own LR (as the engine wrote in its records)."""
         return any(r.record.self_tuning for r in self.runs if r.record is not None)
 
-    def by_lr(self) -> dict[float | None, list[StoredRun]]:
+    @property
+    def tuning_runs(self) -> list[StoredRun]:
+        return [r for r in self.runs if not r.config.fresh_seed]
+
+    @property
+    def fresh_runs(self) -> list[StoredRun]:
+        return [r for r in self.runs if r.config.fresh_seed]
+
+    def by_lr(self, runs: Sequence[StoredRun] | None = None) -> dict[float | None, list[StoredRun]]:
         groups: dict[float | None, list[StoredRun]] = defaultdict(list)
-        for run in self.runs:
+        for run in self.runs if runs is None else runs:
             groups[run.config.lr].append(run)
         return dict(groups)
 
 
 def final_value(record: RunRecord, metric: str = "test") -> float | None:
     """A run's final ``"test"`` metric (`RunRecord.final_metric`: the test set's, else the
-    training metric) or ``"validation"`` metric (`RunRecord.final_val_metric`)."""
-    return record.final_val_metric if metric == "validation" else record.final_metric
+    training metric), ``"validation"`` metric (`RunRecord.final_val_metric`) or running
+    ``"train"`` metric."""
+    split: Split = (
+        "validation" if metric == "validation" else "train" if metric == "train" else "test"
+    )
+    return record.final_metric_on(split)
 
 
 def final_spread(
@@ -195,7 +199,9 @@ class Summary:
     ``base_label`` as written, the same for every LR of its grid; ``key`` the method across
     tasks (`method_key`). ``grid_records`` holds the runs of every LR the method tried, by LR
     (the evidence for the choice, drawn by `lrlab.report.plot_lr_sensitivity`); ``records``
-    the runs at the chosen LR that every number of the summary comes from.
+    the runs at the chosen LR that every number of the summary comes from: on fresh seeds
+    (``fresh``, ``seeds``) where the store has them, else on the tuning seeds (optimistic).
+    ``selected_on`` names the split the LR was chosen on (``None`` with nothing to choose).
     """
 
     task: str  # as runs name it: a task's name or a file.py:function reference
@@ -222,6 +228,10 @@ class Summary:
     key: str = ""
     base_label: str = ""
     grid_records: tuple[tuple[float | None, tuple[RunRecord, ...]], ...] = ()
+    selected_on: Split | None = None  # where the LR was chosen (None: nothing to choose)
+    tuning_seeds: tuple[int, ...] = ()  # the seeds that chose it
+    seeds: tuple[int, ...] = ()  # the seeds every number comes from
+    fresh: bool = False  # those seeds are fresh ones, not the seeds that chose the LR
 
     @property
     def title(self) -> str:
@@ -235,7 +245,20 @@ class Summary:
             return f"none ({self.runs} runs)"
         if len(self.grid) <= 1:
             return f"default LR ({self.runs} runs)"
-        return f"{len(self.grid)} LRs x {self.runs} seeds = {self.budget} runs"
+        seeds = len(self.tuning_seeds) or self.runs
+        text = f"{len(self.grid)} LRs x {seeds} seeds = {len(self.grid) * seeds} runs"
+        return text + (f" + {self.runs} fresh" if self.fresh else "")
+
+    @property
+    def provenance(self) -> str:
+        """Where the summary's numbers come from, in words."""
+        seeds = _seed_text(self.seeds)
+        if self.selected_on is None:
+            return f"nothing tuned; {'fresh seeds' if self.fresh else 'seeds'} {seeds}"
+        chosen = f"LR chosen on the {_SPLIT_TEXT[self.selected_on]} with seeds"
+        if self.fresh:
+            return f"{chosen} {_seed_text(self.tuning_seeds)}; scored on fresh seeds {seeds}"
+        return f"{chosen} {seeds} and scored on them (optimistic)"
 
     @property
     def lr_at_edge(self) -> str | None:
@@ -254,6 +277,23 @@ class Summary:
         """Median over the runs of the steps they trained (a diverged run stops early)."""
         steps = [r.steps for r in self.records]
         return float(statistics.median(steps)) if steps else None
+
+
+_SPLIT_TEXT = {
+    "validation": "validation split",
+    "train": "training metric (no validation split)",
+    "test": "test split",
+}
+
+
+def _seed_text(seeds: Sequence[int]) -> str:
+    """``0-4``, ``1000-1004``, or a list when they are not a range."""
+    if not seeds:
+        return "none"
+    ordered = sorted(seeds)
+    if ordered == list(range(ordered[0], ordered[-1] + 1)) and len(ordered) > 2:
+        return f"{ordered[0]}-{ordered[-1]}"
+    return ", ".join(str(seed) for seed in ordered)
 
 
 #: How `rank_key` orders the methods of a task, as the report states it.
@@ -275,26 +315,29 @@ def rank_key(summary: Summary) -> tuple[float | str, ...]:
     return (-summary.reached, steps, final, trained, summary.label)
 
 
-def _score(runs: list[StoredRun], higher_is_better: bool) -> tuple[float, float, float]:
-    """Sort key for choosing among a grid's LRs: most targets reached, then fewest median
-    steps to target, then best median final metric (`badness`: smaller is better, a
-    diverged median the worst)."""
+def _score(
+    runs: list[StoredRun], higher_is_better: bool, split: Split = "test"
+) -> tuple[float, float, float]:
+    """Sort key for choosing among a grid's LRs, on ``split``'s metric: most targets
+    reached, then fewest median steps to target, then best median final metric (`badness`:
+    smaller is better, a diverged median the worst)."""
     records = [r.record for r in runs if r.record is not None]
-    reached = sum(r.steps_to_target is not None for r in records)
+    reached = sum(r.steps_to_target_on(split) is not None for r in records)
     misses: list[int | None] = [None] * (len(runs) - len(records))  # failed runs
-    steps = median_with_misses([r.steps_to_target for r in records] + misses)
-    final = final_spread(records, higher_is_better).median
+    steps = median_with_misses([r.steps_to_target_on(split) for r in records] + misses)
+    final = final_spread(records, higher_is_better, split).median
     return (-reached, math.inf if steps is None else steps, badness(final, higher_is_better))
 
 
 def methods(runs: Sequence[StoredRun]) -> list[Method]:
-    """Group runs into methods, in the order they first appear."""
+    """Group runs into methods (`lrlab.record.RunConfig.method_id`), in the order they
+    first appear."""
     grouped: dict[str, Method] = {}
     for run in runs:
-        data = run.config.to_dict()
-        identity = {name: data[name] for name in _VARYING}
-        key = json.dumps([run.config.task, identity], sort_keys=True)
-        grouped.setdefault(key, Method(run.config.task, identity)).runs.append(run)
+        method = grouped.setdefault(
+            run.config.method_id(), Method(run.config.task, run.config.method())
+        )
+        method.runs.append(run)
     return list(grouped.values())
 
 
@@ -475,18 +518,33 @@ def _scaled(call: Any, factor: float) -> Any:
     return CallSpec(call.name, args, kwargs)
 
 
-def summarize(runs: Sequence[StoredRun]) -> list[Summary]:
-    """Every method at its chosen LR, ranked within each task by `rank_key`."""
+def summarize(runs: Sequence[StoredRun], *, optimistic: bool = False) -> list[Summary]:
+    """Every method at its chosen LR, ranked within each task by `rank_key`.
+
+    The honest protocol (the default): each method's LR is chosen by `choose_lr` on the
+    validation split (the training metric for a task without one) with its tuning seeds, and
+    every number of its summary comes from its runs at that LR on fresh seeds
+    (`lrlab.record.HOLDOUT_SEEDS_FROM` and up), on the test split. A method without such runs
+    in the store is scored on its tuning runs and says so (`Summary.fresh` is false).
+    ``optimistic``: choose on the test split with the seeds it then reports, as lrlab did
+    before validation splits existed (an optimistic estimate, and named as one)."""
     summaries: list[Summary] = []
     by_task: dict[str, list[Method]] = defaultdict(list)
     for method in methods(runs):
         by_task[method.task].append(method)
     for group in by_task.values():
-        chosen = {id(method): _choose_lr(method) for method in group}
-        labels = method_labels(group, chosen)
+        chosen = {id(method): choose_lr(method, optimistic=optimistic) for method in group}
+        lrs = {key: lr for key, (lr, _) in chosen.items()}
+        labels = method_labels(group, lrs)
         base_labels = method_labels(group)
         task_summaries = [
-            _summary(method, labels[id(method)], base_labels[id(method)], chosen[id(method)])
+            _summary(
+                method,
+                labels[id(method)],
+                base_labels[id(method)],
+                *chosen[id(method)],
+                optimistic=optimistic,
+            )
             for method in group
         ]
         summaries.extend(sorted(task_summaries, key=rank_key))
@@ -497,18 +555,50 @@ def _higher_is_better(method: Method) -> bool:
     return next((r.record.higher_is_better for r in method.runs if r.record is not None), True)
 
 
-def _choose_lr(method: Method) -> float | None:
-    """The grid LR whose runs score best (`_score`)."""
-    lrs = method.by_lr()
+def selection_split(runs: Sequence[StoredRun], *, optimistic: bool = False) -> Split:
+    """The split an LR is chosen on: ``"validation"`` when the runs measured one, else
+    ``"train"`` (never the test split, which scores the choice); ``"test"`` when
+    ``optimistic``."""
+    if optimistic:
+        return "test"
+    records = [r.record for r in runs if r.record is not None]
+    return "validation" if any(r.has_validation for r in records) else "train"
+
+
+def choose_lr(method: Method, *, optimistic: bool = False) -> tuple[float | None, Split]:
+    """The LR of the method's tuning runs that scores best (`_score`) on `selection_split`,
+    and that split. A method with fresh-seed runs only (nothing to tune: one LR, or an LR it
+    sets itself) keeps theirs."""
+    runs = method.tuning_runs or method.runs
+    split = selection_split(runs, optimistic=optimistic)
+    lrs = method.by_lr(runs)
     higher = _higher_is_better(method)
-    return min(lrs, key=lambda lr: _score(lrs[lr], higher))
+    return min(lrs, key=lambda lr: _score(lrs[lr], higher, split)), split
 
 
-def _summary(method: Method, label: str, base_label: str, chosen_lr: float | None) -> Summary:
-    lrs = method.by_lr()
+def choose_lrs(runs: Sequence[StoredRun], *, optimistic: bool = False) -> dict[str, float | None]:
+    """`choose_lr` of every method of ``runs``, by `lrlab.record.RunConfig.method_id`."""
+    return {
+        method.runs[0].config.method_id(): choose_lr(method, optimistic=optimistic)[0]
+        for method in methods(runs)
+    }
+
+
+def _summary(
+    method: Method,
+    label: str,
+    base_label: str,
+    chosen_lr: float | None,
+    selected_on: Split,
+    *,
+    optimistic: bool,
+) -> Summary:
+    tuning = method.tuning_runs or method.runs
+    lrs = method.by_lr(tuning)
+    fresh = [] if optimistic else method.by_lr(method.fresh_runs).get(chosen_lr, [])
     records_any = [r.record for r in method.runs if r.record is not None]
     higher = _higher_is_better(method)
-    chosen = lrs[chosen_lr]
+    chosen = fresh or lrs[chosen_lr]
     records = [r.record for r in chosen if r.record is not None]
     failed = sum(r.status == "failed" for r in chosen)
     steps = [r.steps_to_target for r in records] + [None] * failed
@@ -517,6 +607,7 @@ def _summary(method: Method, label: str, base_label: str, chosen_lr: float | Non
     effective_lr = chosen_lr
     if effective_lr is None and records:
         effective_lr = records[0].initial_lr
+    tuned = [r for r in tuning if not r.config.fresh_seed]
     return Summary(
         task=method.task,
         label=label,
@@ -545,6 +636,10 @@ def _summary(method: Method, label: str, base_label: str, chosen_lr: float | Non
             (lr, tuple(r.record for r in group if r.record is not None))
             for lr, group in sorted(lrs.items(), key=lambda kv: -1.0 if kv[0] is None else kv[0])
         ),
+        selected_on=selected_on if len(lrs) > 1 else None,
+        tuning_seeds=tuple(sorted({r.config.seed for r in tuned})),
+        seeds=tuple(sorted({r.config.seed for r in chosen})),
+        fresh=bool(fresh),
     )
 
 
