@@ -44,6 +44,7 @@ from lrlab.tasks.catalog import load_task_data
 from lrlab.tasks.task import SAMPLINGS, LossFn, evaluate_batches, loss_function, to_device
 from lrlab.validate import (
     MAX_LR,
+    MAX_STEPS,
     check_choice,
     check_input_dir,
     check_int,
@@ -121,7 +122,10 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
     for name in ("epochs", "steps"):
         value = getattr(config, name)
         if value is not None:
-            check_int("run", name, value, minimum=1)
+            check_int("run", name, value, minimum=1, maximum=MAX_STEPS)
+    for name in ("model", "split"):
+        if getattr(config, name) is not None:
+            check_str("run", name, getattr(config, name))
     if config.model is not None and config.model not in task.models:
         task.build_model(config.model)  # the error that lists the task's models
     sampling = config.sampling or task.sampling
@@ -146,7 +150,9 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
     if config.epoch_steps is not None:
         # An epoch of that many updates, cycling the data (seed 004's 60000 / 256 steps on
         # the 4000 offline digits): the LR controllers' epochs follow it.
-        steps_per_epoch = check_int("run", "epoch_steps", config.epoch_steps, minimum=1)
+        steps_per_epoch = check_int(
+            "run", "epoch_steps", config.epoch_steps, minimum=1, maximum=MAX_STEPS
+        )
     elif task.epoch_steps is not None:  # the task's epoch (a stream without a len() needs one)
         steps_per_epoch = task.epoch_steps
     if config.steps is not None:
@@ -157,6 +163,12 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
         total = task.steps
     else:
         total = (task.epochs or 1) * steps_per_epoch
+    if total > MAX_STEPS:
+        budget = f"epochs={config.epochs}" if config.epochs is not None else f"task {task.name}'s"
+        raise ValueError(
+            f"run: a run takes at most {MAX_STEPS} steps, got {total} ({budget} of "
+            f"{steps_per_epoch} steps)"
+        )
     loss: str | LossFn = task.loss
     if config.loss is not None:
         allowed = (

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lrlab.record import RunConfig, RunRecord
 from lrlab.registry import first_line, import_plugins, plugin_sources
-from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_number
+from lrlab.validate import MAX_WORKERS, ArgumentTypeError, check_choice, check_int, check_number
 
 if TYPE_CHECKING:
     from lrlab.tasks import Task
@@ -373,8 +373,8 @@ def make_executor(
     Ray: ``address`` (``None``: a local instance of ``workers`` CPUs) and ``runtime_env``.
     """
     check_choice("", "executor", kind, ("local", "ray"))
-    check_int("", "workers", workers, minimum=1)
-    check_int("", "threads", threads, minimum=1)
+    check_int("", "workers", workers, minimum=1, maximum=MAX_WORKERS)
+    check_int("", "threads", threads, minimum=1, maximum=MAX_WORKERS)
     if task is not None and task.reference is None and (kind == "ray" or workers > 1):
         from lrlab.tasks import TASKS
 

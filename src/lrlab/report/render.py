@@ -16,6 +16,7 @@ from pathlib import Path
 from lrlab.report.plots import write_plots
 from lrlab.report.summary import Spread, Summary, by_task, method_labels, methods, summarize
 from lrlab.store import StoredRun
+from lrlab.validate import check_output_path
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -357,7 +358,9 @@ def write_report(
     source: str,
     loss_ylim: tuple[float, float] | None = None,
 ) -> tuple[list[Summary], ReportFiles]:
-    """Summaries of ``runs`` and the report files under ``out`` (created)."""
+    """Summaries of ``runs`` and the report files under ``out`` (created; checked first by
+    `lrlab.validate.check_output_path`)."""
+    out = check_output_path("write_report", "out", out, directory=True)
     out.mkdir(parents=True, exist_ok=True)
     summaries = summarize(runs)
     plots = write_plots(summaries, out, loss_ylim)

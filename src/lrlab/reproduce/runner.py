@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrlab.record import RunConfig, RunRecord
 from lrlab.report.render import markdown_table as markdown_table  # the seeds use it
-from lrlab.validate import check_int
+from lrlab.validate import MAX_SEEDS, MAX_STEPS, MAX_WORKERS, check_int
 
 if TYPE_CHECKING:
     from lrlab.report import Summary
@@ -67,8 +67,12 @@ class Options:
         return tuple(range(self.seeds if self.seeds is not None else default))
 
 
+#: The bound of each count option (epochs bound too: every epoch is at least one step).
+_MAXIMA = {"workers": MAX_WORKERS, "seeds": MAX_SEEDS, "epochs": MAX_STEPS, "steps": MAX_STEPS}
+
+
 def _check_count(name: str, value: object) -> None:
-    check_int("", name, value, minimum=1)
+    check_int("", name, value, minimum=1, maximum=_MAXIMA[name])
 
 
 @dataclass(frozen=True)

@@ -388,7 +388,7 @@ class Task:
     def load(self, split: str | None = None, data_dir: Path | None = None) -> AnyData:
         """The task's data: lrlab's loaders read theirs (``split``, ``data_dir``); a user's
         task hands over what it was given."""
-        split = split or self.splits[0]
+        split = self.splits[0] if split is None else split
         if split not in self.splits:
             raise ValueError(
                 f"task {self.name}: split must be one of {', '.join(self.splits)}, "
@@ -406,7 +406,7 @@ class Task:
         return StreamData(self.train, test_batches, self.epoch_steps)  # type: ignore[arg-type]
 
     def build_model(self, name: str | None = None) -> nn.Module:
-        name = name or self.default_model
+        name = self.default_model if name is None else name
         builder = self.model_builders.get(name)
         if builder is None:
             raise ValueError(
