@@ -356,6 +356,14 @@ class RayExecutor:
         )
 
 
+def in_process_only(task: Task) -> bool:
+    """Whether only this process can build ``task``: a `Task` object without a reference
+    that is not one of the registered tasks."""
+    from lrlab.tasks import TASKS
+
+    return task.reference is None and TASKS.get(task.name) is not task
+
+
 def make_executor(
     kind: str,
     *,
@@ -375,14 +383,11 @@ def make_executor(
     check_choice("", "executor", kind, ("local", "ray"))
     check_int("", "workers", workers, minimum=1, maximum=MAX_WORKERS)
     check_int("", "threads", threads, minimum=1, maximum=MAX_WORKERS)
-    if task is not None and task.reference is None and (kind == "ray" or workers > 1):
-        from lrlab.tasks import TASKS
-
-        if TASKS.get(task.name) is not task:
-            raise ValueError(
-                f"task {task.name}: a Task object runs in this process only (workers=1); "
-                "to run it in parallel, give its reference 'path/to/file.py:function'"
-            )
+    if task is not None and in_process_only(task) and (kind == "ray" or workers > 1):
+        raise ValueError(
+            f"task {task.name}: a Task object runs in this process only (workers=1); "
+            "to run it in parallel, give its reference 'path/to/file.py:function'"
+        )
     if kind == "ray":
         return RayExecutor(
             address=address,

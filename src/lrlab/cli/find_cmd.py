@@ -24,7 +24,11 @@ def add_parser(commands: Any) -> None:
         "weights, and schedule specs using the recommended LR. Model, optimizer and RNGs are "
         "restored afterwards, so this is the run `lrlab run TASK --seed S` would start.",
     )
-    parser.add_argument("task", metavar="TASK", help="a task from `lrlab tasks`")
+    parser.add_argument(
+        "task",
+        metavar="TASK",
+        help="a task from `lrlab tasks`, or your own: path/to/file.py:function",
+    )
     parser.add_argument("--optimizer", default="sgd", metavar="NAME", help="default sgd")
     parser.add_argument(
         "--optimizer-arg",

@@ -105,6 +105,13 @@ def run(args: argparse.Namespace) -> int:
     )
     if bar is not None:
         bar.close()
+    ran = record.config.schedule
+    if args.schedule is not None and ran is not None and ran != args.schedule.strip():
+        print(
+            f"{args.schedule.strip()} ran as {ran} (its horizon is the "
+            "run's length)",
+            file=sys.stderr,
+        )
     print(summary(record))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         steps = 100 if args.steps is None else args.steps
         check_int("", "steps", steps, minimum=1, maximum=MAX_PREVIEW_STEPS)
 
-    schedule = build(call, steps_per_epoch=spe)
+    schedule = build(call, steps_per_epoch=spe, horizon=steps)  # a horizon left out: steps
     lrs = schedule.preview(steps)
     shown = [t for t in range(steps) if t % args.every == 0 or t == steps - 1]
     _print_rows(shown, lrs, spe, csv=args.csv)
