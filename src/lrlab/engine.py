@@ -164,10 +164,10 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
     else:
         total = (task.epochs or 1) * steps_per_epoch
     if total > MAX_STEPS:
-        budget = f"epochs={config.epochs}" if config.epochs is not None else f"task {task.name}'s"
+        epochs = f"epochs={config.epochs}" if config.epochs is not None else "the task's epochs"
         raise ValueError(
-            f"run: a run takes at most {MAX_STEPS} steps, got {total} ({budget} of "
-            f"{steps_per_epoch} steps)"
+            f"run: a run takes at most {MAX_STEPS} steps, got {total} ({epochs} x "
+            f"{steps_per_epoch} steps an epoch)"
         )
     loss: str | LossFn = task.loss
     if config.loss is not None:

@@ -414,12 +414,13 @@ def _uri(path: Path) -> str:
     return path.absolute().as_uri()
 
 
-def _connect(path: Path, query: str, *, timeout: float = NOTICE_AFTER) -> sqlite3.Connection:
+def _connect(path: Path, query: str, *, timeout: float | None = None) -> sqlite3.Connection:
     """A connection to the file at ``path`` (never a name SQLite parses: `_uri`), opened with
     the URI parameters ``query`` (``mode=rw``, ``mode=ro``, ``immutable=1``), autocommit.
-    SQLite waits ``timeout`` seconds for a lock before an operation fails busy
-    (`_patiently` goes on waiting, saying so)."""
-    return sqlite3.connect(f"{_uri(path)}?{query}", uri=True, timeout=timeout, isolation_level=None)
+    SQLite waits ``timeout`` seconds (default `NOTICE_AFTER`) for a lock before an operation
+    fails busy (`_patiently` goes on waiting, saying so)."""
+    wait = NOTICE_AFTER if timeout is None else timeout
+    return sqlite3.connect(f"{_uri(path)}?{query}", uri=True, timeout=wait, isolation_level=None)
 
 
 def _wal_in_use(path: Path) -> bool:
@@ -469,12 +470,12 @@ def _patiently(path: Path, action: Callable[[], T]) -> T:
                 raise
             if time.monotonic() >= deadline:
                 raise StoreError(
-                    f"{path}: locked by another process (waited {BUSY_TIMEOUT:.0f} s for it)"
+                    f"{path}: locked by another process (waited {BUSY_TIMEOUT:g} s for it)"
                 ) from None
             if not told:
                 _LOG.warning(
                     "lrlab: waiting for %s: another process holds a lock on it "
-                    "(waiting up to %.0f s)",
+                    "(waiting up to %g s)",
                     path,
                     BUSY_TIMEOUT,
                 )

@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     from lrlab.tasks import get_task
     from lrlab.validate import check_output_path
 
-    plot = Path(plot_path(args.plot)) if args.plot else None
-    json_path = check_output_path("", "json", args.json) if args.json else None
+    plot = Path(plot_path(args.plot)) if args.plot is not None else None
+    json_path = check_output_path("", "json", args.json) if args.json is not None else None
     get_task(args.task)  # an unknown task or a bad reference: one line, before anything
     set_threads(args.threads)
     from lrlab.finder import find_on_task

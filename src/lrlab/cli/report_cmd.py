@@ -29,9 +29,11 @@ def run(args: argparse.Namespace) -> int:
     from lrlab.validate import check_output_path
 
     db = Path(args.db)
-    if not db.is_file():
-        raise ValueError(f"--db {db}: no such file")
-    out = check_output_path("", "out", args.out or report_folder(db), directory=True)
+    if not db.is_file():  # (a FIFO or a device is never opened: it could block)
+        raise ValueError(f"--db {db}: {'not a plain file' if db.exists() else 'no such file'}")
+    out = check_output_path(
+        "", "out", args.out if args.out is not None else report_folder(db), directory=True
+    )
     with Store(db, readonly=True) as store:
         runs = store.runs()
     if args.task is not None:

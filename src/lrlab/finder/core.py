@@ -365,11 +365,11 @@ def find(
             f"model must have parameters to train, got a {type(model).__name__} with none"
         )
     own = {id(p) for p in params}
-    foreign = sum(id(p) not in own for g in optimizer.param_groups for p in g["params"])
-    if foreign:
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    if not any(id(p) in own for p in held):  # (extra ones, a loss's temperature, are fine)
         raise ValueError(
-            f"optimizer must update the model's parameters, got one holding {foreign} "
-            "tensor(s) that are not the model's (built for another model?)"
+            f"optimizer must update the model's parameters, got one holding {len(held)} "
+            "tensor(s), none of them the model's (built for another model?)"
         )
     device = params[0].device
     source = _BatchSource(data, steps * accumulation_steps, device)
