@@ -123,7 +123,7 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
         value = getattr(config, name)
         if value is not None:
             check_int("run", name, value, minimum=1, maximum=MAX_STEPS)
-    for name in ("model", "split"):
+    for name in ("model", "split", "sampling"):
         if getattr(config, name) is not None:
             check_str("run", name, getattr(config, name))
     if config.model is not None and config.model not in task.models:

@@ -338,7 +338,7 @@ def check_input_dir(owner: str, name: str, value: object) -> Path:
     path, value = _path(owner, name, value)
     if _probe(owner, name, value, path):
         if not path.is_dir():
-            raise fail(owner, name, value, "a folder, not a file")
+            raise fail(owner, name, value, f"a folder, not {_kind(path) or 'a file'}")
         if not os.access(path, os.R_OK | os.X_OK):
             raise fail(owner, name, value, "a folder this process may read (permission denied)")
     return path

@@ -37,7 +37,13 @@ from typing import Any, Literal, TypeAlias
 import torch
 from torch import Tensor, nn
 
-from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_number
+from lrlab.validate import (
+    MAX_STEPS,
+    ArgumentTypeError,
+    check_choice,
+    check_int,
+    check_number,
+)
 
 LossKind = Literal["cross_entropy", "bce", "mse", "keras_cross_entropy"]
 # Keras' backend epsilon, the clip of its categorical_crossentropy on probabilities.
@@ -231,6 +237,14 @@ def _check_data(name: str, role: str, data: object, epoch_steps: int | None = No
             f"task {name}: {role} must be (x, y) tensors, a DataLoader or a re-iterable "
             f"collection of (inputs, targets) batches, got {role}={type(data).__name__}"
         )
+    if isinstance(data, tuple | list):  # held in memory: each item must be a batch
+        for i, batch in enumerate(data):
+            if not (isinstance(batch, tuple | list) and len(batch) == 2):
+                raise ArgumentTypeError(
+                    f"task {name}: {role} must be (x, y) tensors or arrays, a DataLoader or a "
+                    f"collection of (inputs, targets) batches, got {role}[{i}]="
+                    f"{type(batch).__name__}"
+                )
     length = data_length(data)
     if length is None:
         if role == "train" and epoch_steps is None:
@@ -317,7 +331,7 @@ class Task:
                 f"got train={type(self.train).__name__}"
             )
         if self.epoch_steps is not None:
-            check_int(f"task {name}", "epoch_steps", self.epoch_steps, minimum=1)
+            check_int(f"task {name}", "epoch_steps", self.epoch_steps, minimum=1, maximum=MAX_STEPS)
         _check_data(name, "train", self.train, self.epoch_steps)
         _check_data(name, "test", self.test)
         if _is_tensors(self.train) and self.test is not None and not _is_tensors(self.test):
@@ -352,7 +366,7 @@ class Task:
         for budget in ("epochs", "steps"):
             value = getattr(self, budget)
             if value is not None:
-                check_int(f"task {name}", budget, value, minimum=1)
+                check_int(f"task {name}", budget, value, minimum=1, maximum=MAX_STEPS)
         check_int(f"task {name}", "batch_size", self.batch_size, minimum=1)
         check_choice(f"task {name}", "sampling", self.sampling, SAMPLINGS)
 
