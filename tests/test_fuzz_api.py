@@ -195,6 +195,8 @@ def _task() -> Iterator[Case]:
     yield "epoch_steps", call(epoch_steps=10_000_001)
     for value in ["nope", 3]:
         yield "sampling", call(sampling=value)
+    for value in ["no", 0, 1.0]:
+        yield "higher_is_better", call(higher_is_better=value)
 
 
 # -- lrlab.ScheduleLR and lrlab.PlateauLR --------------------------------------------------------

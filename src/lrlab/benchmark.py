@@ -321,6 +321,7 @@ def compare(
         **run_options,
     )
     resolved_plan = plan(probe, task_data(probe, resolved), resolved)
+    extra_specs = _run_specs([s for _, s in extra], resolved_plan)
     sweep = Sweep(
         task=name,
         optimizers=tuple(optimizers),
@@ -328,11 +329,7 @@ def compare(
         seeds=seed_list,
         lr_grid=tuple(lr_grid) if lr_grid is not None else None,
         run=run_options,
-        extra=tuple(
-            zip(
-                [o for o, _ in extra], _run_specs([s for _, s in extra], resolved_plan), strict=True
-            )
-        ),
+        extra=tuple((o, spec) for (o, _), spec in zip(extra, extra_specs, strict=True)),
     )
     configs = sweep.configs()
     _check_controllers(configs, resolved_plan)

@@ -330,7 +330,12 @@ class Store:
         done."""
         self._writable()
         with self._errors("cannot release its claims"):
-            self._db.execute("UPDATE leases SET heartbeat = 0 WHERE owner = ?", (lease.token,))
+            _patiently(
+                self.path,
+                lambda: self._db.execute(
+                    "UPDATE leases SET heartbeat = 0 WHERE owner = ?", (lease.token,)
+                ),
+            )
 
     @contextlib.contextmanager
     def holding(self, lease: Lease) -> Iterator[None]:

@@ -40,6 +40,7 @@ from torch import Tensor, nn
 from lrlab.validate import (
     MAX_STEPS,
     ArgumentTypeError,
+    check_bool,
     check_choice,
     check_int,
     check_number,
@@ -356,6 +357,7 @@ class Task:
         object.__setattr__(self, "metric", metric)
         if self.higher_is_better is None:
             object.__setattr__(self, "higher_is_better", metric not in LOWER_IS_BETTER)
+        check_bool(f"task {name}", "higher_is_better", self.higher_is_better)
         if self.target is not None:
             object.__setattr__(self, "target", check_number(f"task {name}", "target", self.target))
         if (self.epochs is None) == (self.steps is None):
