@@ -383,6 +383,11 @@ def _counts() -> Iterator[list[str]]:
         "x.db",
     ]
     yield ["compare", "quadratic", "--optimizers", "sgd", "--lr-grid", "1e-3:1:1001"]
+    for seeds in ("501", "1000", "10000"):  # 2 x 1000 x seeds runs: past a million
+        yield [
+            "compare", "quadratic", "--optimizers", "sgd,adam", "--lr-grid", "1e-3:1:1000",
+            "--seeds", seeds, "--db", "x.db",
+        ]  # fmt: skip
 
 
 # -- issue 22: nonsense that ran (exit 0) before ---------------------------------------------------

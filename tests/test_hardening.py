@@ -121,6 +121,14 @@ def test_a_run_longer_than_max_steps_is_refused_before_training(
         lrlab.train("iris", **options)  # type: ignore[arg-type]
 
 
+def test_a_grid_past_a_million_runs_is_refused_before_it_is_built(tmp_path: Path) -> None:
+    db = tmp_path / "runs.sqlite"
+    grid = [10 ** (-3 + 3 * i / 999) for i in range(1000)]
+    with pytest.raises(ValueError, match=r"^a comparison holds at most 1000000 runs, got 2002000 "):
+        lrlab.compare("quadratic", optimizers=["sgd", "adam"], lr_grid=grid, seeds=1001, db=db)
+    assert not db.exists()
+
+
 def test_worker_and_thread_counts_are_bounded(tmp_path: Path) -> None:
     db = tmp_path / "runs.sqlite"
     with pytest.raises(ValueError, match=rf"workers must be <= {MAX_WORKERS}"):

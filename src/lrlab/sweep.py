@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from lrlab.executors import Outcome
 from lrlab.record import RunConfig
-from lrlab.validate import check_lr
+from lrlab.validate import MAX_RUNS, check_lr
 
 if TYPE_CHECKING:
     from lrlab.executors import Executor
@@ -94,6 +94,16 @@ class Sweep:
         for spec in [*self.schedules, *(s for _, s in self.extra)]:
             if spec is not None:
                 build_controller(spec, steps_per_epoch=1)  # a bad spec, too
+        runs = sum(len(self._lrs(o, s)) for o, s in self.methods()) * len(self.seeds)
+        if runs > MAX_RUNS:
+            raise ValueError(
+                f"a comparison holds at most {MAX_RUNS} runs, got {runs} (methods x LRs x seeds)"
+            )
+
+    def _lrs(self, optimizer: str, schedule: str | None) -> tuple[float | None, ...]:
+        """The base LRs a method runs at: each of the grid's, or its own (``None``)."""
+        tuned = self.lr_grid is not None and not is_self_tuning(optimizer, schedule)
+        return self.lr_grid if tuned and self.lr_grid else (None,)
 
     def methods(self) -> list[tuple[str, str | None]]:
         """The grid's (optimizer, schedule) pairs, then the extra ones, without repeats."""
@@ -104,9 +114,7 @@ class Sweep:
         """Every run of the grid, seeds innermost (so partial results cover every method)."""
         configs = []
         for optimizer, schedule in self.methods():
-            tuned = self.lr_grid is not None and not is_self_tuning(optimizer, schedule)
-            lrs: tuple[float | None, ...] = self.lr_grid if tuned and self.lr_grid else (None,)
-            for lr in lrs:
+            for lr in self._lrs(optimizer, schedule):
                 for seed in self.seeds:
                     configs.append(
                         RunConfig(

@@ -17,8 +17,9 @@ reverse), a place the user may not write, something that is not a plain file (a 
 device, a socket: only looked at, never opened, so a FIFO cannot block), a path inside the
 system's folders (``/dev``, ``/proc``, ``/sys``). Nothing is created by a check.
 
-Counts are bounded before any work starts (`MAX_STEPS`, `MAX_SEEDS`, `MAX_REPEATS`,
-`MAX_ACCUMULATION`, `MAX_WORKERS`), so no argument asks for work or memory without end.
+Counts are bounded before any work starts (`MAX_STEPS`, `MAX_SEEDS`, `MAX_RUNS`,
+`MAX_REPEATS`, `MAX_ACCUMULATION`, `MAX_WORKERS`), so no argument asks for work or memory
+without end.
 
 Keyword arguments for a class (an optimizer's ``optimizer_args``) are checked against its
 signature and the types of its defaults (`check_kwargs`).
@@ -39,6 +40,7 @@ __all__ = [
     "MAX_INT",
     "MAX_LR",
     "MAX_REPEATS",
+    "MAX_RUNS",
     "MAX_SEEDS",
     "MAX_STEPS",
     "MAX_WORKERS",
@@ -69,6 +71,9 @@ MAX_SEEDS = 10_000
 #: The most optimizer steps a run, a range test or a schedule preview takes (a run's record
 #: keeps every step's loss and LR: ten million steps are about 0.5 GB of record).
 MAX_STEPS = 10_000_000
+
+#: The most runs one comparison holds (methods x LRs x seeds).
+MAX_RUNS = 1_000_000
 
 #: The most repeats of a range test (each one a whole test from the same weights).
 MAX_REPEATS = 1_000
