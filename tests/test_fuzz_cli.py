@@ -1,11 +1,16 @@
 """The ``lrlab`` command under hostile input: every malformed input below, generated across the
-classes of issue 12, must end with exit code 2, one line on stderr, no traceback, nothing on
-stdout and nothing written (every file in the working folder byte-identical, none added).
+classes of issues 12 and 22, must end with exit code 2, one line on stderr, no traceback,
+nothing on stdout and nothing written (every file in the working folder byte-identical, none
+added, nothing added under ``/dev``).
 
 Each case runs in-process through `lrlab.cli.main` in a fresh copy of a working folder that
-holds the traps (a plain file, a folder, another application's SQLite files, an empty file, a
-corrupt lrlab store...). The classes and how many inputs each tries are in `CLASSES`;
-`test_the_suite_tries_enough` keeps the count honest.
+holds the traps (a plain file, a folder, a FIFO, another application's SQLite files, an empty
+file, a corrupt lrlab store, task files that misbehave...), under a deadline so a case that
+blocks fails instead of hanging the suite. Issue 22's classes: special paths (FIFO, device,
+system folder, folder, empty, URI-like, trailing ``/``) for every path option, every count
+option of every command past its bound or not an integer, nonsense that used to run,
+empty values, and stores another process holds locked. The classes and how many inputs each
+tries are in `CLASSES`; `test_the_suite_tries_enough` keeps the count honest.
 """
 
 from __future__ import annotations
