@@ -91,7 +91,10 @@ def test_a_task_object_runs_in_this_process_only(tmp_path: Path) -> None:
         ({"optimizers": ["sgd"], "epochs": 0}, "epochs must be >= 1, got epochs=0"),
         ({"optimizers": ["sgd"], "batch_size": -3}, "batch_size must be >= 1"),
         ({"optimizers": ["sgd"], "executor": "slurm"}, "executor must be one of local, ray"),
-        ({"optimizers": ["sgd"], "schedules": ["cosine(lr=1)"]}, "missing argument steps"),
+        (
+            {"optimizers": ["sgd"], "schedules": ["warmup(cosine(lr=1), steps=5)"]},
+            "missing argument steps",
+        ),
         ({"optimizers": ["sgd"], "epoch": 3}, "unexpected argument 'epoch'"),
     ],
 )

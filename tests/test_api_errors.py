@@ -77,7 +77,8 @@ def _compare(**overrides: Any) -> object:
 CASES: list[tuple[str, Callable[[], object], type[Exception], str]] = [
     # ScheduleLR
     ("ScheduleLR", lambda: ScheduleLR(None, Constant(lr=0.1)), TypeError, r"optimizer=None"),  # type: ignore[arg-type]
-    ("ScheduleLR", lambda: ScheduleLR(_sgd(), "cosine"), TypeError, r"schedule='cosine'"),  # type: ignore[arg-type]
+    ("ScheduleLR", lambda: ScheduleLR(_sgd(), 0.1), TypeError, r"schedule=0\.1"),  # type: ignore[arg-type]
+    ("ScheduleLR", lambda: ScheduleLR(_sgd(), "cosine"), ValueError, r"cosine: missing argument lr"),
     ("ScheduleLR", lambda: ScheduleLR(_sgd(math.nan), Constant(lr=0.1)), ValueError, r"\['lr'\]=nan"),
     ("ScheduleLR", lambda: ScheduleLR(_sgd(-5), Constant(lr=0.1)), ValueError, r"\['lr'\]=-5"),
     ("ScheduleLR", lambda: ScheduleLR(_sgd(), Flat()), ValueError, r"reference_lr=0\.0"),

@@ -81,7 +81,7 @@ def test_divergence_is_a_result_not_an_error(capsys: pytest.CaptureFixture[str])
         (["run", "iriss", "--optimizer", "sgd"], "unknown task 'iriss'"),
         (["run", "iris", "--optimizer", "adamm"], "unknown optimizer 'adamm'"),
         (
-            ["run", "iris", "--optimizer", "sgd", "--schedule", "cosine(lr=0.1)"],
+            ["run", "iris", "--optimizer", "sgd", "--schedule", "warmup(cosine(lr=0.1), steps=5)"],
             "cosine: missing argument steps",
         ),
         (

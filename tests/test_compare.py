@@ -238,7 +238,7 @@ def test_report_regenerates_from_the_store_alone(
     [
         (["iris", "--optimizers", "sgdd"], "unknown optimizer 'sgdd'"),
         (
-            ["iris", "--optimizers", "sgd", "--schedules", "cosine(lr=0.1)"],
+            ["iris", "--optimizers", "sgd", "--schedules", "warmup(cosine(lr=0.1), steps=5)"],
             "missing argument steps",
         ),
         (["iris", "--optimizers", "sgd", "--lr-grid", "1:0"], "--lr-grid must be"),

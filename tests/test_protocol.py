@@ -150,7 +150,10 @@ def test_the_optimistic_protocol_runs_every_method_on_the_seeds_given(tmp_path: 
     [
         ({"holdout_seeds": 0}, r"holdout_seeds must be >= 1, got holdout_seeds=0"),
         ({"holdout_seeds": 2.5}, r"holdout_seeds must be an integer"),
-        ({"seeds": [3, 1000]}, r"seeds must be below 1000 \(the fresh seeds start there\)"),
+        (
+            {"seeds": [3, 1000]},
+            r"seeds must be below 1000 \(the fresh seeds start there\), got a seed 1000",
+        ),
         ({"optimistic": "yes"}, r"optimistic must be true or false"),
     ],
 )

@@ -313,13 +313,29 @@ def test_a_full_disk_stops_the_sweep_in_one_line_and_loses_no_stored_run(tmp_pat
         assert len(set(keys)) == 60
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_FSIZE as a full disk: Linux")
+def test_a_full_disk_under_the_json_record_is_one_line_naming_it(tmp_path: Path) -> None:
+    """The record's JSON cannot be written whole (the process may not grow a file past 1 KiB,
+    as on a full disk): one line naming the file, exit 2."""
+    target = tmp_path / "record.json"
+    argv = ["run", "quadratic", "--optimizer", "sgd", "--steps", "50", "--quiet"]
+    result = _lrlab(*argv, "--json", str(target), preexec_fn=lambda: _limit_file_size(1024))
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines()[-1] == f"lrlab: error: {target}: File too large"
+
+
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_a_full_disk_under_the_json_record_is_one_line_naming_it(
+def test_a_device_as_the_json_record_is_refused_before_training(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     argv = ["run", "quadratic", "--optimizer", "sgd", "--steps", "2", "--quiet"]
     assert main([*argv, "--json", "/dev/full"]) == 2
-    assert capsys.readouterr().err == "lrlab: error: /dev/full: No space left on device\n"
+    out, err = capsys.readouterr()
+    assert out == ""  # no run summary: refused before anything trained
+    assert err == (
+        "lrlab: error: --json must be a plain file, not a character device, "
+        "got --json='/dev/full'\n"
+    )
 
 
 # -- leases ----------------------------------------------------------------------------------------

@@ -8,20 +8,29 @@ thin layers over these two.
 
 ``task`` is an `lrlab.Task`, a built-in task's name, or a reference
 ``path/to/file.py:function`` / ``package.module:function`` whose function returns a Task. A
-Task object without a reference runs in this process only (``workers=1``); a reference runs
-anywhere, since each worker builds the task again from it.
+Task object without a reference runs in this process only (what ``compare`` does with it by
+default); a reference runs anywhere, since each worker builds the task again from it.
+
+A schedule whose spec leaves its horizon out (``cosine(lr=0.1)``) runs its course over the
+whole run: the run's config records the spec with it filled in
+(`lrlab.controllers.run_spec`), so a run's key says what ran. A spec's ``lr=`` is the run's
+LR: `train` refuses a different ``lr`` beside it (`compare`'s ``lr_grid`` scales a spec's
+shape to each of its LRs instead, and stores each run's LR beside its spec).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrlab.controllers import ScheduleController, build_controller
+from lrlab.controllers import ScheduleController, build_controller, run_spec
 from lrlab.engine import plan, task_data, train_run
-from lrlab.execution import make_executor
+from lrlab.execution import in_process_only, make_executor
 from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
 from lrlab.report import (
     choose_lrs,
@@ -139,7 +148,38 @@ def train(
         device=device,
         data_dir=_data_dir(data_dir),
     )
+    if config.schedule is not None:
+        resolved_plan = plan(config, task_data(config, resolved), resolved)
+        spec = _run_specs([config.schedule], resolved_plan)[0] or config.schedule
+        _one_lr(lr, spec, resolved_plan)
+        config = dataclasses.replace(config, schedule=spec)
     return train_run(config, observer=observer, task=resolved)
+
+
+def _run_specs(specs: Sequence[str | None], resolved: Plan) -> list[str | None]:
+    """Each spec as its runs record it (`lrlab.controllers.run_spec`: a horizon left out is
+    the run's length)."""
+    return [
+        None
+        if spec is None
+        else run_spec(
+            spec, steps_per_epoch=resolved.steps_per_epoch, total_steps=resolved.total_steps
+        )
+        for spec in specs
+    ]
+
+
+def _one_lr(lr: float | None, spec: str, resolved: Plan) -> None:
+    """Refuse ``lr`` beside a spec whose own ``lr=`` differs: the run would train at ``lr``
+    under a label that says otherwise."""
+    if lr is None:
+        return
+    own = build_controller(spec, steps_per_epoch=resolved.steps_per_epoch).initial_lr
+    if own is not None and not math.isclose(float(lr), own, rel_tol=1e-12):
+        raise ValueError(
+            f"lr must be left out or be the schedule's own lr={own:g} (a spec's lr= is the "
+            f"run's LR: {spec}), got lr={lr!r}"
+        )
 
 
 def _arguments(optimizer_args: object) -> dict[str, Any]:
@@ -265,15 +305,15 @@ def compare(
     ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves. ``run`` holds
     what every run shares: ``epochs``, ``steps``, ``batch_size``, ``model``, ``split``,
     ``sampling``, ``device``, ``data_dir``, ``optimizer_args``. ``workers`` runs in
-    parallel (default: the CPU count; 1 runs here), ``executor="ray"`` on a Ray cluster
+    parallel (default: the CPU count, or 1 for a `Task` object without a reference, which
+    only this process can build; 1 runs here), ``executor="ray"`` on a Ray cluster
     (``address``, ``runtime_env``: see `lrlab.execution.RayExecutor`). Runs already finished
     in ``db`` are not redone; failed ones are retried. Every argument is checked before
     anything runs.
     """
-    import os
-
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
+    check_bool("", "vectorize", vectorize)
     check_bool("", "optimistic", optimistic)
     fresh = () if optimistic else _fresh_seeds(holdout_seeds)
     store_path = check_output_path("", "db", db)
@@ -298,22 +338,29 @@ def compare(
     run_options = {k: v for k, v in run.items() if v is not None}
     if "data_dir" in run_options:
         run_options["data_dir"] = _data_dir(run_options["data_dir"])
+    specs = [_spec(s, "schedules") for s in schedules]
+    extra = [(o, _spec(s, "methods")) for o, s in pairs]
+    # The run options, the data, the first optimizer: checked now, and the runs' length known.
+    probe = RunConfig(
+        task=name,
+        optimizer=(list(optimizers) or [o for o, _ in extra] or ["sgd"])[0],
+        **run_options,
+    )
+    resolved_plan = plan(probe, task_data(probe, resolved), resolved)
+    extra_specs = _run_specs([s for _, s in extra], resolved_plan)
     sweep = Sweep(
         task=name,
         optimizers=tuple(optimizers),
-        schedules=tuple(_spec(s, "schedules") for s in schedules),
+        schedules=tuple(_run_specs(specs, resolved_plan)),
         seeds=seed_list,
         lr_grid=tuple(lr_grid) if lr_grid is not None else None,
         run=run_options,
-        extra=tuple((o, _spec(s, "methods")) for o, s in pairs),
+        extra=tuple((o, spec) for (o, _), spec in zip(extra, extra_specs, strict=True)),
         fresh_seeds=fresh,
     )
     configs = sweep.configs() if optimistic else sweep.tuning_configs()
-    probe = (configs or sweep.fresh_configs({}))[0]
-
-    resolved_plan = plan(probe, task_data(probe, resolved), resolved)  # bad options, data: now
     _check_controllers(sweep.configs(), resolved_plan)
-    count = workers if workers is not None else (os.cpu_count() or 1)
+    count = workers if workers is not None else _default_workers(executor, resolved)
 
     def executor_for(runs: int) -> Executor:
         return make_executor(
@@ -342,6 +389,12 @@ def compare(
     return Comparison(summarize(runs, optimistic=optimistic), runs, store_path, ran, optimistic)
 
 
+def _default_workers(executor: str, task: Task) -> int:
+    """The CPU count; 1 for a local comparison of a `Task` object no other process can build
+    (no reference, not registered): it runs in this process."""
+    return 1 if executor == "local" and in_process_only(task) else (os.cpu_count() or 1)
+
+
 def _sequence(name: str, value: object, what: str) -> list[Any]:
     """``value`` as a list, refused (``TypeError``) when it is a string or not a sequence."""
     if isinstance(value, str | bytes) or not isinstance(value, Iterable):
@@ -361,6 +414,8 @@ def _check_controllers(configs: Sequence[RunConfig], resolved: Plan) -> None:
     for spec, given in lrs.items():
         controller = build_controller(spec, steps_per_epoch=resolved.steps_per_epoch)
         controller.check_task(resolved.task)
+        for lr in {controller.initial_lr if lr is None else lr for lr in given} - {None}:
+            controller.check_lr(lr)  # type: ignore[arg-type]  # None removed
         if isinstance(controller, ScheduleController):
             base = max(controller.initial_lr if lr is None else lr for lr in given)
             controller.check_horizon(resolved.total_steps, base)

@@ -27,6 +27,7 @@ from lrlab.callspec import CallSpec, SpecError, parse_call
 from lrlab.record import EpochStats
 from lrlab.registry import Registry, caller_source
 from lrlab.schedules import SCHEDULES, Schedule, build
+from lrlab.schedules.parse import missing_horizon
 from lrlab.tasks.task import AnyData, LossKind, Task
 from lrlab.torch_scheduler import ScheduleLR
 
@@ -61,6 +62,10 @@ class LRController:
     def check_task(self, task: Task) -> None:
         """Refuse, with a one-line ``ValueError``, a task this controller cannot drive
         (called before the model is built)."""
+
+    def check_lr(self, lr: float) -> None:
+        """Refuse, with a one-line ``ValueError``, a base LR this controller cannot start from
+        (a comparison calls it with each LR of its grid before any run)."""
 
     def start(self, context: TrainingContext) -> None:
         """Called once, after the optimizer is built and before the first step."""
@@ -219,9 +224,12 @@ def controller_entry(spec: str) -> ControllerEntry | None:
     return CONTROLLERS.find(parse_call(spec).name)
 
 
-def build_controller(spec: str, *, steps_per_epoch: int | None = None) -> LRController:
+def build_controller(
+    spec: str, *, steps_per_epoch: int | None = None, total_steps: int | None = None
+) -> LRController:
     """The controller a ``--schedule`` spec names: an adaptive rule from `CONTROLLERS`, else
-    a schedule (``per_epoch(...)`` gets ``steps_per_epoch``)."""
+    a schedule (``per_epoch(...)`` gets ``steps_per_epoch``; a schedule whose spec leaves
+    its horizon out gets ``total_steps``, see `run_spec`)."""
     call: CallSpec = parse_call(spec)
     entry = CONTROLLERS.find(call.name)
     if entry is not None:
@@ -229,4 +237,23 @@ def build_controller(spec: str, *, steps_per_epoch: int | None = None) -> LRCont
     if call.name not in SCHEDULES:
         known = ", ".join([*SCHEDULES, *CONTROLLERS])
         raise SpecError(f"unknown schedule {call.name!r}; known: {known}")
-    return ScheduleController(build(call, steps_per_epoch=steps_per_epoch))
+    return ScheduleController(build(call, steps_per_epoch=steps_per_epoch, horizon=total_steps))
+
+
+def run_spec(spec: str, *, steps_per_epoch: int, total_steps: int) -> str:
+    """The spec a run of ``total_steps`` steps records and runs: a schedule whose spec leaves
+    its horizon out (`lrlab.Schedule.horizon`) runs its course over the whole run, and the
+    spec says so (``cosine(lr=0.1)`` -> ``cosine(lr=0.1, steps=1000)``, written by
+    `lrlab.Schedule.spec`); any other spec is returned as given, so stored runs keep their
+    keys. `lrlab.train` and `lrlab.compare` put this spec in every run's config.
+
+    >>> run_spec("cosine(lr=0.1, warmup=10)", steps_per_epoch=50, total_steps=500)
+    'cosine(lr=0.1, steps=500, warmup=10)'
+    >>> run_spec("cosine(lr=0.1, steps=100)", steps_per_epoch=50, total_steps=500)
+    'cosine(lr=0.1, steps=100)'
+    """
+    call = parse_call(spec)
+    cls = SCHEDULES.find(call.name) if CONTROLLERS.find(call.name) is None else None
+    if cls is None or missing_horizon(cls, call) is None:
+        return spec
+    return build(call, steps_per_epoch=steps_per_epoch, horizon=total_steps).spec()

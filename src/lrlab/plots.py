@@ -67,8 +67,11 @@ def plot_lrs(
 
 
 def save_figure(figure: Figure | Any, path: str | Path, dpi: int = 120) -> Path:
-    """Write ``figure`` as a PNG, creating the parent directory; return the path."""
-    path = Path(path)
+    """Write ``figure`` as a PNG, creating the parent directory; return the path (checked
+    first by `lrlab.validate.check_output_path`: never a device, a FIFO or a folder)."""
+    from lrlab.validate import check_output_path
+
+    path = check_output_path("save_figure", "path", path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=dpi)
     return path

@@ -176,7 +176,8 @@ def import_plugins(sources: list[str] | tuple[str, ...]) -> None:
 
 def import_file(path: str | Path, *, what: str = "plugin") -> object:
     """Import a Python file by path (once per process) and return the module; a file that
-    does not exist or fails to import is a one-line ``ValueError`` naming it."""
+    does not exist, fails to import or exits while importing (``sys.exit``) is a one-line
+    ``ValueError`` naming it."""
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise ValueError(f"{what} file {str(path)!r} does not exist")
@@ -197,7 +198,12 @@ def import_file(path: str | Path, *, what: str = "plugin") -> object:
         spec.loader.exec_module(module)
     except BaseException as error:
         del sys.modules[name]
-        if isinstance(error, KeyboardInterrupt | SystemExit):
+        if isinstance(error, KeyboardInterrupt):
             raise
+        if isinstance(error, SystemExit):  # its script part ran: not an exit of lrlab's own
+            raise ValueError(
+                f"{what} file {str(path)!r} exits on import (sys.exit({error.code!r})); keep "
+                "what runs it as a script under if __name__ == '__main__':"
+            ) from None
         raise ValueError(f"{what} file {str(path)!r} raised on import: {describe(error)}") from None
     return module

@@ -19,6 +19,16 @@ While a sweep lives, a thread renews its claims (`holding`); a claim is given up
 process has died (on the same machine: at once; elsewhere: `LEASE_TIMEOUT` seconds after its
 last renewal) or when the sweep stops early (interrupted), and another sweep may then take it.
 
+A path is a path: every connection goes through a ``file:`` URI lrlab builds itself, the path
+percent-encoded (`_connect`), so a store named ``file:x.sqlite?mode=ro`` is a file of that
+name, never a URI SQLite parses. A store read only (``lrlab report``) is opened ``immutable``
+unless a write-ahead log is in use (then ``mode=ro``, falling back to ``immutable`` where
+SQLite cannot open it so): nothing is created beside it, so a store in a read-only folder
+reads fine. A lock held by another process (a sweep mid-write, a program that locked the
+file) is waited for up to `BUSY_TIMEOUT` seconds; after `NOTICE_AFTER` seconds one line on
+stderr (the ``lrlab.store`` logger) says what lrlab waits for, and past the timeout a
+`StoreError` names the file and the lock.
+
 Rows hold the run's config and outcome in columns a person can query with ``sqlite3``, and the
 whole `RunRecord` (per-step loss, per-epoch metrics, LR trace) as JSON. No torch import here.
 """
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import socket
@@ -34,17 +45,21 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, TypeVar
 
 from lrlab.errors import describe
 from lrlab.record import RunConfig, RunRecord
 from lrlab.validate import check_output_path
 
 SCHEMA_VERSION = 2
+#: Seconds lrlab waits for a lock another process holds on a store before giving up.
 BUSY_TIMEOUT = 120.0
+#: Seconds of waiting for a lock after which lrlab says, once, what it is waiting for.
+NOTICE_AFTER = 2.0
 FINISHED = ("done", "diverged")
 #: Seconds after its last renewal that a claim held by a process on another machine (or one
 #: whose process cannot be checked) lapses.
@@ -53,6 +68,8 @@ LEASE_TIMEOUT = 60.0
 HEARTBEAT = 10.0
 
 _MAGIC = b"SQLite format 3\x00"
+_LOG = logging.getLogger("lrlab.store")
+T = TypeVar("T")
 
 _RUNS = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -164,7 +181,7 @@ class Store:
         self.path = Path(path)
         self.readonly = readonly
         if readonly:
-            if not self.path.is_file():
+            if not self.path.exists():
                 raise StoreError(f"{self.path}: no such file")
         else:
             check_output_path("", "db", self.path)
@@ -180,16 +197,12 @@ class Store:
                 f"{self.path}: the store is read-only (this process may not write the file "
                 "or its folder, where SQLite keeps its journal)"
             )
-        mode = "rw" if writable else "ro"
         with self._errors("cannot open the store"):
-            self._db = sqlite3.connect(
-                f"{_uri(self.path)}?mode={mode}",
-                uri=True,
-                timeout=BUSY_TIMEOUT,
-                isolation_level=None,
-            )
-            self._db.execute("PRAGMA synchronous=FULL")
-            if not readonly:
+            if readonly:
+                self._db = _open_readonly(self.path)
+            else:
+                self._db = _connect(self.path, "mode=rw")
+                _patiently(self.path, lambda: self._db.execute("PRAGMA synchronous=FULL"))
                 with self._transaction():
                     self._db.execute(_LEASES)
                     self._migrate()
@@ -231,9 +244,9 @@ class Store:
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """``BEGIN IMMEDIATE`` ... ``COMMIT``: the write lock is taken up front, so a busy
-        writer waits (up to `BUSY_TIMEOUT`) instead of failing halfway; any error rolls the
-        whole transaction back."""
-        self._db.execute("BEGIN IMMEDIATE")
+        writer waits (up to `BUSY_TIMEOUT`, saying so) instead of failing halfway; any error
+        rolls the whole transaction back."""
+        _patiently(self.path, lambda: self._db.execute("BEGIN IMMEDIATE"))
         try:
             yield
         except BaseException:
@@ -341,7 +354,12 @@ class Store:
         done."""
         self._writable()
         with self._errors("cannot release its claims"):
-            self._db.execute("UPDATE leases SET heartbeat = 0 WHERE owner = ?", (lease.token,))
+            _patiently(
+                self.path,
+                lambda: self._db.execute(
+                    "UPDATE leases SET heartbeat = 0 WHERE owner = ?", (lease.token,)
+                ),
+            )
 
     @contextlib.contextmanager
     def holding(self, lease: Lease) -> Iterator[None]:
@@ -351,7 +369,7 @@ class Store:
         stop = threading.Event()
 
         def renew() -> None:
-            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+            db = _connect(self.path, "mode=rw", timeout=BUSY_TIMEOUT)
             try:
                 while not stop.wait(HEARTBEAT):
                     with contextlib.suppress(sqlite3.Error):  # try again next beat
@@ -377,9 +395,8 @@ class Store:
     def finished_keys(self) -> set[str]:
         """Keys of runs that need not run again (done or diverged; failed runs are retried)."""
         marks = ", ".join("?" for _ in FINISHED)
-        with self._errors("cannot read the store"):
-            rows = self._db.execute(f"SELECT key FROM runs WHERE status IN ({marks})", FINISHED)
-            return {key for (key,) in rows}
+        rows = self._read(f"SELECT key FROM runs WHERE status IN ({marks})", FINISHED)
+        return {key for (key,) in rows}
 
     def runs(self, keys: Iterable[str] | None = None, task: str | None = None) -> list[StoredRun]:
         """Stored runs, oldest first; only ``keys`` (or only ``task``) when given. A row whose
@@ -391,9 +408,7 @@ class Store:
             parameters = (task,)
         wanted = set(keys) if keys is not None else None
         result = []
-        with self._errors("cannot read the store"):
-            rows = self._db.execute(query + " ORDER BY id", parameters).fetchall()
-        for row in rows:
+        for row in self._read(query + " ORDER BY id", parameters):
             if wanted is not None and row[6] not in wanted:
                 continue
             try:
@@ -408,18 +423,92 @@ class Store:
 
     def count(self) -> dict[str, int]:
         """Runs per status."""
-        with self._errors("cannot read the store"):
-            rows = self._db.execute("SELECT status, COUNT(*) FROM runs GROUP BY status")
-            return {status: n for status, n in rows}
+        rows = self._read("SELECT status, COUNT(*) FROM runs GROUP BY status")
+        return {status: n for status, n in rows}
 
     def integrity(self) -> str:
         """SQLite's own check: ``"ok"`` for an intact file."""
+        return str(self._read("PRAGMA integrity_check")[0][0])
+
+    def _read(self, query: str, parameters: tuple[object, ...] = ()) -> list[Any]:
+        """The rows of ``query``, waiting (`_patiently`) while another process locks the file."""
         with self._errors("cannot read the store"):
-            return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
+            return _patiently(self.path, lambda: self._db.execute(query, parameters).fetchall())
 
 
 def _uri(path: Path) -> str:
+    """``path`` as a ``file:`` URI, percent-encoded: ``?``, ``#`` and ``%`` in a file's name
+    stay part of the name."""
     return path.absolute().as_uri()
+
+
+def _connect(path: Path, query: str, *, timeout: float | None = None) -> sqlite3.Connection:
+    """A connection to the file at ``path`` (never a name SQLite parses: `_uri`), opened with
+    the URI parameters ``query`` (``mode=rw``, ``mode=ro``, ``immutable=1``), autocommit.
+    SQLite waits ``timeout`` seconds (default `NOTICE_AFTER`) for a lock before an operation
+    fails busy (`_patiently` goes on waiting, saying so)."""
+    wait = NOTICE_AFTER if timeout is None else timeout
+    return sqlite3.connect(f"{_uri(path)}?{query}", uri=True, timeout=wait, isolation_level=None)
+
+
+def _wal_in_use(path: Path) -> bool:
+    """Whether ``path`` has a write-ahead log with content (a writer has it open, or died
+    with it): reading the file alone, ``immutable``, would miss what the log holds."""
+    wal = path.with_name(path.name + "-wal")
+    return wal.is_file() and wal.stat().st_size > 0
+
+
+def _open_readonly(path: Path) -> sqlite3.Connection:
+    """A connection that only reads ``path`` and creates nothing beside it: ``immutable``
+    (no journal, no lock, no ``-shm``), or ``mode=ro`` while a write-ahead log is in use,
+    which it reads; where SQLite cannot open a log read-only (no ``-shm`` and a folder it may
+    not write), ``immutable`` after all (the runs the log holds are then not seen)."""
+    if _wal_in_use(path):
+        db = _connect(path, "mode=ro")
+        try:
+            _patiently(path, lambda: db.execute("SELECT count(*) FROM sqlite_master").fetchall())
+            return db
+        except sqlite3.Error as error:
+            db.close()
+            if _locked(error):
+                raise
+    return _connect(path, "immutable=1")
+
+
+def _locked(error: sqlite3.Error) -> bool:
+    """Whether ``error`` is another connection's lock (``SQLITE_BUSY``, ``SQLITE_LOCKED``)."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return "locked" in str(error) or "busy" in str(error)
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _patiently(path: Path, action: Callable[[], T]) -> T:
+    """``action()``, an SQLite call that may meet another process's lock, tried again while
+    the lock is held, up to `BUSY_TIMEOUT` seconds: once the first try has waited
+    `NOTICE_AFTER` seconds (the connections' own timeout), one line on stderr says what lrlab
+    waits for; past the timeout, a `StoreError` naming the file."""
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    told = False
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as error:
+            if not _locked(error):
+                raise
+            if time.monotonic() >= deadline:
+                raise StoreError(
+                    f"{path}: locked by another process (waited {BUSY_TIMEOUT:g} s for it)"
+                ) from None
+            if not told:
+                _LOG.warning(
+                    "lrlab: waiting for %s: another process holds a lock on it "
+                    "(waiting up to %g s)",
+                    path,
+                    BUSY_TIMEOUT,
+                )
+                told = True
+            time.sleep(0.05)  # a lock SQLite reports at once (no busy handler) is not spun on
 
 
 def _create(path: Path) -> None:
@@ -429,7 +518,7 @@ def _create(path: Path) -> None:
     temp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.new")
     os.close(os.open(temp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     try:
-        db = sqlite3.connect(temp, isolation_level=None)
+        db = _connect(temp, "mode=rw")
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("BEGIN IMMEDIATE")
@@ -454,27 +543,32 @@ def _create(path: Path) -> None:
 
 
 def _inspect(path: Path) -> None:
-    """Refuse ``path`` unless it is an lrlab store of this schema, reading it only: the file
-    is opened ``immutable`` (no journal, no lock, nothing created beside it) unless it has a
-    write-ahead log in use, which a read-only connection reads; a read that fails immutable
-    (a page being checkpointed into the file that instant) is tried once more that way."""
+    """Refuse ``path`` unless it is an lrlab store of this schema, reading it only, creating
+    nothing beside it: through its write-ahead log (a read-only connection) while one is in
+    use with its ``-shm`` index beside it (a writer holds the file); otherwise ``immutable``
+    (no journal, no lock; an lrlab store's tables are in the file itself from its creation
+    on), as also when the log lacks its index (SQLite would create one beside a file it may
+    then refuse). A read that fails one way (a page being checkpointed into the file that
+    instant) is tried once more the other, where there is one."""
     try:
         if path.is_dir():
             raise StoreError(f"{path}: a folder, not an lrlab store")
+        if not path.is_file():  # a FIFO, a device: never opened (a FIFO would block)
+            raise StoreError(f"{path}: not an lrlab store (not a plain file)")
         with path.open("rb") as handle:
             header = handle.read(len(_MAGIC))
-        wal = path.with_name(path.name + "-wal")
-        in_use = wal.is_file() and wal.stat().st_size > 0
+        shared = path.with_name(path.name + "-shm").is_file()
+        in_use = shared and _wal_in_use(path)
     except OSError as error:
         raise StoreError(f"{path}: cannot read it ({error.strerror or error})") from None
     if not header:
         raise StoreError(f"{path}: not an lrlab store (an empty file)")
     if header != _MAGIC:
         raise StoreError(f"{path}: not an lrlab store (not a SQLite file)")
-    modes = ["mode=ro"] if in_use else ["immutable=1", "mode=ro"]
+    modes = ["mode=ro", "immutable=1"] if in_use else ["immutable=1", "mode=ro"][: 1 + shared]
     for attempt, mode in enumerate(modes, start=1):
         try:
-            tables, columns, version = _schema(path, mode)
+            tables, columns, version = _patiently(path, lambda: _schema(path, mode))  # noqa: B023
             break
         except sqlite3.Error as error:
             if attempt == len(modes):
@@ -499,7 +593,7 @@ def _inspect(path: Path) -> None:
 def _schema(path: Path, mode: str) -> tuple[set[str], set[str], str | None]:
     """The file's tables, the columns of its ``runs`` table and its ``meta`` schema version
     (``None`` where it has none), read through a connection opened with ``mode``."""
-    db = sqlite3.connect(f"{_uri(path)}?{mode}", uri=True, timeout=BUSY_TIMEOUT)
+    db = _connect(path, mode)
     try:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
         if not {"meta", "runs"} <= tables:

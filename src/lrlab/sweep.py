@@ -24,7 +24,7 @@ from lrlab.execution import Outcome
 from lrlab.optimizers import check_optimizer_args, optimizer_entry
 from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig
 from lrlab.store import Lease
-from lrlab.validate import check_lr
+from lrlab.validate import MAX_RUNS, check_lr
 from lrlab.vectorize import plan_groups
 
 if TYPE_CHECKING:
@@ -83,7 +83,7 @@ class Sweep:
                 if seed >= HOLDOUT_SEEDS_FROM:
                     raise ValueError(
                         f"seeds must be below {HOLDOUT_SEEDS_FROM} (the fresh seeds start "
-                        f"there), got seeds={list(self.seeds)}"
+                        f"there), got a seed {seed}"
                     )
             for seed in self.fresh_seeds:
                 if seed < HOLDOUT_SEEDS_FROM:
@@ -105,6 +105,17 @@ class Sweep:
         for spec in [*self.schedules, *(s for _, s in self.extra)]:
             if spec is not None:
                 build_controller(spec, steps_per_epoch=1)  # a bad spec, too
+        per_seed = sum(len(self._lrs(o, s)) for o, s in self.methods())
+        runs = per_seed * len(self.seeds) + len(self.methods()) * len(self.fresh_seeds)
+        if runs > MAX_RUNS:
+            raise ValueError(
+                f"a comparison holds at most {MAX_RUNS} runs, got {runs} (methods x LRs x seeds)"
+            )
+
+    def _lrs(self, optimizer: str, schedule: str | None) -> tuple[float | None, ...]:
+        """The base LRs a method runs at: each of the grid's, or its own (``None``)."""
+        tuned = self.lr_grid is not None and not is_self_tuning(optimizer, schedule)
+        return self.lr_grid if tuned and self.lr_grid else (None,)
 
     def methods(self) -> list[tuple[str, str | None]]:
         """The grid's (optimizer, schedule) pairs, then the extra ones, without repeats."""
@@ -151,10 +162,6 @@ class Sweep:
                 lr = chosen[method]
             configs += [self._config(optimizer, schedule, lr, seed) for seed in self.fresh_seeds]
         return configs
-
-    def _lrs(self, optimizer: str, schedule: str | None) -> tuple[float | None, ...]:
-        tuned = self.lr_grid is not None and not is_self_tuning(optimizer, schedule)
-        return self.lr_grid if tuned and self.lr_grid else (None,)
 
     def _config(
         self, optimizer: str, schedule: str | None, lr: float | None, seed: int

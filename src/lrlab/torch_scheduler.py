@@ -10,7 +10,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from lrlab.schedules import Schedule
+from lrlab.schedules import Schedule, parse
 from lrlab.validate import (
     MAX_LR,
     ArgumentTypeError,
@@ -33,6 +33,12 @@ class ScheduleLR(LRScheduler):
     from the closed form at ``k``, never from the previous LR, so ``state_dict()`` holds only
     the step count and base LRs, and a resumed run sees bit-identical LRs.
 
+    ``schedule`` is a `Schedule` or a spec string, parsed by `lrlab.schedules.parse`
+    (``"cosine(lr=0.1, steps=1000, warmup=50)"``). A param group added to the optimizer later
+    (``optimizer.add_param_group``) joins at its next ``step()``, with its ``initial_lr``, else
+    its ``lr``, as its base LR (what PyTorch's schedulers would have taken, had it been there
+    when they were built).
+
     It is a real ``LRScheduler``: use it in a plain loop, or return it from a Lightning
     ``configure_optimizers`` with ``"interval": "step"``.
 
@@ -47,9 +53,15 @@ class ScheduleLR(LRScheduler):
             scheduler.step()
     """
 
-    def __init__(self, optimizer: Optimizer, schedule: Schedule, last_epoch: int = -1) -> None:
+    def __init__(
+        self, optimizer: Optimizer, schedule: Schedule | str, last_epoch: int = -1
+    ) -> None:
         check_instance("ScheduleLR", "optimizer", optimizer, Optimizer, "a torch Optimizer")
-        check_instance("ScheduleLR", "schedule", schedule, Schedule, "an lrlab Schedule")
+        if isinstance(schedule, str):
+            schedule = parse(schedule)
+        check_instance(
+            "ScheduleLR", "schedule", schedule, Schedule, "an lrlab Schedule or a spec string"
+        )
         check_lr("ScheduleLR", schedule.reference_lr, "schedule.reference_lr")
         check_int("ScheduleLR", "last_epoch", last_epoch, minimum=-1)
         key = "lr" if last_epoch == -1 else "initial_lr"
@@ -65,11 +77,23 @@ class ScheduleLR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def _lrs_at(self, step: int) -> list[float | Tensor]:
+        self._join_new_groups()
         value = self.schedule(step)
         reference = self.schedule.reference_lr
         # base / reference is exactly 1.0 for a group at the reference LR, so its LR is exactly
         # the schedule's value.
         return [value * (base / reference) for base in self.base_lrs]
+
+    def _join_new_groups(self) -> None:
+        """Give param groups added since the last step a base LR: their ``initial_lr``, else
+        their ``lr`` (set as their ``initial_lr``, as `LRScheduler` does for the groups it
+        starts with)."""
+        groups = self.optimizer.param_groups
+        for i in range(len(self.base_lrs), len(groups)):
+            group = groups[i]
+            _check_base_lr(f"param_groups[{i}]['lr']", group.get("initial_lr", group["lr"]))
+            group.setdefault("initial_lr", group["lr"])
+            self.base_lrs.append(group["initial_lr"])
 
     def get_lr(self) -> list[float | Tensor]:
         return self._lrs_at(self.last_epoch)

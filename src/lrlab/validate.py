@@ -13,9 +13,16 @@ A value of the wrong type raises `ArgumentTypeError`, a ``TypeError`` that is al
 
 Paths lrlab will write (`check_output_path`) or read (`check_input_dir`) are checked the same
 way, before anything runs: a parent that is a file, a folder where a file belongs (or the
-reverse), a place the user may not write. Nothing is created by a check. Keyword arguments
-for a class (an optimizer's ``optimizer_args``) are checked against its signature and the types
-of its defaults (`check_kwargs`).
+reverse), a place the user may not write, something that is not a plain file (a FIFO, a
+device, a socket: only looked at, never opened, so a FIFO cannot block), a path inside the
+system's folders (``/dev``, ``/proc``, ``/sys``). Nothing is created by a check.
+
+Counts are bounded before any work starts (`MAX_STEPS`, `MAX_SEEDS`, `MAX_RUNS`,
+`MAX_REPEATS`, `MAX_ACCUMULATION`, `MAX_WORKERS`), so no argument asks for work or memory
+without end.
+
+Keyword arguments for a class (an optimizer's ``optimizer_args``) are checked against its
+signature and the types of its defaults (`check_kwargs`).
 """
 
 from __future__ import annotations
@@ -24,13 +31,19 @@ import inspect
 import math
 import os
 import re
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 __all__ = [
+    "MAX_ACCUMULATION",
     "MAX_INT",
     "MAX_LR",
+    "MAX_REPEATS",
+    "MAX_RUNS",
     "MAX_SEEDS",
+    "MAX_STEPS",
+    "MAX_WORKERS",
     "ArgumentTypeError",
     "check_bool",
     "check_choice",
@@ -54,6 +67,26 @@ MAX_INT = 2**63 - 1
 
 #: The most seeds a comparison or a reproduction runs per method.
 MAX_SEEDS = 10_000
+
+#: The most optimizer steps a run, a range test or a schedule preview takes (a run's record
+#: keeps every step's loss and LR: ten million steps are about 0.5 GB of record).
+MAX_STEPS = 10_000_000
+
+#: The most runs one comparison holds (methods x LRs x seeds).
+MAX_RUNS = 1_000_000
+
+#: The most repeats of a range test (each one a whole test from the same weights).
+MAX_REPEATS = 1_000
+
+#: The most batches a range test accumulates into one step.
+MAX_ACCUMULATION = 10_000
+
+#: The most worker processes (or torch threads) lrlab starts, far beyond any machine's cores.
+MAX_WORKERS = 4096
+
+#: Folders of the system, never a place for lrlab's files (their entries are devices and
+#: kernel settings, some of them writable plain files).
+SYSTEM_FOLDERS = (Path("/dev"), Path("/proc"), Path("/sys"))
 
 #: The largest learning rate lrlab takes: float32's largest number. Torch cannot apply a larger
 #: LR to float32 weights (it cannot convert the step size), so a larger one is never meaningful.
@@ -218,6 +251,30 @@ def _path(owner: str, name: str, value: object) -> tuple[Path, Path]:
     return Path(text).expanduser(), Path(text)
 
 
+def _kind(path: Path) -> str | None:
+    """What ``path`` is when it is neither a plain file nor a folder (a FIFO, a device...),
+    from ``stat`` alone: nothing is opened, so a FIFO cannot block."""
+    mode = os.stat(path).st_mode
+    for test, kind in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "not a plain file"
+
+
+def _system_folder(path: Path) -> Path | None:
+    """The system folder (`SYSTEM_FOLDERS`) ``path`` lies in, links resolved, or ``None``."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError):  # a loop of links: judged as written
+        resolved = path.absolute()
+    return next((f for f in SYSTEM_FOLDERS if resolved.is_relative_to(f)), None)
+
+
 def _probe(owner: str, name: str, value: object, path: Path) -> bool:
     """Whether ``path`` exists; an error naming it when the system cannot even tell (a name
     too long, a parent that may not be searched)."""
@@ -233,22 +290,38 @@ def _probe(owner: str, name: str, value: object, path: Path) -> bool:
 def check_output_path(owner: str, name: str, value: object, *, directory: bool = False) -> Path:
     """Check a path lrlab will write: a file (a folder when ``directory``), existing or not.
 
-    Refused: a folder where a file belongs or the reverse, a path below a file, and a place
-    this process may not write (the file itself when it exists, else the nearest existing
-    folder above it, where it would be created). Nothing is created here.
+    Refused: a folder where a file belongs or the reverse (a file's path ending in ``/``
+    included), a path below a file, something that is not a plain file or folder (a FIFO, a
+    device, a socket), a path inside ``/dev``, ``/proc`` or ``/sys``, and a place this process
+    may not write (the file itself when it exists, else the nearest existing folder above it,
+    where it would be created). Nothing is created or opened here.
 
-    >>> check_output_path("", "json", "/dev/null/a")
+    >>> check_output_path("", "json", "/tmp/a/")
     Traceback (most recent call last):
     ...
-    ValueError: json must be a path in a folder (/dev/null is not a folder), got json='/dev/null/a'
+    ValueError: json must be a file, not a folder (it ends with '/'), got json='/tmp/a/'
+    >>> check_output_path("", "plot", "/dev/null")
+    Traceback (most recent call last):
+    ...
+    ValueError: plot must be a plain file, not a character device, got plot='/dev/null'
     """
+    if not directory and isinstance(value, str) and value.endswith(("/", os.sep)):
+        raise fail(owner, name, value, f"a file, not a folder (it ends with {value[-1]!r})")
     path, value = _path(owner, name, value)
     what = "folder" if directory else "file"
-    if _probe(owner, name, value, path):
+    exists = _probe(owner, name, value, path)
+    if exists:
+        kind = _kind(path)
+        if kind is not None:
+            raise fail(owner, name, value, f"a plain {what}, not {kind}")
         if directory and not path.is_dir():
             raise fail(owner, name, value, "a folder, not a file")
         if not directory and path.is_dir():
             raise fail(owner, name, value, "a file, not a folder")
+    system = _system_folder(path)
+    if system is not None:
+        raise fail(owner, name, value, f"a {what} outside {system} (a folder of the system)")
+    if exists:
         if not os.access(path, os.W_OK | (os.X_OK if directory else 0)):
             raise fail(owner, name, value, f"a {what} this process may write (permission denied)")
         return path
@@ -270,7 +343,7 @@ def check_input_dir(owner: str, name: str, value: object) -> Path:
     path, value = _path(owner, name, value)
     if _probe(owner, name, value, path):
         if not path.is_dir():
-            raise fail(owner, name, value, "a folder, not a file")
+            raise fail(owner, name, value, f"a folder, not {_kind(path) or 'a file'}")
         if not os.access(path, os.R_OK | os.X_OK):
             raise fail(owner, name, value, "a folder this process may read (permission denied)")
     return path

@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``lrlab``; return the exit code (2 for a user error, with a one-line message)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
+        _refuse_empty(parser, args)
         return int(args.handler(args))
     except ValueError as error:
         if os.environ.get("LRLAB_TRACEBACK"):
@@ -87,6 +89,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         _error(os_message(error))
         return 2
+
+
+def _refuse_empty(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """An empty (or blank) value given to any option or argument is an error, never taken for
+    the option's absence: ``--json ''`` would otherwise write nothing, ``--model ''`` train
+    the default model."""
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for action in commands[args.command]._actions:
+        value = getattr(args, action.dest, None)
+        values = value if isinstance(value, list) else [value]
+        for item in values:
+            if isinstance(item, str) and not item.strip() and item != action.default:
+                flag = action.option_strings[-1] if action.option_strings else action.dest
+                raise ValueError(f"{flag} must not be empty, got {flag}={item!r}")
 
 
 def os_message(error: OSError) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
-from lrlab.validate import check_int
+from lrlab.validate import MAX_WORKERS, check_int
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -34,7 +34,7 @@ def add_threads_argument(parser: argparse.ArgumentParser) -> None:
 
 
 #: The most torch threads a run may ask for (far beyond any machine's cores).
-MAX_THREADS = 4096
+MAX_THREADS = MAX_WORKERS
 
 
 def check_threads(threads: int | None) -> int:

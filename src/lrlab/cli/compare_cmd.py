@@ -142,7 +142,9 @@ def run(args: argparse.Namespace) -> int:
     # Everything the command line can get wrong, before the task is even loaded.
     check_int("", "seeds", args.seeds, minimum=1, maximum=MAX_SEEDS)
     db = check_output_path("", "db", args.db)
-    out = check_output_path("", "out", args.out or report_folder(db), directory=True)
+    out = check_output_path(
+        "", "out", args.out if args.out is not None else report_folder(db), directory=True
+    )
     set_threads(args.threads)
     from lrlab.progress import SweepProgress
 

@@ -24,7 +24,11 @@ def add_parser(commands: Any) -> None:
         "weights, and schedule specs using the recommended LR. Model, optimizer and RNGs are "
         "restored afterwards, so this is the run `lrlab run TASK --seed S` would start.",
     )
-    parser.add_argument("task", metavar="TASK", help="a task from `lrlab tasks`")
+    parser.add_argument(
+        "task",
+        metavar="TASK",
+        help="a task from `lrlab tasks`, or your own: path/to/file.py:function",
+    )
     parser.add_argument("--optimizer", default="sgd", metavar="NAME", help="default sgd")
     parser.add_argument(
         "--optimizer-arg",
@@ -83,10 +87,12 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from lrlab.tasks import get_task
-    from lrlab.validate import check_output_path
+    from lrlab.validate import MAX_STEPS, check_int, check_output_path
 
-    plot = Path(plot_path(args.plot)) if args.plot else None
-    json_path = check_output_path("", "json", args.json) if args.json else None
+    plot = Path(plot_path(args.plot)) if args.plot is not None else None
+    json_path = check_output_path("", "json", args.json) if args.json is not None else None
+    if args.run_steps is not None:  # (the library calls it steps, like the test's --steps)
+        check_int("", "run_steps", args.run_steps, minimum=1, maximum=MAX_STEPS)
     get_task(args.task)  # an unknown task or a bad reference: one line, before anything
     set_threads(args.threads)
     from lrlab.finder import find_on_task

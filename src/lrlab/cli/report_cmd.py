@@ -49,9 +49,11 @@ def run(args: argparse.Namespace) -> int:
 
     dbs = [Path(db) for db in args.db]
     for db in dbs:
-        if not db.is_file():
-            raise ValueError(f"--db {db}: no such file")
-    out = check_output_path("", "out", args.out or report_folder(dbs[0]), directory=True)
+        if not db.is_file():  # (a FIFO or a device is never opened: it could block)
+            raise ValueError(f"--db {db}: {'not a plain file' if db.exists() else 'no such file'}")
+    out = check_output_path(
+        "", "out", args.out if args.out is not None else report_folder(dbs[0]), directory=True
+    )
     runs = []
     seen: set[str] = set()
     for db in dbs:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -80,7 +81,7 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from lrlab.validate import check_output_path
 
-    json_path = check_output_path("", "json", args.json) if args.json else None
+    json_path = check_output_path("", "json", args.json) if args.json is not None else None
     optimizer_args = parse_key_values(args.optimizer_arg, "--optimizer-arg")
     set_threads(args.threads)
     from lrlab.api import train
@@ -105,6 +106,12 @@ def run(args: argparse.Namespace) -> int:
     )
     if bar is not None:
         bar.close()
+    ran = record.config.schedule
+    if args.schedule is not None and ran is not None and ran != args.schedule.strip():
+        print(
+            f"{args.schedule.strip()} ran as {ran} (its horizon is the run's length)",
+            file=sys.stderr,
+        )
     print(summary(record))
     if json_path is not None:
         json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -144,7 +151,9 @@ def summary(record: RunRecord) -> str:
         return "\n".join(lines)
     target = f"target {record.metric} {'>=' if record.higher_is_better else '<='} {record.target:g}"
     if reached is None:
-        lines.append(f"  {target}: not reached")
+        final = record.final_metric
+        why = " (the metric is nan)" if final is not None and math.isnan(final) else ""
+        lines.append(f"  {target}: not reached{why}")
     else:
         lines.append(
             f"  {target}: reached at step {reached} "

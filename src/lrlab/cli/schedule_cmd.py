@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrlab.cli.common import plot_path
+from lrlab.validate import MAX_STEPS
 
 if TYPE_CHECKING:
     from lrlab.plateau import Plateau
@@ -67,8 +68,8 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-#: The most steps a preview evaluates (and a table prints, with ``--every 1``).
-MAX_PREVIEW_STEPS = 10_000_000
+#: The most steps a preview evaluates (and a table prints, with ``--every 1``): a run's most.
+MAX_PREVIEW_STEPS = MAX_STEPS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
         steps = 100 if args.steps is None else args.steps
         check_int("", "steps", steps, minimum=1, maximum=MAX_PREVIEW_STEPS)
 
-    schedule = build(call, steps_per_epoch=spe)
+    schedule = build(call, steps_per_epoch=spe, horizon=steps)  # a horizon left out: steps
     lrs = schedule.preview(steps)
     shown = [t for t in range(steps) if t % args.every == 0 or t == steps - 1]
     _print_rows(shown, lrs, spe, csv=args.csv)
@@ -181,8 +182,9 @@ def _split_source(text: str, option: str, form: str) -> tuple[Path, str]:
     path, sep, part = text.rpartition(":")
     if not sep or not path or not part:
         raise ValueError(f"{option} must look like {form}, got {option}={text!r}")
-    if not Path(path).is_file():
-        raise ValueError(f"{option} {path}: no such file")
+    if not Path(path).is_file():  # (a FIFO or a device is never opened: it could block)
+        what = "not a plain file" if Path(path).exists() else "no such file"
+        raise ValueError(f"{option} {path}: {what}")
     return Path(path), part
 
 

@@ -15,6 +15,7 @@ from lrlab.tasks import TASKS, AnyData, StreamData, Task, get_task
 from lrlab.tasks.catalog import load_task_data
 from lrlab.tasks.task import SAMPLINGS, LossFn
 from lrlab.validate import (
+    MAX_STEPS,
     check_choice,
     check_input_dir,
     check_int,
@@ -81,7 +82,10 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
     for name in ("epochs", "steps"):
         value = getattr(config, name)
         if value is not None:
-            check_int("run", name, value, minimum=1)
+            check_int("run", name, value, minimum=1, maximum=MAX_STEPS)
+    for name in ("model", "split", "sampling"):
+        if getattr(config, name) is not None:
+            check_str("run", name, getattr(config, name))
     if config.model is not None and config.model not in task.models:
         task.build_model(config.model)  # the error that lists the task's models
     sampling = config.sampling or task.sampling
@@ -106,7 +110,9 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
     if config.epoch_steps is not None:
         # An epoch of that many updates, cycling the data (seed 004's 60000 / 256 steps on
         # the 4000 offline digits): the LR controllers' epochs follow it.
-        steps_per_epoch = check_int("run", "epoch_steps", config.epoch_steps, minimum=1)
+        steps_per_epoch = check_int(
+            "run", "epoch_steps", config.epoch_steps, minimum=1, maximum=MAX_STEPS
+        )
     elif task.epoch_steps is not None:  # the task's epoch (a stream without a len() needs one)
         steps_per_epoch = task.epoch_steps
     if config.steps is not None:
@@ -117,6 +123,12 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
         total = task.steps
     else:
         total = (task.epochs or 1) * steps_per_epoch
+    if total > MAX_STEPS:
+        epochs = f"epochs={config.epochs}" if config.epochs is not None else "the task's epochs"
+        raise ValueError(
+            f"run: a run takes at most {MAX_STEPS} steps, got {total} ({epochs} x "
+            f"{steps_per_epoch} steps an epoch)"
+        )
     loss: str | LossFn = task.loss
     if config.loss is not None:
         allowed = (

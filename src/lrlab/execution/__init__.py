@@ -16,7 +16,7 @@ from lrlab.execution.cluster import RayExecutor
 from lrlab.execution.local import InProcess, LocalPool
 from lrlab.execution.worker import run_unit
 from lrlab.tasks import TASKS, Task
-from lrlab.validate import check_choice, check_int
+from lrlab.validate import MAX_WORKERS, check_choice, check_int
 
 __all__ = [
     "Executor",
@@ -27,8 +27,15 @@ __all__ = [
     "Outcome",
     "RayExecutor",
     "Result",
+    "in_process_only",
     "make_executor",
 ]
+
+
+def in_process_only(task: Task) -> bool:
+    """Whether only this process can build ``task``: a `Task` object without a reference
+    that is not one of the registered tasks."""
+    return task.reference is None and TASKS.get(task.name) is not task
 
 
 def make_executor(
@@ -48,15 +55,9 @@ def make_executor(
     Ray: ``address`` (``None``: a local instance of ``workers`` CPUs) and ``runtime_env``.
     """
     check_choice("", "executor", kind, ("local", "ray"))
-    check_int("", "workers", workers, minimum=1)
-    check_int("", "threads", threads, minimum=1)
-    parallel = kind == "ray" or workers > 1
-    if (
-        parallel
-        and task is not None
-        and task.reference is None
-        and TASKS.get(task.name) is not task
-    ):
+    check_int("", "workers", workers, minimum=1, maximum=MAX_WORKERS)
+    check_int("", "threads", threads, minimum=1, maximum=MAX_WORKERS)
+    if task is not None and in_process_only(task) and (kind == "ray" or workers > 1):
         raise ValueError(
             f"task {task.name}: a Task object runs in this process only (workers=1); "
             "to run it in parallel, give its reference 'path/to/file.py:function'"

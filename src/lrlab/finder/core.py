@@ -28,6 +28,13 @@ from lrlab.lipschitz.bounds import LOSSES, Loss, NonPositiveBound
 from lrlab.optimizers import set_optimizer_mode
 from lrlab.record import finite
 from lrlab.rng import seed_all
+from lrlab.validate import (
+    MAX_ACCUMULATION,
+    MAX_REPEATS,
+    MAX_STEPS,
+    ArgumentTypeError,
+    check_instance,
+)
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -347,10 +354,23 @@ def find(
         raise ValueError(
             f"lipschitz must be one of {', '.join(LOSSES)} or None, got lipschitz={lipschitz!r}"
         )
+    check_instance("", "model", model, nn.Module, "a torch nn.Module")
+    check_instance("", "optimizer", optimizer, Optimizer, "a torch Optimizer")
+    if not callable(loss_fn):
+        raise ArgumentTypeError(
+            f"loss_fn must be a function (outputs, targets) -> loss, got loss_fn={loss_fn!r}"
+        )
     params = list(model.parameters())
     if not params:
         raise ValueError(
             f"model must have parameters to train, got a {type(model).__name__} with none"
+        )
+    own = {id(p) for p in params}
+    held = [p for group in optimizer.param_groups for p in group["params"]]
+    if not any(id(p) in own for p in held):  # (extra ones, a loss's temperature, are fine)
+        raise ValueError(
+            f"optimizer must update the model's parameters, got one holding {len(held)} "
+            "tensor(s), none of them the model's (built for another model?)"
         )
     device = params[0].device
     source = _BatchSource(data, steps * accumulation_steps, device)
@@ -443,25 +463,34 @@ def _check_arguments(
         raise ValueError(f"end must be a finite number > 0, got end={end!r}")
     if not start < end:
         raise ValueError(f"start must be below end, got start={start!r}, end={end!r}")
-    if not (_is_int(steps) and steps >= 10):
-        raise ValueError(f"steps must be an integer >= 10, got steps={steps!r}")
+    test_steps = _check_count("steps", steps, 10, MAX_STEPS)
     if mode not in ("exponential", "linear"):
         raise ValueError(f"mode must be exponential or linear, got mode={mode!r}")
     if not (_is_real(smoothing) and 0 <= smoothing < 1):
         raise ValueError(f"smoothing must be in [0, 1), got smoothing={smoothing!r}")
     if diverge is not None and not (_is_real(diverge) and math.isfinite(diverge) and diverge > 1):
         raise ValueError(f"diverge must be a finite number > 1 or None, got diverge={diverge!r}")
-    if not (_is_int(accumulation_steps) and accumulation_steps >= 1):
+    accumulated = _check_count("accumulation_steps", accumulation_steps, 1, MAX_ACCUMULATION)
+    _check_count("repeats", repeats, 1, MAX_REPEATS)
+    if test_steps * accumulated > MAX_STEPS:
         raise ValueError(
-            "accumulation_steps must be an integer >= 1, "
-            f"got accumulation_steps={accumulation_steps!r}"
+            f"steps x accumulation_steps (the batches a test reads) must be <= {MAX_STEPS}, "
+            f"got steps={steps!r}, accumulation_steps={accumulation_steps!r}"
         )
-    if not (_is_int(repeats) and repeats >= 1):
-        raise ValueError(f"repeats must be an integer >= 1, got repeats={repeats!r}")
     if not (_is_int(seed) and seed >= 0):
         raise ValueError(f"seed must be an integer >= 0, got seed={seed!r}")
     if not (isinstance(rules, Sequence) and rules and all(callable(r) for r in rules)):
         raise ValueError(f"rules must be a non-empty sequence of functions, got rules={rules!r}")
+
+
+def _check_count(name: str, value: object, minimum: int, maximum: int) -> int:
+    """A count of `find`: an integer in ``[minimum, maximum]`` (the bounds of
+    `lrlab.validate`, so no count asks for work without end)."""
+    if not (_is_int(value) and value >= minimum):
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {name}={value!r}")
+    if value > maximum:
+        raise ValueError(f"{name} must be <= {maximum}, got {name}={value!r}")
+    return value
 
 
 def _to(value: Any, device: torch.device) -> Any:

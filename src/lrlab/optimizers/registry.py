@@ -306,11 +306,20 @@ RESERVED_ARGS = {
 }
 
 
+#: Flags of torch's optimizers that lrlab's engine cannot honour, refused when true.
+UNSUPPORTED_FLAGS = {
+    "differentiable": "lrlab steps optimizers outside autograd, so a step has no graph",
+    "capturable": "lrlab captures no CUDA graphs, and torch refuses it on the CPU",
+}
+
+
 def check_optimizer_args(name: str, args: object) -> dict[str, Any]:
     """Check ``args`` (a run's ``optimizer_args``, ``--optimizer-arg``) against the signature
     of the optimizer ``name`` and the types of its defaults (`lrlab.validate.check_kwargs`):
     names it does not take, ``lr`` and ``params`` (lrlab sets them), values of the wrong type
-    or shape (``momentum="abc"``, ``betas=[0.9]``) are a one-line error before anything runs.
+    or shape (``momentum="abc"``, ``betas=[0.9]``), and flags lrlab's engine cannot honour
+    (`UNSUPPORTED_FLAGS`: ``differentiable``, ``capturable``) are a one-line error before
+    anything runs.
     A peer's package is imported here. Returns the arguments, lists for tuples as tuples.
 
     >>> check_optimizer_args("adam", {"betas": [0.9, 0.99], "amsgrad": True})
@@ -328,7 +337,7 @@ def check_entry_args(
     name: str, cls: type[Optimizer], defaults: Mapping[str, Any], args: object
 ) -> dict[str, Any]:
     """`check_optimizer_args` for the optimizer class ``cls`` built with ``defaults``."""
-    return check_kwargs(
+    checked = check_kwargs(
         f"optimizer {name!r}",
         cls,
         args,
@@ -336,6 +345,12 @@ def check_entry_args(
         reserved=RESERVED_ARGS,
         defaults=dict(defaults),
     )
+    for flag, reason in UNSUPPORTED_FLAGS.items():
+        if checked.get(flag) is True:
+            raise ValueError(
+                f"optimizer {name!r}: {flag} must be false ({reason}), got {flag}=True"
+            )
+    return checked
 
 
 def known_optimizers() -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from lrlab.callspec import CallSpec
 from lrlab.controllers import LRController, TrainingContext
-from lrlab.plateau.core import Plateau, monitored
+from lrlab.plateau.core import Plateau, check_floors, monitored
 from lrlab.plateau.scheduler import PlateauLR
 from lrlab.record import EpochStats
 from lrlab.schedules.parse import from_call
@@ -32,6 +32,11 @@ class PlateauController(LRController):
     @property
     def initial_lr(self) -> float | None:
         return self.rule.lr
+
+    def check_lr(self, lr: float) -> None:
+        """A ``min_lr`` above ``lr`` is refused (the rule could never reduce it)."""
+        floors = self.rule.min_lr if isinstance(self.rule.min_lr, tuple) else (self.rule.min_lr,)
+        check_floors(self.rule.name, list(floors), [lr] * len(floors))
 
     def start(self, context: TrainingContext) -> None:
         rule = self.rule.resolved(context.higher_is_better)

@@ -25,7 +25,7 @@ from lrlab.schedules.base import (
     check_number,
     freeze,
 )
-from lrlab.validate import check_lr
+from lrlab.validate import ArgumentTypeError, check_lr, check_state
 
 MODES = ("min", "max")
 THRESHOLD_MODES = ("rel", "abs")
@@ -99,6 +99,9 @@ class Plateau:
             check_number(owner, "min_lr", self.min_lr, nonnegative=True)
         check_number(owner, "eps", self.eps, nonnegative=True)
         check_number(owner, "warmup", self.warmup, nonnegative=True)
+        if self.lr is not None:
+            floors = self.min_lr if isinstance(self.min_lr, tuple) else (self.min_lr,)
+            check_floors(owner, list(floors), [self.lr] * len(floors))
 
     def spec(self) -> str:
         """This rule in the spec language (``plateau(...)``), defaults left out."""
@@ -152,6 +155,18 @@ class Plateau:
         return self.mode
 
 
+def check_floors(owner: str, min_lrs: Sequence[float], lrs: Sequence[float]) -> None:
+    """Refuse a ``min_lr`` above the LR it would floor: the rule could never reduce that LR
+    (``max(lr * factor, min_lr)`` would raise it), so the spec says something it cannot do."""
+    for i, (floor, lr) in enumerate(zip(min_lrs, lrs, strict=True)):
+        if floor > lr:
+            where = f" of param group {i}" if len(lrs) > 1 else ""
+            raise ValueError(
+                f"{owner}: min_lr must be at most the LR{where} it floors, got min_lr={floor!r} "
+                f"above lr={lr!r}"
+            )
+
+
 def reduce_lr(lr: float, factor: float, min_lr: float, eps: float) -> float:
     """One reduction: ``max(lr * factor, min_lr)``, unless that changes ``lr`` by ``eps`` or
     less (then ``lr``), as PyTorch's ``_reduce_lr``.
@@ -163,6 +178,18 @@ def reduce_lr(lr: float, factor: float, min_lr: float, eps: float) -> float:
     """
     new = max(lr * factor, min_lr)
     return new if lr - new > eps else lr
+
+
+#: What `PlateauState.state_dict` holds besides the rule's spec.
+STATE_KEYS = (
+    "best",
+    "num_bad_epochs",
+    "cooldown_counter",
+    "last_epoch",
+    "updates",
+    "base_lrs",
+    "lrs",
+)
 
 
 class PlateauState:
@@ -183,6 +210,7 @@ class PlateauState:
         self.best = rule.worst  # also checks that the mode is resolved
         self.base_lrs = [float(lr) for lr in base_lrs]
         self.min_lrs = rule.min_lrs(len(self.base_lrs))
+        check_floors(rule.name, self.min_lrs, self.base_lrs)
         self.lrs = list(self.base_lrs)
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -243,8 +271,25 @@ class PlateauState:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what `state_dict` returned (the rule stays this object's)."""
-        if len(state["lrs"]) != len(self.lrs):
+        """Restore what `state_dict` returned (the rule stays this object's); a state that is
+        not one (a key missing, a counter below 0, LRs that are not one number >= 0 per param
+        group) is a one-line error, and nothing is changed."""
+        owner = self.rule.name
+        check_state(owner, state, STATE_KEYS)
+        for key in ("num_bad_epochs", "cooldown_counter", "last_epoch", "updates"):
+            check_int(owner, key, state[key], minimum=0)
+        best = state["best"]
+        if not isinstance(best, int | float) or isinstance(best, bool) or math.isnan(best):
+            raise ArgumentTypeError(f"{owner}: best must be a number, got best={best!r}")
+        for key in ("base_lrs", "lrs"):
+            values = state[key]
+            if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+                raise ArgumentTypeError(
+                    f"{owner}: {key} must be a list of LRs, got {key}={values!r}"
+                )
+            for i, value in enumerate(values):
+                check_number(owner, f"{key}[{i}]", value, nonnegative=True)
+        if len(state["lrs"]) != len(self.lrs) or len(state["base_lrs"]) != len(self.lrs):
             raise ValueError(
                 f"{self.rule.name}: the state has {len(state['lrs'])} param groups, this "
                 f"optimizer {len(self.lrs)}"

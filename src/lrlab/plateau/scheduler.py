@@ -9,8 +9,8 @@ from typing import Any, SupportsFloat
 from torch import Tensor
 from torch.optim import Optimizer
 
-from lrlab.plateau.core import Plateau, PlateauState
-from lrlab.validate import ArgumentTypeError
+from lrlab.plateau.core import STATE_KEYS, Plateau, PlateauState
+from lrlab.validate import ArgumentTypeError, check_state
 
 
 class PlateauLR:
@@ -124,7 +124,9 @@ class PlateauLR:
         return self.state.state_dict()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the counters and LRs, and set the groups' LRs to them."""
+        """Restore the counters and LRs, and set the groups' LRs to them (a dict that is not
+        a `state_dict` of this scheduler is a one-line error naming what is wrong)."""
+        check_state("PlateauLR", state_dict, STATE_KEYS)
         saved = state_dict.get("rule")
         if saved is not None and saved != self.rule.spec():
             warnings.warn(

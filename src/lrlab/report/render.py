@@ -29,6 +29,7 @@ from lrlab.report.summary import (
     summarize,
 )
 from lrlab.store import StoredRun
+from lrlab.validate import check_output_path
 
 
 def _num(value: float | None, digits: int = 4) -> str:
@@ -543,11 +544,12 @@ def write_report(
     baseline: str | None = None,
     optimistic: bool = False,
 ) -> tuple[list[Summary], ReportFiles]:
-    """Summaries of ``runs`` and the report files under ``out`` (created): report.md,
-    summary.csv, runs.csv, the plots per task and, over two or more tasks with a target,
-    the performance profiles (``profile.png``; speedups over ``baseline``, see
-    `lrlab.report.profiles.profiles`). ``source``: the store(s) the runs came from;
-    ``optimistic``: `summarize`'s."""
+    """Summaries of ``runs`` and the report files under ``out`` (created; checked first by
+    `lrlab.validate.check_output_path`): report.md, summary.csv, runs.csv, the plots per task
+    and, over two or more tasks with a target, the performance profiles (``profile.png``;
+    speedups over ``baseline``, see `lrlab.report.profiles.profiles`). ``source``: the
+    store(s) the runs came from; ``optimistic``: `summarize`'s."""
+    out = check_output_path("write_report", "out", out, directory=True)
     summaries = summarize(runs, optimistic=optimistic)
     profile = report_profiles(summaries, baseline)  # a bad baseline: before any file
     out.mkdir(parents=True, exist_ok=True)

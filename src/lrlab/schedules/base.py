@@ -21,6 +21,7 @@ from lrlab.validate import (
     check_increasing,
     check_int,
     check_number,
+    fail,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "Schedule",
     "check_bool",
     "check_choice",
+    "check_duration",
     "check_increasing",
     "check_int",
     "check_number",
@@ -46,6 +48,10 @@ class Schedule(ABC):
     """
 
     name: ClassVar[str]
+    #: The field holding the schedule's horizon (the steps it runs its course over), which a
+    #: run fills in with its own length when a spec leaves it out (`lrlab.schedules.parse`);
+    #: ``None`` for a schedule without one.
+    horizon: ClassVar[str | None] = None
 
     @property
     @abstractmethod
@@ -240,6 +246,21 @@ def format_spec_value(value: object) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Eager checks: the shared validators (`lrlab.validate`), plus the one only schedules need.
+
+
+def check_duration(owner: str, name: str, value: object) -> float:
+    """A duration in steps: a number > 0 and whole (``100`` or ``1e3``). A schedule is stepped
+    once per update, so a fraction of a step (``steps=10.5``) would never be reached.
+
+    >>> check_duration("cosine", "steps", 10.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: cosine: steps must be a whole number of steps, got steps=10.5
+    """
+    number = check_number(owner, name, value, positive=True)
+    if not number.is_integer():
+        raise fail(owner, name, value, "a whole number of steps")
+    return number
 
 
 def check_schedule(owner: str, name: str, value: object) -> Schedule:

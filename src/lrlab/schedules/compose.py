@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from lrlab.schedules.base import (
     Schedule,
     check_bool,
+    check_duration,
     check_increasing,
     check_int,
     check_number,
@@ -45,7 +46,7 @@ class Warmup(Schedule):
 
     def __post_init__(self) -> None:
         check_schedule(self.name, "schedule", self.schedule)
-        check_number(self.name, "steps", self.steps, positive=True)
+        check_duration(self.name, "steps", self.steps)
         check_number(self.name, "start", self.start, nonnegative=True)
 
     @property

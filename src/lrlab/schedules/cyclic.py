@@ -6,7 +6,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lrlab.schedules.base import Schedule, check_bool, check_choice, check_number, register_schedule
+from lrlab.schedules.base import (
+    Schedule,
+    check_bool,
+    check_choice,
+    check_duration,
+    check_number,
+    register_schedule,
+)
 from lrlab.validate import fail
 
 
@@ -52,10 +59,11 @@ class Cosine(Schedule):
     restarts: bool = False
     mult: float = 1.0
     name = "cosine"
+    horizon = "steps"
 
     def __post_init__(self) -> None:
         check_number(self.name, "lr", self.lr, positive=True)
-        check_number(self.name, "steps", self.steps, positive=True)
+        check_duration(self.name, "steps", self.steps)
         check_number(self.name, "end", self.end, nonnegative=True)
         check_number(self.name, "warmup", self.warmup, nonnegative=True)
         if not self.warmup < self.steps:
@@ -125,10 +133,11 @@ class OneCycle(Schedule):
     anneal: str = "cos"
     three_phase: bool = False
     name = "one_cycle"
+    horizon = "steps"
 
     def __post_init__(self) -> None:
         check_number(self.name, "lr", self.lr, positive=True)
-        check_number(self.name, "steps", self.steps, positive=True)
+        check_duration(self.name, "steps", self.steps)
         check_number(self.name, "pct_start", self.pct_start, positive=True, maximum=1.0)
         check_number(self.name, "div", self.div, positive=True)
         check_number(self.name, "final_div", self.final_div, positive=True)

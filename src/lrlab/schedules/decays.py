@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from lrlab.schedules.base import (
     Schedule,
     check_bool,
+    check_duration,
     check_increasing,
     check_number,
     freeze,
@@ -253,11 +254,12 @@ class Linear(Schedule):
     end: float
     steps: float
     name = "linear"
+    horizon = "steps"
 
     def __post_init__(self) -> None:
         check_number(self.name, "lr", self.lr, positive=True)
         check_number(self.name, "end", self.end, nonnegative=True)
-        check_number(self.name, "steps", self.steps, positive=True)
+        check_duration(self.name, "steps", self.steps)
 
     @property
     def reference_lr(self) -> float:
@@ -288,10 +290,11 @@ class Polynomial(Schedule):
     end: float = 0.0
     power: float = 1.0
     name = "polynomial"
+    horizon = "steps"
 
     def __post_init__(self) -> None:
         check_number(self.name, "lr", self.lr, positive=True)
-        check_number(self.name, "steps", self.steps, positive=True)
+        check_duration(self.name, "steps", self.steps)
         check_number(self.name, "end", self.end, nonnegative=True)
         check_number(self.name, "power", self.power, positive=True)
 

@@ -19,7 +19,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lrlab.schedules.base import Schedule, check_choice, check_number, register_schedule
+from lrlab.schedules.base import (
+    Schedule,
+    check_choice,
+    check_duration,
+    check_number,
+    register_schedule,
+)
 from lrlab.schedules.cyclic import half_cosine
 
 SHAPES = ("linear", "cosine", "sqrt")
@@ -72,10 +78,11 @@ class Wsd(Schedule):
     end: float = 0.0
     shape: str = "linear"
     name = "wsd"
+    horizon = "steps"
 
     def __post_init__(self) -> None:
         check_number(self.name, "lr", self.lr, positive=True)
-        check_number(self.name, "steps", self.steps, positive=True)
+        check_duration(self.name, "steps", self.steps)
         check_number(self.name, "warmup", self.warmup, nonnegative=True)
         check_number(self.name, "decay", self.decay, positive=True)
         check_number(self.name, "end", self.end, nonnegative=True, maximum=self.lr)

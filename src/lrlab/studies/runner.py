@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from lrlab.errors import first_line
 from lrlab.record import RunConfig, RunRecord
 from lrlab.schedules import parse
-from lrlab.validate import check_int
+from lrlab.validate import MAX_SEEDS, MAX_STEPS, MAX_WORKERS, check_int
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -74,9 +74,14 @@ class Options:
         return tuple(range(self.seeds if self.seeds is not None else default))
 
 
+#: The bound of each count option (epochs bound too: every epoch is at least one step).
+_MAXIMA = {"workers": MAX_WORKERS, "seeds": MAX_SEEDS, "epochs": MAX_STEPS, "steps": MAX_STEPS}
+
+
 def check_count(name: str, value: object) -> int:
-    """``value`` when it is an int >= 1; else a one-line error naming ``name``."""
-    return check_int("", name, value, minimum=1)
+    """``value`` when it is an int in ``[1, bound]`` (the bound of ``name``'s kind of count);
+    else a one-line error naming ``name``."""
+    return check_int("", name, value, minimum=1, maximum=_MAXIMA[name])
 
 
 @dataclass(frozen=True)

@@ -39,12 +39,19 @@ import torch
 from torch import Tensor, nn
 
 from lrlab.tasks.bundled import random_split, stratified_split
-from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_number
+from lrlab.validate import (
+    MAX_STEPS,
+    ArgumentTypeError,
+    check_bool,
+    check_choice,
+    check_int,
+    check_number,
+)
 
 LossKind = Literal["cross_entropy", "bce", "mse", "keras_cross_entropy"]
 # Keras' backend epsilon, the clip of its categorical_crossentropy on probabilities.
 KERAS_EPSILON = 1e-7
-MetricKind = Literal["accuracy", "r2", "loss"]
+MetricKind = Literal["accuracy", "r2", "loss", "mae", "f1", "top5"]
 Sampling = Literal["shuffle", "replacement"]
 LossFn: TypeAlias = Callable[[Any, Tensor], Tensor]
 MetricFn: TypeAlias = Callable[[Any, Tensor], float]
@@ -52,7 +59,9 @@ Batches: TypeAlias = Iterable[tuple[Any, Tensor]]
 Data: TypeAlias = tuple[Tensor, Tensor] | Batches
 
 LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "bce", "mse", "keras_cross_entropy")
-METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss")
+METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss", "mae", "f1", "top5")
+#: The metrics for which lower is better (a task's default ``higher_is_better``).
+LOWER_IS_BETTER: tuple[str, ...] = ("loss", "mae")
 SAMPLINGS: tuple[str, ...] = ("shuffle", "replacement")
 EVAL_CHUNK = 1024
 #: The largest fraction of the training data a validation split may take.
@@ -265,6 +274,14 @@ def _check_data(name: str, role: str, data: object, epoch_steps: int | None = No
             f"task {name}: {role} must be (x, y) tensors, a DataLoader or a re-iterable "
             f"collection of (inputs, targets) batches, got {role}={type(data).__name__}"
         )
+    if isinstance(data, tuple | list):  # held in memory: each item must be a batch
+        for i, batch in enumerate(data):
+            if not (isinstance(batch, tuple | list) and len(batch) == 2):
+                raise ArgumentTypeError(
+                    f"task {name}: {role} must be (x, y) tensors or arrays, a DataLoader or a "
+                    f"collection of (inputs, targets) batches, got {role}[{i}]="
+                    f"{type(batch).__name__}"
+                )
     length = data_length(data)
     if length is None:
         if role == "train" and epoch_steps is None:
@@ -291,12 +308,15 @@ class Task:
 
     Users build one with keyword arguments (see the module docstring): ``model`` a callable
     returning a freshly initialised ``nn.Module`` (or a dict of them, the first the default),
-    ``train``/``test`` tensors ``(x, y)`` or a ``DataLoader`` / re-iterable sized collection
-    of batches, ``loss`` a known kind or a callable ``(outputs, targets) -> scalar tensor``
-    (mean-reduced), ``metric`` a known kind or a callable ``(outputs, targets) -> float`` over
-    the whole test set (``higher_is_better`` says which way it points), ``target`` the metric
-    value that counts as solved (``>=``, or ``<=`` when lower is better; ``None``: no
-    target), exactly one of ``epochs`` and ``steps``, ``batch_size`` for tensor data;
+    ``train``/``test`` tensors ``(x, y)`` (numpy arrays are taken too, converted as PyTorch
+    users expect: float64 to float32, integer labels to int64, others as they are) or a
+    ``DataLoader`` / re-iterable sized collection of batches, ``loss`` a known kind or a
+    callable ``(outputs, targets) -> scalar tensor`` (mean-reduced), ``metric`` a known kind
+    (`METRIC_KINDS`) or a callable ``(outputs, targets) -> float`` over the whole test set
+    (``higher_is_better`` says which way it points; by default lower is better for ``loss``
+    and ``mae``, higher for the others), ``target`` the metric value that counts as solved
+    (``>=``, or ``<=`` when lower is better; ``None``: no target), exactly one of ``epochs``
+    and ``steps``, ``batch_size`` for tensor data;
     ``epoch_steps`` the updates per epoch (default: one pass over the training data; needed
     for a stream without a ``len()``, which the engine cycles).
 
@@ -341,15 +361,23 @@ class Task:
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
             raise ValueError(f"Task: name must be a non-empty string, got name={self.name!r}")
+        if not self.name.isprintable():  # a newline would break every one-line output
+            raise ValueError(
+                f"Task: name must be printable (no newline, tab or other control character), "
+                f"got name={self.name!r}"
+            )
         name = self.name
         object.__setattr__(self, "model", _model_builders(name, self.model))
+        object.__setattr__(self, "train", _from_numpy(self.train))
+        object.__setattr__(self, "test", _from_numpy(self.test))
+        object.__setattr__(self, "validation", _from_numpy(self.validation))
         if (self.train is None) == (self.loader is None):
             raise ValueError(
                 f"task {name}: give the training data as train=... (and no loader=), "
                 f"got train={type(self.train).__name__}"
             )
         if self.epoch_steps is not None:
-            check_int(f"task {name}", "epoch_steps", self.epoch_steps, minimum=1)
+            check_int(f"task {name}", "epoch_steps", self.epoch_steps, minimum=1, maximum=MAX_STEPS)
         _check_data(name, "train", self.train, self.epoch_steps)
         _check_data(name, "test", self.test)
         if _is_tensors(self.train) and self.test is not None and not _is_tensors(self.test):
@@ -374,7 +402,8 @@ class Task:
             )
         object.__setattr__(self, "metric", metric)
         if self.higher_is_better is None:
-            object.__setattr__(self, "higher_is_better", metric != "loss")
+            object.__setattr__(self, "higher_is_better", metric not in LOWER_IS_BETTER)
+        check_bool(f"task {name}", "higher_is_better", self.higher_is_better)
         if self.target is not None:
             object.__setattr__(self, "target", check_number(f"task {name}", "target", self.target))
         if (self.epochs is None) == (self.steps is None):
@@ -385,7 +414,7 @@ class Task:
         for budget in ("epochs", "steps"):
             value = getattr(self, budget)
             if value is not None:
-                check_int(f"task {name}", budget, value, minimum=1)
+                check_int(f"task {name}", budget, value, minimum=1, maximum=MAX_STEPS)
         check_int(f"task {name}", "batch_size", self.batch_size, minimum=1)
         check_choice(f"task {name}", "sampling", self.sampling, SAMPLINGS)
 
@@ -468,7 +497,7 @@ class Task:
         """The task's data: lrlab's loaders read theirs (``split``, ``data_dir``); a user's
         task hands over what it was given; with ``validation``, its validation split too
         (carved from the training data when the task gives a fraction)."""
-        split = split or self.splits[0]
+        split = self.splits[0] if split is None else split
         if split not in self.splits:
             raise ValueError(
                 f"task {self.name}: split must be one of {', '.join(self.splits)}, "
@@ -502,7 +531,7 @@ class Task:
         )
 
     def build_model(self, name: str | None = None) -> nn.Module:
-        name = name or self.default_model
+        name = self.default_model if name is None else name
         builder = self.model_builders.get(name)
         if builder is None:
             raise ValueError(
@@ -544,6 +573,27 @@ def validation_rows(
         labels = labels.reshape(len(labels), -1)[:, 0]
         return stratified_split(labels, fraction, seed=VALIDATION_SEED)
     return random_split(len(labels), fraction, seed=VALIDATION_SEED)
+
+
+def _from_numpy(data: object) -> object:
+    """``(x, y)`` with numpy arrays in it as tensors, as PyTorch users expect them: float64
+    to float32 (torch's default dtype), integer labels to int64 (what ``cross_entropy``
+    takes), everything else as it is; any other data unchanged."""
+    if not (isinstance(data, tuple) and len(data) == 2):
+        return data
+    import numpy
+
+    if not any(isinstance(part, numpy.ndarray) for part in data):
+        return data
+    x, y = (torch.as_tensor(p) if isinstance(p, numpy.ndarray) else p for p in data)
+    if isinstance(x, Tensor) and x.dtype == torch.float64 and isinstance(data[0], numpy.ndarray):
+        x = x.float()
+    if isinstance(y, Tensor) and isinstance(data[1], numpy.ndarray):
+        if y.dtype == torch.float64:
+            y = y.float()
+        elif not y.is_floating_point() and not y.is_complex() and y.dtype != torch.bool:
+            y = y.long()
+    return x, y
 
 
 def _is_tensors(data: object) -> bool:
@@ -600,9 +650,14 @@ class MetricSum:
 
     ``add`` only keeps references to the (detached) outputs and targets: no kernel runs per
     batch, which matters on the training hot path. ``value`` concatenates and computes:
-    ``accuracy`` (argmax of the logits, or ``logit > 0`` for one output), ``r2``
-    (``1 - SSE / SST``), ``loss`` (the mean loss over every sample added), or a user's
-    callable on the concatenated outputs and targets.
+    ``accuracy`` (argmax of the logits, or ``logit > 0`` for one output), ``f1`` (macro F1 of
+    those predictions: the mean over every class predicted or present of
+    ``2 TP / (2 TP + FP + FN)``, scikit-learn's ``f1_score(average="macro")``), ``top5`` (the
+    share of samples whose class is among the 5 largest outputs; 1 with 5 classes or fewer),
+    ``r2`` (``1 - SSE / SST``), ``mae`` (the mean absolute error over every output), ``loss``
+    (the mean loss over every sample added), or a user's callable on the concatenated
+    outputs and targets. Outputs holding a NaN have no prediction: accuracy, F1 and top-5
+    are then NaN, as R^2, MAE and the loss are.
     """
 
     def __init__(self, kind: str | MetricFn, loss: str | LossFn) -> None:
@@ -624,12 +679,16 @@ class MetricSum:
             outputs, targets = torch.cat(self._outputs), torch.cat(self._targets)
             if callable(self.kind):
                 return float(self.kind(outputs, targets))
-            if self.kind == "accuracy":
-                if outputs.shape[-1] == 1:
-                    predicted = (outputs > 0).to(targets.dtype)
-                else:
-                    predicted = outputs.argmax(dim=-1)
-                return float((predicted == targets).double().mean())
+            if self.kind in ("accuracy", "f1", "top5"):
+                return _classification(self.kind, outputs, targets)
+            if self.kind == "mae":
+                if outputs.numel() != targets.numel():
+                    raise ValueError(
+                        f"mae needs one target per output, got outputs of shape "
+                        f"{tuple(outputs.shape)} and targets of shape {tuple(targets.shape)}"
+                    )
+                y = targets.double().reshape(outputs.shape)
+                return float((outputs.double() - y).abs().mean())
             if self.kind == "r2":
                 y = targets.double()
                 sst = (y - y.mean()).square().sum()
@@ -644,6 +703,31 @@ class MetricSum:
                     targets.to(torch.float64) if targets.is_floating_point() else targets,
                 )
             )
+
+
+def _classification(kind: str, outputs: Tensor, targets: Tensor) -> float:
+    """`MetricSum`'s ``accuracy``, ``f1`` and ``top5`` (NaN when an output is NaN)."""
+    if bool(outputs.isnan().any()):
+        return math.nan
+    if kind == "top5":
+        if outputs.shape[-1] <= 5:  # one logit: two classes
+            return 1.0
+        top = outputs.topk(5, dim=-1).indices
+        return float((top == targets.unsqueeze(-1)).any(-1).double().mean())
+    if outputs.shape[-1] == 1:
+        predicted = (outputs > 0).to(targets.dtype)
+    else:
+        predicted = outputs.argmax(dim=-1)
+    if kind == "accuracy":
+        return float((predicted == targets).double().mean())
+    p, t = predicted.reshape(-1).long(), targets.reshape(-1).long()
+    low = int(torch.minimum(p.min(), t.min()))
+    p, t = p - low, t - low
+    size = int(torch.maximum(p.max(), t.max())) + 1
+    hits = torch.bincount(t[p == t], minlength=size).double()
+    counts = (torch.bincount(p, minlength=size) + torch.bincount(t, minlength=size)).double()
+    seen = counts > 0
+    return float((2 * hits[seen] / counts[seen]).mean())
 
 
 def to_device(value: Any, device: torch.device) -> Any:

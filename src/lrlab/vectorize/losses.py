@@ -7,6 +7,8 @@ reduction), `member_metrics` is ``MetricSum(kind, loss).value()`` over every sam
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 from torch.nn import functional
@@ -112,8 +114,8 @@ def member_metrics(
     """`MetricSum(kind, loss).value()` of each member's samples (``outputs`` ``(N, M, ...)``).
 
     Accuracy is computed for all members at once (a count of hits over M in float64 is exact
-    whatever the summation order); R^2 and the mean loss member by member with `MetricSum`
-    itself, so every value is bit for bit a run alone's."""
+    whatever the summation order; NaN for a member with a NaN output); the other metrics
+    member by member with `MetricSum` itself, so every value is bit for bit a run alone's."""
     members = outputs.shape[0]
     if outputs.shape[1] == 0:
         return [None] * members
@@ -122,8 +124,9 @@ def member_metrics(
             predicted = (outputs > 0).to(targets.dtype)
         else:
             predicted = outputs.argmax(dim=-1)
-        hits = (predicted == targets).double().reshape(members, -1)
-        return [float(v) for v in hits.mean(1).tolist()]
+        hits = (predicted == targets).double().reshape(members, -1).mean(1).tolist()
+        broken = outputs.reshape(members, -1).isnan().any(1).tolist()
+        return [math.nan if nan else float(v) for v, nan in zip(hits, broken, strict=True)]
     values = []
     for member in range(members):
         metric = MetricSum(kind, loss)
