@@ -248,7 +248,7 @@ def _run(
         **config.optimizer_args,
     )
     set_optimizer_mode(optimizer, training=True)  # schedule-free: train at y, evaluate at x
-    record = new_record(config, task, resolved)
+    record = new_record(config, task, resolved, data)
     context = TrainingContext(
         model,
         optimizer,
@@ -272,11 +272,14 @@ def _run(
     return finish_record(record, controller)
 
 
-def new_record(config: RunConfig, task: Task, resolved: Plan) -> RunRecord:
+def new_record(
+    config: RunConfig, task: Task, resolved: Plan, data: AnyData | None = None
+) -> RunRecord:
     """A run's record before its first step: what the report needs to know about the run's
-    task and method (its metric and target, whether it sets its own LR)."""
+    task and method (its metric and target, whether it sets its own LR), and what its data
+    is (`TaskData.identity`, as ``extra["data"]``)."""
     entry = controller_entry(config.schedule) if config.schedule else None
-    return RunRecord(
+    record = RunRecord(
         config=config,
         status="done",
         metric=task.metric_name,
@@ -289,6 +292,9 @@ def new_record(config: RunConfig, task: Task, resolved: Plan) -> RunRecord:
         or (entry is not None and not entry.takes_lr),
         task_name=task.name,
     )
+    if isinstance(data, TaskData) and data.identity is not None:
+        record.extra["data"] = dict(data.identity)
+    return record
 
 
 def finish_record(record: RunRecord, controller: LRController | None) -> RunRecord:

@@ -10,6 +10,11 @@ best median final metric, and states the tuning budget. Methods that set their o
 
 A run that misses the target counts as a miss (an infinite time), never as its last value; a
 median that falls on misses is shown as "-".
+
+Runs whose task recorded what its data is (``extra["data"]``, e.g. the ``lm`` corpus's
+SHA-256) are compared only as one measurement when they read the same data: a method whose
+runs read several versions is labelled so, and `mixed_data` tells the renderers when a
+task's methods did.
 """
 
 from __future__ import annotations
@@ -155,6 +160,7 @@ class Summary:
     records: tuple[RunRecord, ...]
     errors: tuple[str, ...]
     task_name: str = ""  # the task's own name, for titles
+    data: tuple[str, ...] = ()  # the SHA-256s of the data its runs read (`data_identity`)
 
     @property
     def title(self) -> str:
@@ -169,6 +175,22 @@ class Summary:
         if len(self.grid) <= 1:
             return f"default LR ({self.runs} runs)"
         return f"{len(self.grid)} LRs x {self.runs} seeds = {self.budget} runs"
+
+
+def data_identity(record: RunRecord) -> str | None:
+    """The SHA-256 of the data a run read, when its task recorded one (``extra["data"]``,
+    from `lrlab.tasks.TaskData.identity`); ``None`` otherwise."""
+    data = record.extra.get("data")
+    value = data.get("sha256") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def mixed_data(group: Sequence[Summary]) -> tuple[str, ...]:
+    """The distinct data SHA-256s that the runs of ``group`` (one task's methods) read, when
+    there are more than one, sorted; ``()`` when they all read the same data (or none was
+    recorded)."""
+    found = sorted({sha for summary in group for sha in summary.data})
+    return tuple(found) if len(found) > 1 else ()
 
 
 def _score(runs: list[StoredRun], higher_is_better: bool) -> tuple[float, float, float]:
@@ -250,6 +272,9 @@ def _summary(method: Method, label: str) -> Summary:
     effective_lr = chosen_lr
     if effective_lr is None and records:
         effective_lr = records[0].initial_lr
+    data = tuple(sorted({sha for r in records_any if (sha := data_identity(r)) is not None}))
+    if len(data) > 1:
+        label += f" [{len(data)} data versions]"
     return Summary(
         task=method.task,
         label=label,
@@ -272,6 +297,7 @@ def _summary(method: Method, label: str) -> Summary:
         records=tuple(records),
         errors=tuple(r.error for r in chosen if r.error),
         task_name=next((r.task_name for r in records_any if r.task_name), method.task),
+        data=data,
     )
 
 

@@ -42,7 +42,7 @@ from lrlab.validate import ArgumentTypeError, check_choice, check_int, check_num
 LossKind = Literal["cross_entropy", "bce", "mse", "keras_cross_entropy"]
 # Keras' backend epsilon, the clip of its categorical_crossentropy on probabilities.
 KERAS_EPSILON = 1e-7
-MetricKind = Literal["accuracy", "r2", "loss"]
+MetricKind = Literal["accuracy", "r2", "loss", "bits_per_byte"]
 Sampling = Literal["shuffle", "replacement"]
 LossFn: TypeAlias = Callable[[Any, Tensor], Tensor]
 MetricFn: TypeAlias = Callable[[Any, Tensor], float]
@@ -50,7 +50,9 @@ Batches: TypeAlias = Iterable[tuple[Any, Tensor]]
 Data: TypeAlias = tuple[Tensor, Tensor] | Batches
 
 LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "bce", "mse", "keras_cross_entropy")
-METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss")
+METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss", "bits_per_byte")
+# The metric kinds where lower is better (a task's default direction).
+LOWER_IS_BETTER: tuple[str, ...] = ("loss", "bits_per_byte")
 SAMPLINGS: tuple[str, ...] = ("shuffle", "replacement")
 EVAL_CHUNK = 1024
 
@@ -61,6 +63,9 @@ class TaskData:
 
     ``transform`` turns a batch of stored inputs into model inputs (e.g. uint8 pixels to floats,
     so a 50 000-image set stays 4x smaller); ``augment`` changes training batches only.
+    ``identity`` says what the data is, as plain data (the ``lm`` corpus's name, size and
+    SHA-256): every run's record keeps it as ``extra["data"]``, and a report says when one
+    task's runs read different data.
     """
 
     x_train: Tensor
@@ -70,6 +75,7 @@ class TaskData:
     num_outputs: int | None = None
     transform: Callable[[Tensor], Tensor] | None = None
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+    identity: Mapping[str, Any] | None = None
 
     @property
     def train_size(self) -> int:
@@ -329,7 +335,7 @@ class Task:
             )
         object.__setattr__(self, "metric", metric)
         if self.higher_is_better is None:
-            object.__setattr__(self, "higher_is_better", metric != "loss")
+            object.__setattr__(self, "higher_is_better", metric not in LOWER_IS_BETTER)
         if self.target is not None:
             object.__setattr__(self, "target", check_number(f"task {name}", "target", self.target))
         if (self.epochs is None) == (self.steps is None):
@@ -455,13 +461,36 @@ def keras_cross_entropy_per_sample(logits: Tensor, target: Tensor) -> Tensor:
     return -torch.log(true.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON))
 
 
+def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """PyTorch's ``cross_entropy``, mean over every prediction, with the classes last, as
+    lrlab's models output them: logits ``(N, C)`` against targets ``(N,)``, or a sequence
+    model's ``(N, T, C)`` (any leading dimensions) against ``(N, T)``, flattened to ``(N T,
+    C)`` first (PyTorch itself would read dimension 1 as the classes).
+
+    >>> logits = torch.tensor([[[0.0, 0.0], [0.0, math.log(3.0)]]])  # (1, 2, 2)
+    >>> round(cross_entropy(logits, torch.tensor([[0, 1]])).item(), 6)  # (ln 2 + ln(4/3)) / 2
+    0.490415
+    """
+    if logits.dim() > 2:
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+    return nn.functional.cross_entropy(logits, target)
+
+
+def token_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Each prediction's cross-entropy, unreduced and flattened: logits ``(..., C)`` against
+    targets ``(...)``, classes last."""
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+    )
+
+
 def loss_function(loss: str | LossFn) -> LossFn:
-    """The mean-reduced PyTorch loss of a kind (logits in, as the models produce them), or a
-    user's callable as it is."""
+    """The mean-reduced PyTorch loss of a kind (logits in, classes last, as the models
+    produce them), or a user's callable as it is."""
     if callable(loss):
         return loss
     if loss == "cross_entropy":
-        return nn.functional.cross_entropy
+        return cross_entropy
     if loss == "keras_cross_entropy":
         return keras_cross_entropy
     if loss == "bce":
@@ -477,8 +506,11 @@ class MetricSum:
     ``add`` only keeps references to the (detached) outputs and targets: no kernel runs per
     batch, which matters on the training hot path. ``value`` concatenates and computes:
     ``accuracy`` (argmax of the logits, or ``logit > 0`` for one output), ``r2``
-    (``1 - SSE / SST``), ``loss`` (the mean loss over every sample added), or a user's
-    callable on the concatenated outputs and targets.
+    (``1 - SSE / SST``), ``loss`` (the mean loss over every sample added),
+    ``bits_per_byte`` (the mean cross-entropy of the logits over every prediction, in bits:
+    ``CE / ln 2``, whatever the training loss; each prediction's in the logits' dtype, batch
+    by batch, the mean in float64), or a user's callable on the concatenated outputs and
+    targets. R^2 and the loss are computed in float64.
     """
 
     def __init__(self, kind: str | MetricFn, loss: str | LossFn) -> None:
@@ -497,6 +529,14 @@ class MetricSum:
         if self.count == 0:
             return None
         with torch.no_grad():
+            if self.kind == "bits_per_byte":
+                # Batch by batch (an epoch of a language model's logits is large): each
+                # prediction's cross-entropy in the logits' dtype, their mean in float64.
+                losses = [
+                    token_cross_entropy(outputs, targets)
+                    for outputs, targets in zip(self._outputs, self._targets, strict=True)
+                ]
+                return float(torch.cat(losses).double().mean()) / math.log(2)
             outputs, targets = torch.cat(self._outputs), torch.cat(self._targets)
             if callable(self.kind):
                 return float(self.kind(outputs, targets))

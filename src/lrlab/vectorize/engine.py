@@ -274,7 +274,7 @@ class _Group:
         model.to(device).train()
         lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
         _, group = param_group(config.optimizer, lr, config.optimizer_args)
-        record = new_record(config, task, plan)
+        record = new_record(config, task, plan, self.data)
         member = _Member(
             config,
             record,
