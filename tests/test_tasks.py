@@ -214,4 +214,5 @@ def test_every_task_is_listed() -> None:
         "mnist",
         "fashion-mnist",
         "cifar10",
+        "lm",
     }
