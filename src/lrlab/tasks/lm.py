@@ -151,10 +151,10 @@ def corpus_slices(text: bytes) -> dict[str, bytes]:
     return {"train": text[:first], "validation": text[first:second], "test": text[second:]}
 
 
-def check_context(context: int, slices: dict[str, int]) -> None:
-    """A window needs ``context + 1`` bytes: a context that leaves a slice of ``slices``
-    (name -> length) without one window is a one-line ``ValueError``."""
-    name, size = min(slices.items(), key=lambda item: item[1])
+def check_context(context: int, slices: dict[str, bytes]) -> None:
+    """A window needs ``context + 1`` bytes: a context that leaves one of the corpus's
+    ``slices`` without a window is a one-line ``ValueError``."""
+    name, size = min(((name, len(part)) for name, part in slices.items()), key=lambda x: x[1])
     if context + 1 > size:
         raise fail(
             "lm",
@@ -192,7 +192,7 @@ def _loader(
     def load(split: str, data_dir: Path | None) -> TaskData:
         text = read_corpus(corpus)
         slices = corpus_slices(text.text)
-        check_context(context, {name: len(part) for name, part in slices.items()})
+        check_context(context, slices)
         x_train, y_train = windows(slices["train"], context)
         x_test, y_test = windows(slices["validation" if split == "validation" else "test"], context)
         return TaskData(
@@ -231,7 +231,7 @@ def lm_task(
     read, a context longer than one of its slices) and otherwise when the data loads,
     before any training.
     """
-    owner = name if isinstance(name, str) else "lm"
+    owner = "lm"
     for label, value in (("context", context), ("width", width), ("layers", layers)):
         check_int(owner, label, value, minimum=1)
     check_int(owner, "heads", heads, minimum=1)
@@ -241,9 +241,7 @@ def lm_task(
         check_number(owner, "target", target, positive=True)
     if corpus is not None:
         text = read_corpus(corpus)
-        first, second = split_bounds(len(text.text))
-        sizes = {"train": first, "validation": second - first, "test": len(text.text) - second}
-        check_context(context, sizes)
+        check_context(context, corpus_slices(text.text))
         source = f"{os.fspath(corpus)} ({len(text.text)} bytes)"
     else:
         source = "CPython's reference documentation (pydoc_data.topics)"
