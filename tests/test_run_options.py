@@ -146,4 +146,4 @@ def test_paper_cnn_trains_on_augmented_digits(monkeypatch: pytest.MonkeyPatch) -
     assert train_run(config).step_loss[0] != augmented.step_loss[0]
     assert train_run(mlp).step_loss == mlp_before.step_loss
     for name in ("mnist", "fashion-mnist"):
-        assert TASKS[name].augmentations.keys() == {"paper-cnn"}
+        assert TASKS[name].augmentations.keys() == {"paper-cnn", "resnet"}

@@ -121,7 +121,8 @@ def test_unknown_task_and_model() -> None:
     with pytest.raises(ValueError, match=r"unknown task 'iriss'.*did you mean 'iris'"):
         get_task("iriss")
     with pytest.raises(
-        ValueError, match=r"task mnist5k: model must be one of mlp, cnn, paper-cnn, got model='vit'"
+        ValueError,
+        match=r"task mnist5k: model must be one of mlp, cnn, paper-cnn, resnet, got model=.vit.",
     ):
         get_task("mnist5k").build_model("vit")
 
@@ -249,4 +250,5 @@ def test_every_task_is_listed() -> None:
         "mnist",
         "fashion-mnist",
         "cifar10",
+        "lm",
     }

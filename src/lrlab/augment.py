@@ -1,4 +1,6 @@
-"""Keras' random affine image augmentation (``ImageDataGenerator``), written with torch ops.
+"""Training-batch image augmentations written with torch ops, drawn from a run's generator:
+Keras' random affine transform (``ImageDataGenerator``, below) and the standard random crop
+with padding and horizontal flip (`random_crop_flip`, `RandomCrop`).
 
 Seed 004's MNIST notebooks (``MNIST/MNIST.ipynb`` cell 14 of yrahul3910/adaptive-lr-dnn) train
 on ``ImageDataGenerator(rotation_range=15, zoom_range=0.1, width_shift_range=0.1,
@@ -32,6 +34,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from lrlab.validate import check_int
 
 
 def keras_affine_matrices(
@@ -165,4 +169,63 @@ class KerasAffine:
             )
         n, _, height, width = images.shape
         out = warp(images, self.matrices(n, height, width, generator))
+        return out.reshape(x.shape) if self.shape is not None else out
+
+
+def random_crop_flip(
+    x: Tensor, generator: torch.Generator, padding: int = 4, *, flip: bool = True
+) -> Tensor:
+    """The standard CIFAR augmentation (He et al. 2016's "flips and translations"): a random
+    ``padding``-pixel translation with zero fill (a crop of the padded image, offsets uniform
+    in ``0 .. 2 padding`` per axis) and a horizontal flip with probability 1/2, drawn per
+    image from ``generator`` (the offsets, then the flips), vectorised over the batch of
+    ``(N, C, H, W)`` images. ``flip=False`` is the translation alone, with the same offsets
+    from the same generator (for digits, whose mirror images are other shapes).
+
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> a = random_crop_flip(x, torch.Generator().manual_seed(0), 1, flip=False)
+    >>> bool(torch.equal(a, random_crop_flip(x, torch.Generator().manual_seed(0), 1, flip=False)))
+    True
+    """
+    n, channels, height, width = x.shape
+    padded = torch.nn.functional.pad(x, (padding, padding, padding, padding))
+    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
+    rows = (shifts[0, :, None] + torch.arange(height, device=x.device))[:, None, :, None]
+    cols = (shifts[1, :, None] + torch.arange(width, device=x.device))[:, None, None, :]
+    batch = torch.arange(n, device=x.device)[:, None, None, None]
+    channel = torch.arange(channels, device=x.device)[None, :, None, None]
+    cropped = padded[batch, channel, rows, cols]
+    if not flip:
+        return cropped
+    flips = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
+    return torch.where(flips, cropped.flip(-1), cropped)
+
+
+@dataclass(frozen=True)
+class RandomCrop:
+    """`random_crop_flip` as a task's per-model augmentation: ``augment(x, generator)``
+    translates (and, with ``flip``, mirrors) every image of a training batch. Images come as
+    ``(N, C, H, W)``, or flat ``(N, C * H * W)`` when ``shape`` gives ``(C, H, W)`` (they are
+    returned flat).
+
+    >>> augment = RandomCrop(padding=1, shape=(1, 8, 8))
+    >>> augment(torch.rand(5, 64), torch.Generator().manual_seed(0)).shape
+    torch.Size([5, 64])
+    """
+
+    padding: int
+    flip: bool = False
+    shape: tuple[int, int, int] | None = None
+
+    def __post_init__(self) -> None:
+        check_int("RandomCrop", "padding", self.padding, minimum=0)
+
+    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        images = x.view(x.shape[0], *self.shape) if self.shape is not None else x
+        if images.dim() != 4:
+            raise ValueError(
+                f"RandomCrop: images must be (N, C, H, W), or flat with shape=(C, H, W), got "
+                f"a tensor of shape {tuple(x.shape)}"
+            )
+        out = random_crop_flip(images, generator, self.padding, flip=self.flip)
         return out.reshape(x.shape) if self.shape is not None else out

@@ -1,4 +1,5 @@
-"""The source documents' models, plus a small CNN and a CIFAR ResNet-20.
+"""The source documents' models, plus a small CNN and CIFAR's residual networks (ResNet-20,
+and the ResNet-8 the image tasks offer as ``resnet``).
 
 Every classifier ends in an ``nn.Linear`` producing logits (the softmax lives in the loss), so
 LipschitzLR can find the final layer and its input activations.
@@ -237,32 +238,63 @@ class _BasicBlock(nn.Module):
         return torch.relu(out + shortcut)
 
 
-class ResNet20(nn.Module):
-    """ResNet-20 for 32x32 images (He et al. 2016, section 4.2): a 3x3 conv, three stages of
-    three basic blocks (16, 32, 64 channels), global average pooling and a linear head;
-    0.27 M parameters. The model of seed 004's CIFAR-10 experiment."""
+class ResNet(nn.Module):
+    """He et al.'s CIFAR residual network (2016, section 4.2), at any depth ``6 n + 2``: a 3x3
+    conv stem (16 channels, BatchNorm, ReLU), three stages of ``n`` = ``blocks`` basic blocks
+    (``widths`` channels, 16/32/64; the first block of stages 2 and 3 halves the image with
+    stride 2 and widens the shortcut by zero channels, option A), global average pooling and
+    a linear head. Every conv and linear weight He-normal (``kaiming_normal_``), BatchNorm at
+    ``(1, 0)``.
 
-    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
+    It runs on any image of at least 3x3: stride 2 twice takes 32x32 to 8x8, 28x28 to 7x7
+    and 8x8 to 2x2 before the pooling, so the same network serves CIFAR-10, MNIST and
+    scikit-learn's 8x8 digits. ``blocks=3`` is ResNet-20 (`ResNet20`); ``blocks=1``,
+    ResNet-8 (75 k parameters), is the ``resnet`` model of the image tasks.
+
+    >>> ResNet(10, 1, blocks=1)(torch.zeros(2, 1, 8, 8)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(
+        self,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        *,
+        blocks: int = 3,
+        widths: tuple[int, int, int] = (16, 32, 64),
+    ) -> None:
         super().__init__()
+        check_int("ResNet", "blocks", blocks, minimum=1)
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
         )
-        blocks: list[nn.Module] = []
-        channels = 16
-        for stage, width in enumerate((16, 32, 64)):
-            for block in range(3):
+        layers: list[nn.Module] = []
+        channels = widths[0]
+        for stage, width in enumerate(widths):
+            for block in range(blocks):
                 stride = 2 if stage > 0 and block == 0 else 1
-                blocks.append(_BasicBlock(channels, width, stride))
+                layers.append(_BasicBlock(channels, width, stride))
                 channels = width
-        self.blocks = nn.Sequential(*blocks)
+        self.blocks = nn.Sequential(*layers)
         self.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.head = nn.Linear(64, num_classes)
+        self.head = nn.Linear(channels, num_classes)
         for module in self.modules():
             if isinstance(module, nn.Conv2d | nn.Linear):
                 nn.init.kaiming_normal_(module.weight)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.pool(self.blocks(self.stem(x))))  # type: ignore[no-any-return]
+
+
+class ResNet20(ResNet):
+    """ResNet-20 for 32x32 images (He et al. 2016, section 4.2): `ResNet` with three basic
+    blocks per stage (16, 32, 64 channels); 0.27 M parameters. The model of seed 004's
+    CIFAR-10 experiment."""
+
+    def __init__(self, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__(num_classes, in_channels, blocks=3)
 
 
 class Scalar(nn.Module):

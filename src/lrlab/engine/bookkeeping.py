@@ -24,7 +24,7 @@ from lrlab.controllers import LRController, controller_entry
 from lrlab.errors import first_line
 from lrlab.optimizers import optimizer_entry
 from lrlab.record import EpochStats, RunConfig, RunRecord
-from lrlab.tasks import Task
+from lrlab.tasks import AnyData, Task, TaskData
 
 
 def versions() -> dict[str, str]:
@@ -32,12 +32,17 @@ def versions() -> dict[str, str]:
 
 
 def new_record(
-    config: RunConfig, task: Task, steps_per_epoch: int, device: torch.device
+    config: RunConfig,
+    task: Task,
+    steps_per_epoch: int,
+    device: torch.device,
+    data: AnyData | None = None,
 ) -> RunRecord:
     """A run's record before its first step: what the report needs to know about the run's
-    task and method (its metric and target, whether it sets its own LR)."""
+    task and method (its metric and target, whether it sets its own LR), and what its data
+    is (`TaskData.identity`, as ``extra["data"]``)."""
     entry = controller_entry(config.schedule) if config.schedule else None
-    return RunRecord(
+    record = RunRecord(
         config=config,
         status="done",
         metric=task.metric_name,
@@ -50,6 +55,9 @@ def new_record(
         or (entry is not None and not entry.takes_lr),
         task_name=task.name,
     )
+    if isinstance(data, TaskData) and data.identity is not None:
+        record.extra["data"] = dict(data.identity)
+    return record
 
 
 class Bookkeeper:

@@ -104,7 +104,7 @@ def _run(
         **config.optimizer_args,
     )
     set_optimizer_mode(optimizer, training=True)  # schedule-free: train at y, evaluate at x
-    record = new_record(config, task, resolved.steps_per_epoch, resolved.device)
+    record = new_record(config, task, resolved.steps_per_epoch, resolved.device, data)
     context = TrainingContext(
         model,
         optimizer,

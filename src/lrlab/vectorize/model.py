@@ -512,11 +512,15 @@ class StackedFunctional(StackedModel):
             if losses:
                 torch.stack(losses).sum().backward()  # type: ignore[no-untyped-call]
         done = [o for o in outputs if o is not None]
+        # A failed member's outputs and loss: NaN, of the outputs' dtype (not the inputs',
+        # which may be integers: a language model's token indices).
         shape = done[0].shape if done else (inputs.shape[1], 1)
-        blank = inputs.new_full(shape, math.nan)
+        blank = self.params.new_full(shape, math.nan)
         values = iter(losses)
         return StepResult(
-            torch.stack([blank[0, 0] if o is None else next(values).detach() for o in outputs]),
+            torch.stack(
+                [blank.view(-1)[0] if o is None else next(values).detach() for o in outputs]
+            ),
             torch.stack([blank if o is None else o.detach() for o in outputs]),
             (),
             errors,

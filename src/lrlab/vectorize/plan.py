@@ -1,11 +1,12 @@
 """Which runs of a sweep can train together as one vectorised model, and in groups of what size.
 
 Runs share a group when they have the same task, model, data split, device, batch size,
-sampling and budget, an optimizer of the same family with the same options switched on, and
-the same kind of LR controller (a schedule, or LipschitzLR watching the same layer). They may
-differ in seed, LR, schedule, and the numeric values of the optimizer's hyperparameters
-(momentum 0.9 beside 0.5, betas, eps...). A run that cannot join any group is returned with
-the reason, one line, and trains one by one.
+sampling, budget and epoch length (an ``epoch_steps`` epoch must fit in one pass over the
+data), an optimizer of the same family with the same options switched on, and the same kind
+of LR controller (a schedule, or LipschitzLR watching the same layer). They may differ in
+seed, LR, schedule, and the numeric values of the optimizer's hyperparameters (momentum 0.9
+beside 0.5, betas, eps...). A run that cannot join any group is returned with the reason,
+one line, and trains one by one.
 """
 
 from __future__ import annotations
@@ -93,9 +94,14 @@ def _inspect(config: RunConfig) -> Member | str:
         return "the task's loss or metric is a function of its own (no per-member form)"
     if data.augment is not None or task.augmentations.get(config.model or task.default_model):
         return "the task augments batches with each run's own random draws"
-    if config.epoch_steps is not None or task.epoch_steps is not None:
-        return "epoch_steps has no vectorised form"
     resolved = plan(config, data, task)
+    if (
+        (config.epoch_steps is not None or task.epoch_steps is not None)
+        and resolved.sampling == "shuffle"
+        and resolved.steps_per_epoch > math.ceil(data.train_size / resolved.batch_size)
+    ):
+        # The engine then takes a second shuffled pass within the epoch; a group draws one.
+        return "an epoch of epoch_steps longer than one pass over the data has no vectorised form"
     controller = (
         build_controller(config.schedule, steps_per_epoch=resolved.steps_per_epoch)
         if config.schedule
