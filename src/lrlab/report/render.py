@@ -295,8 +295,13 @@ def markdown(
             lines += ["", "Failures: " + "; ".join(sorted(set(errors)))]
         for title, name in (
             (
+                "Final validation metric against the LR, where each LR was chosen (median "
+                "and interquartile band over the tuning seeds)",
+                "sensitivity-validation",
+            ),
+            (
                 "Final test metric against the LR (median and interquartile band over seeds)",
-                "sensitivity",
+                "sensitivity-test",
             ),
             ("Training loss (smoothed, median over seeds)", "loss"),
             ("Learning rate per epoch", "lr"),
