@@ -375,10 +375,12 @@ def compare(
 
     executor_for(len(configs) or 1)  # its options are checked now, before anything runs
     with Store(store_path) as store:
-        ran = run_missing(
-            store, configs, executor_for, progress, vectorize=vectorize, workers=count
-        )
-        runs = store.runs(keys=[c.key() for c in configs])
+        ran = 0  # (no tuning runs when nothing is tuned: the fresh seeds are all there is)
+        if configs:
+            ran = run_missing(
+                store, configs, executor_for, progress, vectorize=vectorize, workers=count
+            )
+        runs = store.runs(keys=[c.key() for c in configs]) if configs else []
         if not optimistic:  # the chosen settings, on fresh seeds
             scored = sweep.fresh_configs(choose_lrs(runs))
             ran += run_missing(
