@@ -52,11 +52,13 @@ _LAZY = {
     "OPTIMIZERS": "lrlab.optimizers",
     "find": "lrlab.finder",
     "RangeTest": "lrlab.finder",
+    "weight_decay_groups": "lrlab.engine.groups",
 }
 
 if TYPE_CHECKING:
     from lrlab.api import Comparison, compare, train
     from lrlab.controllers import LRController, register_controller
+    from lrlab.engine.groups import weight_decay_groups
     from lrlab.finder import RangeTest, find
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
@@ -104,6 +106,7 @@ __all__ = [
     "register_optimizer",
     "register_schedule",
     "train",
+    "weight_decay_groups",
 ]
 
 

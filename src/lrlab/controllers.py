@@ -6,7 +6,10 @@ per run::
 
     start(context)                       once, after the optimizer exists
     on_epoch_start(epoch, step)          at the start of every epoch
-    before_update(step, inputs, targets) after backward, before optimizer.step(): set the LR
+    before_update(step, inputs, targets) after backward (and clipping), before
+                                         optimizer.step(): set the LR (inputs, targets: the
+                                         update's batch; with accumulation over a loader,
+                                         its last micro-batch)
     after_update(step)                   after optimizer.step()
     on_epoch_end(epoch, step, stats)     after each epoch's metrics are measured
 
@@ -34,7 +37,8 @@ from lrlab.torch_scheduler import ScheduleLR
 @dataclass(frozen=True)
 class TrainingContext:
     """What a controller may look at: the run's model, optimizer, data (on the run's device),
-    loss kind, batching, and whether the task's metric improves upwards."""
+    loss kind, batching (``batch_size``: an update's, all its micro-batches), and whether the
+    task's metric improves upwards."""
 
     model: nn.Module
     optimizer: Optimizer
@@ -61,6 +65,11 @@ class LRController:
     def check_task(self, task: Task) -> None:
         """Refuse, with a one-line ``ValueError``, a task this controller cannot drive
         (called before the model is built)."""
+
+    def check_accumulation(self, steps: int, *, streams: bool) -> None:
+        """Refuse, with a one-line ``ValueError``, updates of ``steps`` micro-batches each
+        (gradient accumulation; ``streams``: the task's batches come from a loader) when this
+        controller reads what a forward pass sees and would see only a micro-batch."""
 
     def start(self, context: TrainingContext) -> None:
         """Called once, after the optimizer is built and before the first step."""

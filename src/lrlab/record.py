@@ -28,6 +28,15 @@ class RunConfig:
     a schedule (``cosine(lr=0.1, steps=1000)``) or an adaptive controller
     (``lipschitz(bound=smooth)``). ``None`` for ``epochs``/``steps``/``batch_size``/``model``/
     ``split``/``sampling`` takes the task's default.
+
+    The training options (`lrlab.engine.loop`): ``clip_norm`` clips the gradients' global
+    norm before each update (``None``: no clipping); ``decay_params`` says which parameters
+    the optimizer's ``weight_decay`` applies to (`lrlab.engine.groups.DECAY_PARAMS`);
+    ``accumulation_steps`` micro-batches of ``batch_size`` make one update; ``precision`` is
+    ``"fp32"`` or ``"bf16"`` (autocast around forward and loss). ``checkpoint_dir`` (with
+    ``checkpoint_every`` updates or ``checkpoint_seconds``) writes mid-run checkpoints a
+    killed run resumes from (`lrlab.engine.checkpoint`); like ``data_dir`` they say where,
+    not what: they are no part of the run's `key`.
     """
 
     task: str
@@ -46,6 +55,13 @@ class RunConfig:
     data_dir: str | None = None
     epoch_steps: int | None = None
     loss: str | None = None
+    clip_norm: float | None = None
+    decay_params: str = "all"
+    accumulation_steps: int = 1
+    precision: str = "fp32"
+    checkpoint_dir: str | None = None
+    checkpoint_every: int | None = None
+    checkpoint_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -62,14 +78,28 @@ class RunConfig:
         """A canonical string identifying the run (everything but where the data lives).
 
         Fields added after a store was written are left out while they hold their default
-        (``epoch_steps``, ``loss``: ``None``), so the runs already stored keep their keys and
-        resume."""
+        (`_ADDED_DEFAULTS`), so the runs already stored keep their keys and resume; where a
+        run keeps its checkpoints is left out always (the numbers do not depend on it)."""
         data = self.to_dict()
-        data.pop("data_dir")
-        for name in ("epoch_steps", "loss"):
-            if data[name] is None:
+        for name in _WHERE:
+            data.pop(name)
+        for name, default in _ADDED_DEFAULTS.items():
+            if data[name] == default:
                 data.pop(name)
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+# RunConfig fields that say where things live, not what the run computes: no part of its key.
+_WHERE = ("data_dir", "checkpoint_dir", "checkpoint_every", "checkpoint_seconds")
+# Fields added after stores were written, with the default that leaves them out of a key.
+_ADDED_DEFAULTS: dict[str, object] = {
+    "epoch_steps": None,
+    "loss": None,
+    "clip_norm": None,
+    "decay_params": "all",
+    "accumulation_steps": 1,
+    "precision": "fp32",
+}
 
 
 @dataclass(frozen=True)
