@@ -18,10 +18,12 @@ from torch import Tensor, nn
 
 import lrlab
 from lrlab.cli import main
-from lrlab.engine import train_run
+from lrlab.engine import loop, train_run
 from lrlab.engine.groups import decay_groups, decayed, weight_decay_groups
 from lrlab.lipschitz import LipschitzLR
 from lrlab.lipschitz.bounds import paper_constant
+from lrlab.lipschitz.rule import A2
+from lrlab.lipschitz.stats import Needs, StatsBuffer
 from lrlab.record import RunConfig
 from lrlab.schedules import parse
 from lrlab.tasks import Task, load_tensor_data
@@ -383,6 +385,23 @@ def test_bf16_is_autocast_around_forward_and_loss() -> None:
     assert fp32.step_loss == pytest.approx(record.step_loss, rel=0.05)
 
 
+def test_lipschitz_reads_autocast_activations_in_float32() -> None:
+    """Under bfloat16 autocast the head's input is bfloat16; LipschitzLR's statistics are
+    float32 dot products of those values (a bfloat16 dot product keeps three digits)."""
+    activations = torch.randn(64, 32, generator=torch.Generator().manual_seed(0)).bfloat16()
+    buffer = StatsBuffer(Needs())
+    buffer.add(activations, None)
+    exact = activations.float().reshape(-1)
+    assert buffer.columns()[A2] == [torch.dot(exact, exact).item()]
+    half = activations.reshape(-1)
+    assert torch.dot(half, half).item() != torch.dot(exact, exact).item()
+    record = train_run(
+        RunConfig(task="mnist5k", steps=20, schedule="lipschitz(every=batch)", precision="bf16")
+    )
+    assert record.status == "done"
+    assert all(math.isfinite(lr) and lr > 0 for lr in record.step_lr)
+
+
 # -- identity, bad input, vectorised groups ----------------------------------------------------
 
 
@@ -637,3 +656,30 @@ def test_compare_gives_every_run_the_options(tmp_path: Path) -> None:
         assert alone.step_loss == run.record.step_loss
     with pytest.raises(ValueError, match=r"^run: clip_norm must be > 0"):
         lrlab.compare("iris", optimizers=["sgd"], steps=2, db=tmp_path / "x.sqlite", clip_norm=-1.0)
+
+
+def test_losses_and_norms_read_in_blocks_as_on_a_gpu(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On a GPU the host reads losses (and the norms waiting with them) every few steps:
+    run that path on the CPU; the record is the per-step one, a divergence is found at the
+    same step with the same norms before it, and a checkpoint reads what is pending first."""
+    builder = Tracked(digits_mlp)
+    task = digits_task(builder)
+    fine = RunConfig(task="digits-tracked", lr=0.1, seed=2, clip_norm=1.0, accumulation_steps=3)
+    diverging = RunConfig(task="mnist5k", lr=1e12, epochs=2, clip_norm=100.0)
+    per_step = [train_run(fine, task=task), train_run(diverging)]
+    assert per_step[1].status == "diverged"
+    monkeypatch.setattr(loop, "host_sync_every", lambda device: 7)
+    in_blocks = [train_run(fine, task=task), train_run(diverging)]
+    checkpointed = train_run(
+        RunConfig(**{**fine.to_dict(), "checkpoint_dir": str(tmp_path), "checkpoint_every": 5}),
+        task=task,
+    )
+    for a, b in zip(per_step, in_blocks, strict=True):
+        assert (a.status, a.diverged_at, a.steps) == (b.status, b.diverged_at, b.steps)
+        assert a.step_loss[:-1] == b.step_loss[:-1]
+        assert a.extra["grad_norm"] == b.extra["grad_norm"]
+        assert [e.train_loss for e in a.epochs] == [e.train_loss for e in b.epochs]
+    assert checkpointed.step_loss == per_step[0].step_loss
+    assert checkpointed.extra["grad_norm"] == per_step[0].extra["grad_norm"]

@@ -334,7 +334,7 @@ class LipschitzLR:
             fourth = flat.square()
             parts.append(torch.dot(fourth, fourth))
         if needs.outputs:
-            out = output.detach().reshape(-1)
+            out = stats.detached(output).reshape(-1)
             parts.append(torch.dot(out, out))
         grams = stats.gram(a)[None] if needs.gram else None
         m = float(a.shape[0])
