@@ -378,7 +378,7 @@ class _Loop:
         optimizer, model = self.context.optimizer, self.context.model
         controller, record = self.controller, self.record
         group = optimizer.param_groups[0]
-        pending, flat_grads = self.pending, self.flat_grads
+        pending = self.pending
         for inputs, targets, micro in self._updates(begin, step, end):
             self.step = step
             if micro is None:
@@ -399,11 +399,7 @@ class _Loop:
                 # between are dropped from the record).
                 if len(pending) == self.sync_every and self._flush(pending, step + 1):
                     return self._diverged_step()
-                if flat_grads:
-                    for grad in flat_grads:
-                        grad.zero_()
-                else:
-                    optimizer.zero_grad(set_to_none=True)
+                self._zero_grad()
                 loss.backward()  # type: ignore[no-untyped-call]
                 seen_batches = [(seen, targets)]
             else:
@@ -438,6 +434,8 @@ class _Loop:
         return step
 
     def _zero_grad(self) -> None:
+        """Clear the gradients: the flat leaves' in place (the parameters' are views of
+        them), else every parameter's."""
         if self.flat_grads:
             for grad in self.flat_grads:
                 grad.zero_()
