@@ -56,11 +56,13 @@ _LAZY = {
     "find": "lrlab.finder",
     "find_on_task": "lrlab.finder",
     "RangeTest": "lrlab.finder",
+    "weight_decay_groups": "lrlab.engine.groups",
 }
 
 if TYPE_CHECKING:
     from lrlab.api import Comparison, compare, train
     from lrlab.controllers import LRController, register_controller
+    from lrlab.engine.groups import weight_decay_groups
     from lrlab.finder import RangeTest, find, find_on_task
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
@@ -113,6 +115,7 @@ __all__ = [
     "register_optimizer",
     "register_schedule",
     "train",
+    "weight_decay_groups",
 ]
 
 

@@ -24,7 +24,7 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +54,7 @@ from lrlab.validate import (
     check_choice,
     check_input_dir,
     check_int,
+    check_number,
     check_output_path,
 )
 
@@ -112,12 +113,31 @@ def train(
     device: str = "cpu",
     data_dir: str | Path | None = None,
     observer: Observer | None = None,
+    clip_norm: float | None = None,
+    weight_decay: float | None = None,
+    decay_params: str = "all",
+    accumulation_steps: int = 1,
+    precision: str = "fp32",
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> RunRecord:
     """Train one run and return its record (per-step loss and LR, per-epoch metrics, wall
     time, outcome). ``lr`` is the base LR (``None``: the schedule's, else the optimizer's
     default); ``schedule`` a spec string (``"cosine(lr=0.1, steps=1000)"``,
     ``"lipschitz(bound=smooth)"``) or a `Schedule`. A bad argument is a one-line
     ``ValueError`` before anything trains; a non-finite loss ends the run as ``diverged``.
+
+    Training options (see `lrlab.engine.loop`): ``clip_norm`` clips the gradients' global
+    norm (``torch.nn.utils.clip_grad_norm_``) before each update; ``weight_decay`` is the
+    optimizer's (the same as ``optimizer_args={"weight_decay": ...}``), applied to the
+    parameters ``decay_params`` names: ``"all"``, ``"matrices"`` (nanoGPT, timm) or
+    ``"no-bias-norm-embed"`` (no decay on biases, norm layers, embeddings;
+    `lrlab.engine.groups`); ``accumulation_steps`` micro-batches of ``batch_size`` per
+    update; ``precision="bf16"`` runs forward and loss under bfloat16 autocast;
+    ``checkpoint_dir`` writes mid-run checkpoints there (every ``checkpoint_every`` updates
+    or ``checkpoint_seconds`` seconds, default every 60 s) and resumes from the latest one
+    found there, ending bit for bit as an uninterrupted run (`lrlab.engine.checkpoint`).
 
     >>> record = train("quadratic", lr=0.2, schedule="exponential(lr=0.2, rate=0.99)")
     >>> record.status, round(record.step_loss[1], 4)
@@ -147,7 +167,18 @@ def train(
         sampling=sampling,
         device=device,
         data_dir=_data_dir(data_dir),
+        clip_norm=clip_norm,
+        decay_params=decay_params,
+        accumulation_steps=accumulation_steps,
+        precision=precision,
+        checkpoint_dir=_checkpoint_dir(checkpoint_dir),
+        checkpoint_every=checkpoint_every,
+        checkpoint_seconds=checkpoint_seconds,
     )
+    if weight_decay is not None:
+        config = replace(
+            config, optimizer_args=_with_weight_decay(config.optimizer_args, weight_decay)
+        )
     if config.schedule is not None:
         resolved_plan = plan(config, task_data(config, resolved), resolved)
         spec = _run_specs([config.schedule], resolved_plan)[0] or config.schedule
@@ -180,6 +211,29 @@ def _one_lr(lr: float | None, spec: str, resolved: Plan) -> None:
             f"lr must be left out or be the schedule's own lr={own:g} (a spec's lr= is the "
             f"run's LR: {spec}), got lr={lr!r}"
         )
+
+
+def _with_weight_decay(optimizer_args: dict[str, Any], weight_decay: object) -> dict[str, Any]:
+    """``optimizer_args`` with ``weight_decay`` in it (given once: as the argument or inside
+    ``optimizer_args``, not both)."""
+    if weight_decay is None:
+        return optimizer_args
+    if "weight_decay" in optimizer_args:
+        raise ValueError(
+            f"give weight_decay once, as weight_decay= or in optimizer_args, got "
+            f"weight_decay={weight_decay!r} and optimizer_args weight_decay="
+            f"{optimizer_args['weight_decay']!r}"
+        )
+    check_number("", "weight_decay", weight_decay, nonnegative=True)
+    return {**optimizer_args, "weight_decay": weight_decay}
+
+
+def _checkpoint_dir(checkpoint_dir: object) -> str | None:
+    """``checkpoint_dir`` as a run config stores it (a string), checked: a folder lrlab may
+    create or write."""
+    if checkpoint_dir is None:
+        return None
+    return str(check_output_path("", "checkpoint_dir", checkpoint_dir, directory=True))
 
 
 def _arguments(optimizer_args: object) -> dict[str, Any]:
@@ -304,7 +358,13 @@ def compare(
     model (``vectorize=False``: one by one); each run's record is what it gives alone.
     ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves. ``run`` holds
     what every run shares: ``epochs``, ``steps``, ``batch_size``, ``model``, ``split``,
-    ``sampling``, ``device``, ``data_dir``, ``optimizer_args``. ``workers`` runs in
+    ``sampling``, ``device``, ``data_dir``, ``optimizer_args`` and the training options of
+    `train` (``clip_norm``, ``weight_decay``, ``decay_params``, ``accumulation_steps``,
+    ``precision``, ``checkpoint_dir``, ``checkpoint_every``, ``checkpoint_seconds``). With
+    checkpoints (``checkpoint_dir``, or an interval alone: then the folder is
+    ``<db stem>-checkpoints`` beside the store), each run writes its own there, and a run
+    killed mid-way resumes from its latest when the comparison runs again; such runs train
+    one by one, not vectorised. ``workers`` runs in
     parallel (default: the CPU count, or 1 for a `Task` object without a reference, which
     only this process can build; 1 runs here), ``executor="ray"`` on a Ray cluster
     (``address``, ``runtime_env``: see `lrlab.execution.RayExecutor`). Runs already finished
@@ -328,7 +388,9 @@ def compare(
     if lr_grid is not None:
         lr_grid = _sequence("lr_grid", lr_grid, "a list of LRs")
     known = {"epochs", "steps", "batch_size", "model", "split", "sampling", "device"}
-    known |= {"data_dir", "optimizer_args"}
+    known |= {"data_dir", "optimizer_args", "clip_norm", "weight_decay", "decay_params"}
+    known |= {"accumulation_steps", "precision", "checkpoint_dir", "checkpoint_every"}
+    known |= {"checkpoint_seconds"}
     for key in run:
         if key not in known:
             raise ArgumentTypeError(
@@ -338,6 +400,17 @@ def compare(
     run_options = {k: v for k, v in run.items() if v is not None}
     if "data_dir" in run_options:
         run_options["data_dir"] = _data_dir(run_options["data_dir"])
+    weight_decay = run_options.pop("weight_decay", None)
+    if weight_decay is not None:
+        run_options["optimizer_args"] = _with_weight_decay(
+            _arguments(run_options.get("optimizer_args")), weight_decay
+        )
+    if "checkpoint_dir" not in run_options and (
+        "checkpoint_every" in run_options or "checkpoint_seconds" in run_options
+    ):
+        run_options["checkpoint_dir"] = store_path.with_name(store_path.stem + "-checkpoints")
+    if "checkpoint_dir" in run_options:
+        run_options["checkpoint_dir"] = _checkpoint_dir(run_options["checkpoint_dir"])
     specs = [_spec(s, "schedules") for s in schedules]
     extra = [(o, _spec(s, "methods")) for o, s in pairs]
     # The run options, the data, the first optimizer: checked now, and the runs' length known.

@@ -11,11 +11,13 @@ from typing import Any
 from lrlab.cli.common import (
     add_optimistic_argument,
     add_threads_argument,
+    add_training_arguments,
     add_vectorize_argument,
     parse_lr_grid,
     parse_method,
     report_folder,
     set_threads,
+    training_options,
     write_and_show_report,
 )
 
@@ -87,6 +89,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument("--sampling", choices=("shuffle", "replacement"))
     parser.add_argument("--data-dir", metavar="DIR")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    add_training_arguments(parser)
     parser.add_argument(
         "--workers", type=int, default=None, metavar="K", help="parallel runs (default: CPU count)"
     )
@@ -169,6 +172,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             vectorize=args.vectorize == "on",
             **{name: getattr(args, name) for name in RUN_OPTIONS},
+            **training_options(args),
         )
     except KeyboardInterrupt:
         progress.close()
