@@ -31,11 +31,14 @@ from lrlab.schedules import (
     Wsd,
     register_schedule,
 )
+from lrlab.schedules import parse as parse_schedule
 
 # Public names that need torch, and the module each lives in.
 _LAZY = {
     "Task": "lrlab.tasks",
     "train": "lrlab.api",
+    "branch": "lrlab.api",
+    "Branched": "lrlab.engine.branching",
     "compare": "lrlab.api",
     "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
@@ -60,8 +63,9 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from lrlab.api import Comparison, compare, train
+    from lrlab.api import Comparison, branch, compare, train
     from lrlab.controllers import LRController, register_controller
+    from lrlab.engine.branching import Branched
     from lrlab.engine.groups import weight_decay_groups
     from lrlab.finder import RangeTest, find, find_on_task
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
@@ -75,6 +79,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HOLDOUT_SEEDS_FROM",
     "OPTIMIZERS",
+    "Branched",
     "Comparison",
     "Constant",
     "Cosine",
@@ -107,10 +112,12 @@ __all__ = [
     "Warmup",
     "Wsd",
     "__version__",
+    "branch",
     "compare",
     "find",
     "find_on_task",
     "make_optimizer",
+    "parse_schedule",
     "register_controller",
     "register_optimizer",
     "register_schedule",

@@ -24,12 +24,13 @@ import dataclasses
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrlab.controllers import ScheduleController, build_controller, run_spec
 from lrlab.engine import plan, task_data, train_run
+from lrlab.engine.branching import Branched, train_branches
 from lrlab.execution import in_process_only, make_executor
 from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
 from lrlab.report import (
@@ -152,39 +153,121 @@ def train(
             "observer must have on_start, on_step and on_epoch methods (lrlab.engine.Observer), "
             f"got observer={observer!r}"
         )
-    config = RunConfig(
-        task=name,
-        optimizer=optimizer,
-        lr=lr,
-        schedule=_spec(schedule),
-        optimizer_args=_arguments(optimizer_args),
-        epochs=epochs,
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        model=model,
-        split=split,
-        sampling=sampling,
-        device=device,
-        data_dir=_data_dir(data_dir),
-        clip_norm=clip_norm,
-        decay_params=decay_params,
-        accumulation_steps=accumulation_steps,
-        precision=precision,
-        checkpoint_dir=_checkpoint_dir(checkpoint_dir),
-        checkpoint_every=checkpoint_every,
-        checkpoint_seconds=checkpoint_seconds,
+    config = _resolved_schedule(
+        RunConfig(
+            task=name,
+            optimizer=optimizer,
+            lr=lr,
+            schedule=_spec(schedule),
+            epochs=epochs,
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            model=model,
+            split=split,
+            sampling=sampling,
+            device=device,
+            data_dir=_data_dir(data_dir),
+            clip_norm=clip_norm,
+            decay_params=decay_params,
+            accumulation_steps=accumulation_steps,
+            precision=precision,
+            checkpoint_dir=_checkpoint_dir(checkpoint_dir),
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            optimizer_args=_with_weight_decay(_arguments(optimizer_args), weight_decay),
+        ),
+        resolved,
     )
-    if weight_decay is not None:
-        config = replace(
-            config, optimizer_args=_with_weight_decay(config.optimizer_args, weight_decay)
-        )
-    if config.schedule is not None:
-        resolved_plan = plan(config, task_data(config, resolved), resolved)
-        spec = _run_specs([config.schedule], resolved_plan)[0] or config.schedule
-        _one_lr(lr, spec, resolved_plan)
-        config = dataclasses.replace(config, schedule=spec)
     return train_run(config, observer=observer, task=resolved)
+
+
+def _resolved_schedule(config: RunConfig, task: Task) -> RunConfig:
+    """``config`` with its schedule's spec as the run records it (`_run_specs`), after
+    refusing an ``lr`` that contradicts the spec's own (`_one_lr`)."""
+    if config.schedule is None:
+        return config
+    resolved_plan = plan(config, task_data(config, task), task)
+    spec = _run_specs([config.schedule], resolved_plan)[0] or config.schedule
+    _one_lr(config.lr, spec, resolved_plan)
+    return dataclasses.replace(config, schedule=spec)
+
+
+def branch(
+    task: str | Task,
+    *,
+    branches: Sequence[tuple[int, ScheduleLike]],
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    schedule: ScheduleLike = None,
+    steps: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    model: str | None = None,
+    optimizer_args: dict[str, Any] | None = None,
+    device: str = "cpu",
+    data_dir: str | Path | None = None,
+    clip_norm: float | None = None,
+    weight_decay: float | None = None,
+    decay_params: str = "all",
+    accumulation_steps: int = 1,
+    precision: str = "fp32",
+) -> Branched:
+    """Train one run (``schedule``, ``steps``; the *source*) and each of ``branches``, given
+    as ``(steps, schedule)`` pairs, continued from the source's state where its LRs part from
+    the source's: a warmup-stable-decay run and its cooldowns at shorter budgets, or several
+    cooldown shapes from one stable phase, for the price of one stable phase
+    (`lrlab.engine.branching`). The other arguments are `train`'s, shared by every run. Each
+    branch's record equals, bit for bit, the record of the same run trained from scratch
+    (``Branched.at`` says where each continued from; 0: it trained from scratch).
+
+    >>> result = branch(
+    ...     "quadratic", lr=0.1, steps=40, schedule="wsd(lr=0.1, warmup=5, decay=0.2)",
+    ...     branches=[(20, "wsd(lr=0.1, warmup=5, decay=0.2)")],
+    ... )
+    >>> result.at, len(result.branches[0].step_loss)
+    ([17], 20)
+    """
+    name, resolved = _task(task)
+    if isinstance(branches, str | bytes) or not isinstance(branches, Sequence):
+        raise ArgumentTypeError(
+            f"branches must be a list of (steps, schedule) pairs, got branches={branches!r}"
+        )
+    source = _resolved_schedule(
+        RunConfig(
+            task=name,
+            optimizer=optimizer,
+            lr=lr,
+            schedule=_spec(schedule),
+            optimizer_args=_with_weight_decay(_arguments(optimizer_args), weight_decay),
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            model=model,
+            device=device,
+            data_dir=_data_dir(data_dir),
+            clip_norm=clip_norm,
+            decay_params=decay_params,
+            accumulation_steps=accumulation_steps,
+            precision=precision,
+        ),
+        resolved,
+    )
+    configs = []
+    for index, pair in enumerate(branches):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise ArgumentTypeError(
+                f"branches[{index}] must be a (steps, schedule) pair, got {pair!r}"
+            )
+        configs.append(
+            _resolved_schedule(
+                dataclasses.replace(
+                    source, steps=pair[0], schedule=_spec(pair[1], f"branches[{index}]")
+                ),
+                resolved,
+            )
+        )
+    return train_branches(source, configs, task=resolved)
 
 
 def _run_specs(specs: Sequence[str | None], resolved: Plan) -> list[str | None]:

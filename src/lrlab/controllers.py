@@ -139,6 +139,14 @@ class ScheduleController(LRController):
         if self._scheduler is not None and state:
             self._scheduler.load_state_dict(state)
 
+    def skip_to(self, step: int) -> None:
+        """Set the LRs to the schedule's at update ``step``, as if ``step`` updates had
+        been made (a run continued from another run's state, `lrlab.engine.branching`)."""
+        if self._scheduler is not None:
+            state = self._scheduler.state_dict()
+            state.update(last_epoch=step, _step_count=step + 1)
+            self._scheduler.load_state_dict(state)
+
 
 @dataclass(frozen=True)
 class ControllerEntry:

@@ -32,10 +32,11 @@ says how often one was written and where the run resumed (how it ran, not what i
 from __future__ import annotations
 
 import dataclasses
+import io
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeAlias
 
@@ -43,7 +44,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import clip_grad_norm_
 
-from lrlab.controllers import LRController, TrainingContext, build_controller
+from lrlab.controllers import (
+    LRController,
+    ScheduleController,
+    TrainingContext,
+    build_controller,
+)
 from lrlab.engine.bookkeeping import Bookkeeper, new_record
 from lrlab.engine.checkpoint import Checkpoints, record_state, restore_record
 from lrlab.engine.flat import flatten_parameters
@@ -87,6 +93,37 @@ def train_run(
     latest one found there (`lrlab.engine.checkpoint`); it ends where an uninterrupted run
     ends, bit for bit, and deletes its checkpoints.
     """
+    return train_snapshots(config, observer=observer, task=task)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """A run's whole state after its first ``step`` updates, as the bytes of a checkpoint
+    (`lrlab.engine.checkpoint`: plain data, read back with ``weights_only=True``); ``key``
+    is the run's config key. `lrlab.engine.branching` continues other runs from it."""
+
+    step: int
+    key: str
+    data: bytes
+
+    def state(self) -> dict[str, Any]:
+        payload = torch.load(io.BytesIO(self.data), map_location="cpu", weights_only=True)
+        return payload["state"]  # type: ignore[no-any-return]
+
+
+def train_snapshots(
+    config: RunConfig,
+    *,
+    observer: Observer | None = None,
+    task: Task | None = None,
+    snapshot_at: Collection[int] = (),
+    start: Snapshot | None = None,
+) -> tuple[RunRecord, list[Snapshot]]:
+    """`train_run`, also taking a `Snapshot` of the run after each of the updates counted
+    in ``snapshot_at`` that it reaches (in step order), and, with ``start``, continuing from
+    another run's snapshot rather than from scratch. The caller vouches that the snapshot's
+    run trained exactly as this one would have up to there (`lrlab.engine.branching`
+    checks it); a closed-form schedule is moved to the snapshot's step."""
     task = task if task is not None else get_task(config.task)
     data = task_data(config, task)
     resolved = plan(config, data, task)
@@ -112,13 +149,37 @@ def train_run(
         else None
     )
     resume = checkpoints.load() if checkpoints is not None else None
+    branch = None
+    if resume is None and start is not None:
+        resume, branch = (start.state(), start.step), start.key
     if isinstance(data, TaskData):
         data = data.to(resolved.device)
+    snapshots: list[Snapshot] = []
     with seeded(config.seed, resolved.device):
-        record = _run(config, task, data, resolved, controller, observer, checkpoints, resume)
+        record = _run(
+            config,
+            task,
+            data,
+            resolved,
+            controller,
+            observer,
+            checkpoints,
+            resume,
+            _Snapshots(frozenset(snapshot_at), snapshots, branch),
+        )
     if checkpoints is not None:
         checkpoints.clear()
-    return record
+    return record, snapshots
+
+
+@dataclasses.dataclass(frozen=True)
+class _Snapshots:
+    """What a run snapshots (``at``, into ``taken``) and, when it continues another run's
+    snapshot, that run's key (``branched_from``)."""
+
+    at: frozenset[int] = frozenset()
+    taken: list[Snapshot] = dataclasses.field(default_factory=list)
+    branched_from: str | None = None
 
 
 def _optimizer_params(
@@ -161,6 +222,7 @@ def _run(
     observer: Observer | None,
     checkpoints: Checkpoints | None = None,
     resume: tuple[dict[str, Any], int] | None = None,
+    snapshots: _Snapshots | None = None,
 ) -> RunRecord:
     model = task.build_model(config.model)
     model.to(resolved.device).train()
@@ -185,7 +247,9 @@ def _run(
     if observer is not None:
         observer.on_start(config, resolved.total_steps, resolved.steps_per_epoch)
     try:
-        loop = _Loop(config, resolved, context, controller, record, observer, flats, checkpoints)
+        loop = _Loop(
+            config, resolved, context, controller, record, observer, flats, checkpoints, snapshots
+        )
         return loop.run(resume[0] if resume is not None else None)
     finally:
         if controller is not None:
@@ -211,6 +275,7 @@ class _Loop:
         observer: Observer | None,
         flats: list[Tensor] | None = None,
         checkpoints: Checkpoints | None = None,
+        snapshots: _Snapshots | None = None,
     ) -> None:
         self.config, self.plan, self.context = config, resolved, context
         # The parameters are views of the flat leaves (`flatten_parameters`): clear their
@@ -235,6 +300,10 @@ class _Loop:
         self.epoch_norms: list[float] = []  # the epoch's pre-clip norms, read
         self.epoch_begin = 0
         self.checkpoints = checkpoints
+        self.snapshots = snapshots if snapshots is not None else _Snapshots()
+        # Whether the loop keeps what a checkpoint or snapshot needs to find its place in
+        # the data again (the RNG states each epoch and pass began with).
+        self._tracking = checkpoints is not None or bool(self.snapshots.at)
         self.loader_generators = (
             loader_generators(context.data.train) if isinstance(context.data, StreamData) else []
         )
@@ -304,7 +373,7 @@ class _Loop:
         if step > begin:  # resuming mid-epoch: the epoch's order as drawn when it began
             resumed = self.generator.get_state()
             self.generator.set_state(self._epoch_generator)  # type: ignore[arg-type]
-        if self.checkpoints is not None:
+        if self._tracking:
             self._epoch_generator = self.generator.get_state()
         if self.plan.sampling == "replacement":
             draws = torch.randint(n, (steps, update), generator=self.generator)
@@ -338,7 +407,7 @@ class _Loop:
             self._replay(train)
         while True:
             if self._stream is None:
-                if self.checkpoints is not None:
+                if self._tracking:
                     self._pass_rng = RNGState.capture(self.loader_generators)
                 self._stream = iter(train)
                 self._consumed = 0
@@ -426,6 +495,8 @@ class _Loop:
                 running.add(seen, batch_targets)
             self._report()
             step += 1
+            if step in self.snapshots.at and self._snapshot(epoch, begin, step, running):
+                return self._diverged_step()
             if self.checkpoints is not None and self._checkpoint(epoch, begin, step, running):
                 return self._diverged_step()
         if pending and self._flush(pending, step):
@@ -583,11 +654,8 @@ class _Loop:
         now = time.perf_counter()
         if checkpoints is None or not checkpoints.due(step, now - self._last_save):
             return False
-        if self.pending and self._flush(self.pending, step):
+        if self._settle(step):
             return True
-        if self.norms:
-            self.epoch_norms.extend(torch.stack(self.norms).tolist())
-            self.norms.clear()
         info = self.record.extra.setdefault(
             "checkpoint", {"writes": 0, "seconds": 0.0, "resumed_at": []}
         )
@@ -596,6 +664,28 @@ class _Loop:
         self._last_save = time.perf_counter()
         info["seconds"] += self._last_save - now
         self._saving += self._last_save - now
+        return False
+
+    def _settle(self, step: int) -> bool:
+        """Read the losses and norms still on the device, before the state is written;
+        return whether a loss says the run diverged."""
+        if self.pending and self._flush(self.pending, step):
+            return True
+        if self.norms:
+            self.epoch_norms.extend(torch.stack(self.norms).tolist())
+            self.norms.clear()
+        return False
+
+    def _snapshot(self, epoch: int, begin: int, step: int, running: MetricSum) -> bool:
+        """Take a `Snapshot` after update ``step - 1`` (its time left out of the training
+        time, as a checkpoint's); return whether the run diverged."""
+        now = time.perf_counter()
+        if self._settle(step):
+            return True
+        buffer = io.BytesIO()
+        torch.save({"state": self._state(epoch, begin, step, running, now)}, buffer)
+        self.snapshots.taken.append(Snapshot(step, self.config.key(), buffer.getvalue()))
+        self._saving += time.perf_counter() - now
         return False
 
     def _state(
@@ -636,13 +726,20 @@ class _Loop:
         device = self.plan.device
         context.model.load_state_dict(state["model"])
         context.optimizer.load_state_dict(state["optimizer"])
-        if self.controller is not None:
-            self.controller.load_state_dict(state["controller"])
         restore_record(self.record, state["record"])
-        info = self.record.extra.setdefault(
-            "checkpoint", {"writes": 0, "seconds": 0.0, "resumed_at": []}
-        )
-        info["resumed_at"].append(int(loop["step"]))
+        source = self.snapshots.branched_from
+        if source is None:
+            if self.controller is not None:
+                self.controller.load_state_dict(state["controller"])
+            info = self.record.extra.setdefault(
+                "checkpoint", {"writes": 0, "seconds": 0.0, "resumed_at": []}
+            )
+            info["resumed_at"].append(int(loop["step"]))
+        else:  # another run's state: this run's own schedule, at that step
+            if isinstance(self.controller, ScheduleController):
+                self.controller.skip_to(int(loop["step"]))
+            self.record.extra.pop("checkpoint", None)
+            self.record.extra["branch"] = {"from": source, "at": int(loop["step"])}
         RNGState.from_plain(state["rng"], [self.generator, *self.loader_generators]).restore()
         self._epoch_generator = loop["epoch_generator"]
         pass_rng = loop["pass_rng"]
