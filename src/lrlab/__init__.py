@@ -39,6 +39,7 @@ _LAZY = {
     "train": "lrlab.api",
     "branch": "lrlab.api",
     "Branched": "lrlab.engine.branching",
+    "train_branches": "lrlab.engine.branching",
     "compare": "lrlab.api",
     "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
@@ -65,7 +66,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from lrlab.api import Comparison, branch, compare, train
     from lrlab.controllers import LRController, register_controller
-    from lrlab.engine.branching import Branched
+    from lrlab.engine.branching import Branched, train_branches
     from lrlab.engine.groups import weight_decay_groups
     from lrlab.finder import RangeTest, find, find_on_task
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
@@ -122,6 +123,7 @@ __all__ = [
     "register_optimizer",
     "register_schedule",
     "train",
+    "train_branches",
     "weight_decay_groups",
 ]
 

@@ -128,9 +128,11 @@ def train_branches(
     source: RunConfig, branches: Sequence[RunConfig], *, task: Task | None = None
 ) -> Branched:
     """Train ``source`` once and each of ``branches`` from the source's state where its LRs
-    part from the source's (see the module's docstring). Everything is checked before
-    anything trains. A branch that parts from the source after the source diverged or ended
-    trains from scratch, as one that parts in the first epoch does."""
+    part from the source's (see the module's docstring); `lrlab.branch` builds the configs
+    from `lrlab.train`'s arguments, this takes them as a sweep or a study builds them.
+    Everything is checked before anything trains. A branch that parts from the source after
+    the source diverged or ended trains from scratch, as one that parts in the first epoch
+    does."""
     branches = list(branches)
     check_branches(source, branches)
     task = task if task is not None else get_task(source.task)
