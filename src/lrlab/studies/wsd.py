@@ -58,7 +58,7 @@ OPTIMIZER = "adamw"
 BUDGETS = (200, 400, 800)
 SEEDS = 3
 TUNING_SEEDS = 1
-LR_GRID = (1e-3, 2e-3, 4e-3)
+LR_GRID = (5e-4, 1e-3, 2e-3, 4e-3)
 WARMUP = 20
 COSINE = "cosine"
 #: The schedules by label, each a spec at peak 1 for a run of ``{steps}`` steps (ScheduleLR
