@@ -37,6 +37,8 @@ _LAZY = {
     "Task": "lrlab.tasks",
     "train": "lrlab.api",
     "compare": "lrlab.api",
+    "tune": "lrlab.api",
+    "TuneResult": "lrlab.api",
     "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
     "RunConfig": "lrlab.record",
@@ -58,7 +60,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from lrlab.api import Comparison, compare, train
+    from lrlab.api import Comparison, TuneResult, compare, train, tune
     from lrlab.controllers import LRController, register_controller
     from lrlab.finder import RangeTest, find, find_on_task
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
@@ -100,6 +102,7 @@ __all__ = [
     "Step",
     "StoredRun",
     "Task",
+    "TuneResult",
     "Warmup",
     "Wsd",
     "__version__",
@@ -111,6 +114,7 @@ __all__ = [
     "register_optimizer",
     "register_schedule",
     "train",
+    "tune",
 ]
 
 

@@ -1,10 +1,11 @@
-"""The public API: `train` one run, `compare` a grid, both on lrlab's tasks or yours.
+"""The public API: `train` one run, `compare` a grid, `tune` an LR, on lrlab's tasks or yours.
 
-`train` returns the run's `RunRecord`; `compare` runs optimizers x schedules x seeds (x an LR
-grid), stores every run in a SQLite file (a run already there is not redone, so a killed
-comparison resumes), and returns a `Comparison`: the ranking, per-method summaries, the runs,
-``to_pandas()`` and the report's plots. The ``lrlab run`` and ``lrlab compare`` commands are
-thin layers over these two.
+`train` returns the run's `RunRecord`; `tune` (`lrlab.tuning`) the LR a tuned grid would
+choose, at a fifth of its cost, as a `TuneResult`; `compare` runs optimizers x schedules x
+seeds (x an LR grid), stores every run in a SQLite file (a run already there is not redone,
+so a killed comparison resumes), and returns a `Comparison`: the ranking, per-method
+summaries, the runs, ``to_pandas()`` and the report's plots. The ``lrlab run``, ``lrlab
+compare`` and ``lrlab tune`` commands are thin layers over these.
 
 ``task`` is an `lrlab.Task`, a built-in task's name, or a reference
 ``path/to/file.py:function`` / ``package.module:function`` whose function returns a Task. A
@@ -47,6 +48,7 @@ from lrlab.schedules import Schedule
 from lrlab.store import Store
 from lrlab.sweep import Progress, Sweep, run_missing
 from lrlab.tasks import get_task, task_id
+from lrlab.tuning import TuneResult, tune
 from lrlab.validate import (
     MAX_SEEDS,
     ArgumentTypeError,
@@ -67,7 +69,7 @@ if TYPE_CHECKING:
     from lrlab.store import StoredRun
     from lrlab.tasks import Task
 
-__all__ = ["Comparison", "compare", "train"]
+__all__ = ["Comparison", "TuneResult", "compare", "train", "tune"]
 
 ScheduleLike = str | Schedule | None
 

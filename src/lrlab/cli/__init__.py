@@ -36,6 +36,7 @@ from lrlab.cli import (
     schedule_cmd,
     study_cmd,
     tasks_cmd,
+    tune_cmd,
 )
 from lrlab.cli.common import OneLineParser, flag_message
 from lrlab.errors import first_line
@@ -50,6 +51,7 @@ _COMMANDS = (
     reproduce_cmd,
     study_cmd,
     find_cmd,
+    tune_cmd,
 )
 
 

@@ -176,6 +176,21 @@ def parse_method(text: str) -> tuple[str, str | None]:
     return optimizer.strip(), (None if schedule.lower() in ("", "none", "constant") else schedule)
 
 
+def parse_runtime_env(text: str | None) -> dict[str, Any] | None:
+    """``--runtime-env JSON`` (a Ray job's runtime_env): a JSON object, or ``None``."""
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"--runtime-env must be a JSON object, got --runtime-env={text!r}")
+    return value
+
+
 def parse_lr_grid(text: str) -> tuple[float, ...]:
     """``"1e-3,1e-2,0.1"`` (a list) or ``"1e-4:1:9"`` (9 log-spaced values from 1e-4 to 1).
 

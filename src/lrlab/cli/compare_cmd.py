@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from typing import Any
@@ -14,6 +13,7 @@ from lrlab.cli.common import (
     add_vectorize_argument,
     parse_lr_grid,
     parse_method,
+    parse_runtime_env,
     report_folder,
     set_threads,
     write_and_show_report,
@@ -120,18 +120,6 @@ def _schedules(text: str) -> tuple[str | None, ...]:
     return tuple(None if item.lower() in ("none", "constant") else item for item in items)
 
 
-def _runtime_env(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise ValueError(f"--runtime-env must be a JSON object, got --runtime-env={text!r}")
-    return value
-
-
 RUN_OPTIONS = ("epochs", "steps", "batch_size", "model", "split", "sampling", "device", "data_dir")
 
 
@@ -165,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads or 1,
             executor=args.executor,
             address=args.address,
-            runtime_env=_runtime_env(args.runtime_env),
+            runtime_env=parse_runtime_env(args.runtime_env),
             progress=progress,
             vectorize=args.vectorize == "on",
             **{name: getattr(args, name) for name in RUN_OPTIONS},
