@@ -8,7 +8,7 @@ cost, chosen on the validation split (`lrlab.tuning.core` says how, and why).
 - `lrlab.tuning.result`: `TuneResult`, `Rung`, `Trial`.
 """
 
-from lrlab.tuning.choice import Choice, choose, objective
+from lrlab.tuning.choice import Choice, choose, choose_runs, objective
 from lrlab.tuning.core import DEFAULT_BUDGET, minimum_lr, tune
 from lrlab.tuning.result import GRID_RUNS, Rung, Trial, TuneResult
 from lrlab.tuning.template import TUNABLE, LRTemplate, parse_template
@@ -23,6 +23,7 @@ __all__ = [
     "Trial",
     "TuneResult",
     "choose",
+    "choose_runs",
     "minimum_lr",
     "objective",
     "parse_template",

@@ -19,8 +19,11 @@ curve of the objective against ``log10(lr)``, not the single best point:
 
 1. *Smoothing*: local linear regression with a Gaussian kernel (LOESS of degree 1, Cleveland
    1979, "Robust locally weighted regression and smoothing scatterplots", JASA 74), its
-   bandwidth the grid's spacing, on the finite points, evaluated on a fine grid between them.
-   A constant stays constant; a lone spike is averaged with its neighbours.
+   bandwidth the grid's spacing, on the finite points, evaluated on a fine grid between
+   them. A constant stays constant; a lone lucky score is averaged with its neighbours.
+   (Cleveland's robustness iterations are left out: with ten points or fewer they also
+   discount the two or three points of a real, narrow basin, or the one slow LR at an edge,
+   and so move the choice off a plateau's centre; measured on hand-made curves.)
 2. *Noise*: with several seeds per LR, the pooled standard error of the seeds' mean; with one,
    from neighbouring LRs by the difference-based estimator of Gasser, Sroka & Jennen-Steinmetz
    (1986, Biometrika 73; `lrlab.finder.doubt.neighbour_noise`), robust to the one or two
@@ -44,8 +47,10 @@ edge: any LR in it is as good. The tuner then widens its search.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Sequence
+import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -119,13 +124,16 @@ def smooth(
     xs: Sequence[float], ys: Sequence[float], at: Sequence[float] | np.ndarray, bandwidth: float
 ) -> list[float]:
     """Local linear regression of ``ys`` on ``xs`` with Gaussian weights of standard deviation
-    ``bandwidth``, evaluated at each of ``at`` (a constant ``ys`` gives that constant; one
-    point gives its value everywhere).
+    ``bandwidth`` (LOESS of degree 1), evaluated at each of ``at``: at each point, the value
+    of the weighted least-squares line. A constant ``ys`` gives that constant, a line that
+    line; one point gives its value everywhere.
 
     >>> [round(v, 9) for v in smooth([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], [0.5, 1.5], 1.0)]
     [1.0, 1.0]
-    >>> [round(v, 9) for v in smooth([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.5], 1.0)]
-    [0.5]
+    >>> [round(v, 9) for v in smooth([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.5, 3.0], 1.0)]
+    [0.5, 3.0]
+    >>> [round(v, 3) for v in smooth(range(7), [3, 2, 1, -5, 1, 2, 3], [3], 1.0)]  # a spike
+    [-1.269]
     """
     x = np.asarray(xs, dtype=float)
     y = np.asarray(ys, dtype=float)
@@ -175,7 +183,7 @@ def choose(
     spacings = np.diff(xs)
     width = bandwidth or (float(np.median(spacings)) if len(xs) > 1 else 1.0)
     noise = seed_noise if seed_noise is not None else neighbour_noise(fx, fy)
-    sigma = max(noise, floor)
+    sigma = max(noise, floor, 1e-12 * max(1.0, max(abs(y) for y in fy)))  # ties are ties
     smoothed_at = dict(zip(finite, smooth(fx, fy, fx, width), strict=True))
     # The finite stretches between diverged points; the fine grid runs inside each.
     stretches: list[list[int]] = []
@@ -243,3 +251,34 @@ def seed_noise(values: Sequence[Sequence[float]]) -> float | None:
     if not variances:
         return None
     return math.sqrt(float(np.mean(variances)) / float(np.mean(counts)))
+
+
+def choose_runs(
+    records: Mapping[float, Sequence[RunRecord | None]], budget: int, steps_per_epoch: int
+) -> Choice | None:
+    """A rung's choice from its runs: ``records`` maps each LR to its seeds' records (``None``
+    for a run that failed) of ``budget`` steps. Each run is scored by `objective`, on the
+    validation split only; an LR's value is the median over its seeds (``inf`` once half of
+    them diverged); the noise comes from the seeds when there are several (`seed_noise`), and
+    when the best LR met the target it is at least half an epoch's steps (the target is
+    checked at epoch ends). ``None`` when no LR has a value. When no LR met the target and all
+    of them score within noise of each other, nothing in the range learned enough to rank
+    it: the choice is marked ``at_edge="high"``, for the search to go up.
+
+    A run's test metric is never read: the choice depends on the validation split only.
+    """
+    scores = {lr: [objective(r, budget) for r in runs] for lr, runs in records.items()}
+    lrs = sorted(scores)
+    values = [float(statistics.median(scores[lr])) for lr in lrs]
+    targets = any(r is not None and r.target is not None for rs in records.values() for r in rs)
+    reached = targets and min(values) < 1.0  # a miss's score has the metric's resolution
+    floor = 0.5 * min(steps_per_epoch, budget) / budget if reached else 0.0
+    choice = choose(lrs, values, floor=floor, seed_noise=seed_noise(list(scores.values())))
+    if choice is None or not targets or reached:
+        return choice
+    finite = [lr for lr, v in zip(lrs, values, strict=True) if math.isfinite(v)]
+    if choice.low <= finite[0] * (1 + 1e-9) and choice.high >= finite[-1] * (1 - 1e-9):
+        # No LR met the target and none scores apart from the rest: too low to learn in
+        # this budget (a diverging LR above would have scored inf), so the search goes up.
+        return dataclasses.replace(choice, at_edge="high")
+    return choice

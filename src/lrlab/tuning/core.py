@@ -77,11 +77,11 @@ from lrlab.engine import plan, task_data
 from lrlab.execution import make_executor
 from lrlab.finder import RangeTest, find_on_task
 from lrlab.optimizers import optimizer_entry
-from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig
+from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
 from lrlab.store import Store
 from lrlab.sweep import Progress, run_missing
-from lrlab.tasks import StreamData, Task, get_task, task_id
-from lrlab.tuning.choice import Choice, choose, objective, seed_noise
+from lrlab.tasks import Task, get_task, task_id
+from lrlab.tuning.choice import Choice, choose_runs, objective
 from lrlab.tuning.plan import (
     HIGHEST,
     LOWEST,
@@ -159,7 +159,6 @@ class _Search:
     vectorize: bool
     workers: int
     limit: int
-    target: bool
     planned: int = 0
     ran: int = 0
     keys: set[str] = field(default_factory=set)
@@ -200,9 +199,11 @@ class _Search:
         self.keys.update(c.key() for c in configs)
         runs = {run.config.key(): run for run in self.store.runs(keys=[c.key() for c in configs])}
         trials = []
+        records: dict[float, list[RunRecord | None]] = {}
         for lr, seed, config in planned:
             run = runs.get(config.key())
             record = run.record if run is not None else None
+            records.setdefault(lr, []).append(record)
             trials.append(
                 Trial(
                     lr=lr,
@@ -222,24 +223,8 @@ class _Search:
             raise ValueError(
                 f"tune: every trial of rung {index + 1} failed; the first: {failed[0].error}"
             )
-        choice = _choose(trials, steps, self.steps_per_epoch, self.target)
+        choice = choose_runs(records, steps, self.steps_per_epoch)
         return Rung(index, steps, tuple(trials), choice, tuple(widened))
-
-
-def _choose(
-    trials: Sequence[Trial], steps: int, steps_per_epoch: int, target: bool
-) -> Choice | None:
-    """The rung's robust choice (`lrlab.tuning.choice.choose`) over its LRs' median scores,
-    with the noise from the seeds when there are several, and, when the best LR met the
-    target, half an epoch's steps as the least noise (it is checked at epoch ends)."""
-    grouped: dict[float, list[float]] = {}
-    for trial in trials:
-        grouped.setdefault(trial.lr, []).append(trial.objective)
-    lrs = sorted(grouped)
-    values = [float(statistics.median(grouped[lr])) for lr in lrs]
-    reached = target and min(values) < 1.0  # a miss's score has the metric's resolution
-    floor = 0.5 * min(steps_per_epoch, steps) / steps if reached else 0.0
-    return choose(lrs, values, floor=floor, seed_noise=seed_noise(list(grouped.values())))
 
 
 def tune(
@@ -429,7 +414,6 @@ def tune(
             vectorize=vectorize,
             workers=count,
             limit=limit,
-            target=_has_target(resolved),
             planned=test_cost,
         )
         done = _race(search, first, steps, counts, warnings)
@@ -444,10 +428,10 @@ def tune(
     record_seconds = sum(t.seconds for t in trials)
     edge = choice.at_edge
     if edge is not None:
+        side, end_lr = ("lowest", final.lrs[0]) if edge == "low" else ("highest", final.lrs[-1])
         warnings.append(
-            f"the best full-budget LR is the {'lowest' if edge == 'low' else 'highest'} run at "
-            f"full budget ({_text(final.lrs[0] if edge == 'low' else final.lrs[-1])}) and the "
-            "budget allows no wider search; the best may lie beyond: raise --budget"
+            f"the best full-budget LR lies at or beyond the {side} LR run at full budget "
+            f"({_text(end_lr)}) and the budget allows no wider search: raise budget"
         )
     return TuneResult(
         task=name,
@@ -580,27 +564,15 @@ def _text(lr: float) -> str:
     return f"{lr:.3g}"
 
 
-def _has_target(task: Task) -> bool:
-    return task.target is not None
-
-
 def _validation_data(config: RunConfig, task: Task) -> Any:
     """The task's data for ``config``, refused (one line saying how to give one) when it has
-    no validation split or its training stream has no length."""
+    no validation split. (A training stream without a ``len()`` and without ``epoch_steps``,
+    whose runs would have no length, is refused by `lrlab.Task` itself.)"""
     data = task_data(config, task)
     if data.validation_batches() is None:
         raise ValueError(
             f"task must have a validation split to tune on (never the test split); give "
             f"lrlab.Task(validation=0.1) (a tenth of its training tensors) or held-out data "
-            f"(validation=(x, y) or a DataLoader), got task {task.name!r} without one"
+            f"(validation=(x, y) or a DataLoader), got task={task.name!r} without one"
         )
-    if isinstance(data, StreamData):
-        try:
-            data.steps_per_pass  # noqa: B018 (a stream without len() and epoch_steps raises)
-        except ValueError:
-            raise ValueError(
-                f"task must give epoch_steps when its training stream has no len() (a run "
-                f"then has no length to tune over), got task {task.name!r} with "
-                "epoch_steps=None"
-            ) from None
     return data
