@@ -26,7 +26,15 @@ from lrlab.studies import published
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "src"
 STUDIES = SOURCE / "lrlab" / "studies"
-STUDY_MODULES = ("seed000", "seed000_keras", "seed002", "seed003", "seed004", "lr_finder")
+STUDY_MODULES = (
+    "seed000",
+    "seed000_keras",
+    "seed002",
+    "seed003",
+    "seed004",
+    "lr_finder",
+    "tune",
+)
 SHARED = {"lrlab.studies.runner", "lrlab.studies.verdict", "lrlab.studies.published"}
 
 

@@ -42,6 +42,7 @@ _LAZY = {
     "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
     "RunConfig": "lrlab.record",
+    "HOLDOUT_SEEDS_FROM": "lrlab.record",
     "StoredRun": "lrlab.store",
     "register_optimizer": "lrlab.optimizers",
     "register_controller": "lrlab.controllers",
@@ -66,12 +67,13 @@ if TYPE_CHECKING:
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
     from lrlab.plateau import Plateau, PlateauLR
-    from lrlab.record import RunConfig, RunRecord
+    from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
     from lrlab.store import StoredRun
     from lrlab.tasks import Task
     from lrlab.torch_scheduler import ScheduleLR
 
 __all__ = [
+    "HOLDOUT_SEEDS_FROM",
     "OPTIMIZERS",
     "Comparison",
     "Constant",
