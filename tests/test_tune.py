@@ -28,6 +28,7 @@ from lrlab.tuning.plan import (
     plan_cost,
     rung_counts,
     rung_steps,
+    survivors,
     window,
 )
 from tests.fakes import record
@@ -63,6 +64,11 @@ def test_rung_plan_by_hand() -> None:
     assert window(range(-8, 2), -3.4, 3) == [-4, -3, -2]
     assert window(range(-8, 2), 1.2, 3) == [-1, 0, 1]  # clamped to the bracket
     assert window(range(-8, 2), -20.0, 4) == [-8, -7, -6, -5]
+    # ... unless the LRs within noise of the best span as many grid points: then spread over
+    # them, from its ends (floor(x + 0.5)): -6.2 .. -1.4 in 3 steps of 2.4: -6, -4, -1.
+    assert survivors(range(-8, 2), -6.2, -1.4, 3) == [-6, -4, -1]
+    assert survivors(range(-8, 2), -6.2, -1.4, 4) == [-6, -5, -3, -1]  # steps of 1.6
+    assert survivors(range(-8, 2), -3.9, -2.9, 4) == [-5, -4, -3, -2]  # 1 < 3: a window
 
 
 # -- the schedule with its LR left free ----------------------------------------------------------
@@ -283,7 +289,8 @@ def test_tune_races_the_bracket_in_rungs_of_complete_shorter_runs(
     searched = [round(grid_index(lr)) for lr in result.rungs[0].lrs]
     for previous, rung, count in zip(result.rungs, result.rungs[1:], (4, 3), strict=False):
         assert previous.choice is not None
-        expected = window(searched, grid_index(previous.choice.lr), count)
+        low, high = (grid_index(previous.choice.low), grid_index(previous.choice.high))
+        expected = survivors(searched, low, high, count)
         ran = [round(grid_index(lr)) for lr in rung.lrs]
         assert set(expected) <= set(ran)  # the window, and any LR the last rung widened to
         assert len(ran) == count + len(rung.widened)

@@ -17,19 +17,25 @@ a complete run of the rung's budget ``B``:
 **The choice** (`choose`) is the centre of the LRs within noise of the best on a smoothed
 curve of the objective against ``log10(lr)``, not the single best point:
 
-1. *Smoothing*: local linear regression with a Gaussian kernel (LOESS of degree 1, Cleveland
-   1979, "Robust locally weighted regression and smoothing scatterplots", JASA 74), its
-   bandwidth the grid's spacing, on the finite points, evaluated on a fine grid between
-   them. A constant stays constant; a lone lucky score is averaged with its neighbours.
-   (Cleveland's robustness iterations are left out: with ten points or fewer they also
-   discount the two or three points of a real, narrow basin, or the one slow LR at an edge,
-   and so move the choice off a plateau's centre; measured on hand-made curves.)
+1. *Smoothing*: local polynomial regression with a Gaussian kernel (LOESS: Cleveland 1979,
+   "Robust locally weighted regression and smoothing scatterplots", JASA 74; Cleveland &
+   Devlin 1988, "Locally weighted regression", JASA 83), evaluated on a fine grid between
+   the finite points. Over a wide bracket (`WIDE`, 6 LRs or more: the first rung), local
+   lines with the grid's spacing as bandwidth: a constant stays constant, a plateau flat,
+   and a lone lucky score is averaged with its neighbours. Over the few LRs of a later rung,
+   already centred on the optimum, the curvature is the signal, and local lines would
+   flatten it: local parabolas over twice the spacing (three LRs: their parabola, whose
+   vertex is the choice's centre when the noise is small). Cleveland's robustness
+   iterations are left out: with ten points or fewer they also discount the two or three
+   points of a real, narrow basin, or the one slow LR at an edge, and move the choice off a
+   plateau's centre (measured on hand-made curves).
 2. *Noise*: with several seeds per LR, the pooled standard error of the seeds' mean; with one,
    from neighbouring LRs by the difference-based estimator of Gasser, Sroka & Jennen-Steinmetz
    (1986, Biometrika 73; `lrlab.finder.doubt.neighbour_noise`), robust to the one or two
-   places where the trend bends sharply (the cliff before divergence). Never below
-   ``floor``, the objective's own resolution (half an epoch of a target's steps: the target
-   is only checked at epoch ends).
+   places where the trend bends sharply (the cliff before divergence), from `NOISE_POINTS`
+   (5) LRs on: with fewer, a second difference is the curve's own bend, not noise. Never
+   below ``floor``, the objective's own resolution (half an epoch of a target's steps: the
+   target is only checked at epoch ends).
 3. *Within noise*: the LRs where the smoothed curve is at most one noise deviation above its
    minimum, the contiguous interval around the minimum that crosses no diverged point: the
    one-standard-error rule of model selection (Breiman, Friedman, Olshen & Stone 1984,
@@ -60,6 +66,11 @@ from lrlab.record import RunRecord
 
 #: Points per spacing of the grid where the smoothed curve is evaluated.
 _FINE = 16
+#: From this many LRs on, the curve is smoothed with local lines over one grid spacing;
+#: below, with local parabolas over two.
+WIDE = 6
+#: The fewest LRs the noise is estimated from (three pseudo-residuals for their median).
+NOISE_POINTS = 5
 
 
 @dataclass(frozen=True)
@@ -121,31 +132,36 @@ def objective(record: RunRecord | None, budget: int) -> float:
 
 
 def smooth(
-    xs: Sequence[float], ys: Sequence[float], at: Sequence[float] | np.ndarray, bandwidth: float
+    xs: Sequence[float],
+    ys: Sequence[float],
+    at: Sequence[float] | np.ndarray,
+    bandwidth: float,
+    degree: int = 1,
 ) -> list[float]:
-    """Local linear regression of ``ys`` on ``xs`` with Gaussian weights of standard deviation
-    ``bandwidth`` (LOESS of degree 1), evaluated at each of ``at``: at each point, the value
-    of the weighted least-squares line. A constant ``ys`` gives that constant, a line that
-    line; one point gives its value everywhere.
+    """Local polynomial regression of ``ys`` on ``xs`` (LOESS) with Gaussian weights of
+    standard deviation ``bandwidth``, evaluated at each of ``at``: at each point, the value
+    of the weighted least-squares polynomial of ``degree`` (at most one less than the number
+    of points). A constant ``ys`` gives that constant, a line that line, and with
+    ``degree=2`` three points their parabola.
 
     >>> [round(v, 9) for v in smooth([0.0, 1.0, 2.0], [1.0, 1.0, 1.0], [0.5, 1.5], 1.0)]
     [1.0, 1.0]
     >>> [round(v, 9) for v in smooth([0.0, 1.0, 2.0], [0.0, 1.0, 2.0], [0.5, 3.0], 1.0)]
     [0.5, 3.0]
+    >>> [round(v, 9) for v in smooth([0.0, 1.0, 2.0], [1.0, 0.0, 1.0], [0.5, 1.0], 2.0, 2)]
+    [0.25, 0.0]
     >>> [round(v, 3) for v in smooth(range(7), [3, 2, 1, -5, 1, 2, 3], [3], 1.0)]  # a spike
     [-1.269]
     """
     x = np.asarray(xs, dtype=float)
     y = np.asarray(ys, dtype=float)
+    order = min(degree, len(x) - 1)
     values = []
     for point in at:
-        weights = np.exp(-0.5 * ((x - point) / bandwidth) ** 2)
-        weights = weights / weights.sum()
-        mean_x = float(weights @ x)
-        mean_y = float(weights @ y)
-        spread = float(weights @ (x - mean_x) ** 2)
-        slope = float(weights @ ((x - mean_x) * (y - mean_y))) / spread if spread > 1e-12 else 0.0
-        values.append(mean_y + slope * (point - mean_x))
+        root = np.sqrt(np.exp(-0.5 * ((x - point) / bandwidth) ** 2))
+        basis = np.vander(x - point, order + 1, increasing=True)
+        coefficients, *_ = np.linalg.lstsq(basis * root[:, None], y * root, rcond=None)
+        values.append(float(coefficients[0]))
     return values
 
 
@@ -161,7 +177,8 @@ def choose(
     (smaller is better, ``inf`` for a diverged trial): see the module. ``seed_noise``: the
     noise of a value measured from seeds (else estimated from neighbouring LRs); ``floor``:
     the least noise assumed; ``bandwidth``: the smoother's, in decades (default: the median
-    spacing of the LRs). ``None`` when no value is finite.
+    spacing of the LRs, twice that for the local parabolas of fewer than `WIDE` LRs).
+    ``None`` when no value is finite.
 
     A plateau from 1e-3 to 0.022 (LRs 10^(k/3)) between slower LRs and a diverged one: its
     centre.
@@ -181,10 +198,13 @@ def choose(
     fx = [xs[i] for i in finite]
     fy = [ys[i] for i in finite]
     spacings = np.diff(xs)
-    width = bandwidth or (float(np.median(spacings)) if len(xs) > 1 else 1.0)
-    noise = seed_noise if seed_noise is not None else neighbour_noise(fx, fy)
+    spacing = float(np.median(spacings)) if len(xs) > 1 else 1.0
+    degree = 1 if len(fx) >= WIDE else 2
+    width = bandwidth or spacing * (1.0 if degree == 1 else 2.0)
+    neighbours = neighbour_noise(fx, fy) if len(fx) >= NOISE_POINTS else 0.0
+    noise = seed_noise if seed_noise is not None else neighbours
     sigma = max(noise, floor, 1e-12 * max(1.0, max(abs(y) for y in fy)))  # ties are ties
-    smoothed_at = dict(zip(finite, smooth(fx, fy, fx, width), strict=True))
+    smoothed_at = dict(zip(finite, smooth(fx, fy, fx, width, degree), strict=True))
     # The finite stretches between diverged points; the fine grid runs inside each.
     stretches: list[list[int]] = []
     for i in finite:
@@ -198,7 +218,7 @@ def choose(
         lo, hi = xs[stretch[0]], xs[stretch[-1]]
         count = max(2, round((hi - lo) / width * _FINE) + 1) if hi > lo else 1
         grid = np.linspace(lo, hi, count)
-        curve = smooth(fx, fy, grid, width)
+        curve = smooth(fx, fy, grid, width, degree)
         grids.append((stretch, grid, curve))
         k = int(np.argmin(curve))
         if curve[k] < best_value:

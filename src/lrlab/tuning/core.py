@@ -27,9 +27,9 @@ The method, and why
    run mid-way: **each rung is a complete run of its own, shorter budget, its schedule
    compressed to that budget** (`lrlab.tuning.template`: warmup, peak and decay all fit in
    ``T/9``), and is ranked at its end. What bias is left is the drift of the best LR with
-   the horizon (lower for longer runs, if anything); the survivors are a window of
-   consecutive LRs around the rung's choice, not its top third, with the spare one below
-   (`lrlab.tuning.plan.window`).
+   the horizon (lower for longer runs, if anything); the survivors are not the rung's top
+   third but LRs spread over the ones within noise of its best, or the window of
+   consecutive LRs around its choice, the spare one below (`lrlab.tuning.plan.survivors`).
 5. **Divergence masking**: a trial whose loss turns non-finite leaves its vectorised group
    at that step (recorded ``diverged``, its score ``inf``); the others go on. A diverged LR
    bounds the search, and no choice crosses it.
@@ -92,7 +92,7 @@ from lrlab.tuning.plan import (
     plan_cost,
     rung_counts,
     rung_steps,
-    window,
+    survivors,
 )
 from lrlab.tuning.result import Rung, Trial, TuneResult
 from lrlab.tuning.template import LRTemplate, parse_template
@@ -258,8 +258,8 @@ def tune(
     ``rungs`` rungs of successive halving race the bracket's LRs (3 a decade) as vectorised
     groups, each rung complete runs of ``T / eta ** (rungs - 1 - k)`` steps, its schedule
     compressed to that budget, scored on the task's validation split only, the next rung
-    keeping a window of ``1 / eta`` of them around a noise-robust choice; the last rung runs
-    the full budget ``T`` and its robust choice is the answer.
+    keeping ``1 / eta`` of them around a noise-robust choice; the last rung runs the full
+    budget ``T`` and its robust choice is the answer.
 
     ``budget``: the training steps ``tune`` may spend, in full runs of the task (default 7, a
     fifth of a 7-LR x 5-seed grid); the range test's steps count. The plan needs about 5.5
@@ -474,9 +474,10 @@ def _race(
     warnings: list[str],
 ) -> list[Rung]:
     """The rungs: the first over ``first`` (widened by a decade on the side where its best
-    sits, while the budget allows), then a window of ``counts[k]`` grid LRs around each
-    rung's choice at ``steps[k]``; the last widened one LR at a time on the side where its
-    best sits, while the budget allows. A rung where every trial diverged moves down."""
+    sits, while the budget allows), then ``counts[k]`` grid LRs over the LRs within noise
+    of each rung's best (`lrlab.tuning.plan.survivors`) at ``steps[k]``; the last widened
+    one LR at a time on the side where its best sits, while the budget allows. A rung where
+    every trial diverged moves down."""
     later = sum(c * s for c, s in zip(counts[1:], steps[1:], strict=True)) * len(search.seed_list)
     indices = list(first)
     search.planned += search.cost(indices, steps[0])
@@ -511,7 +512,8 @@ def _race(
         previous = done[-1].choice
         if previous is None:  # (every rung ends with a choice: a fallback at worst)
             raise ValueError(f"tune: rung {k} gave no choice")
-        indices = window(searched, grid_index(previous.lr), counts[k])
+        low, high = grid_index(previous.low), grid_index(previous.high)
+        indices = survivors(searched, low, high, counts[k])
         search.planned += search.cost(indices, steps[k])
         widened = []
         while True:

@@ -12,14 +12,16 @@ from the store and resumes; `lrlab.tuning.core`).
 - **Counts** (`rung_counts`): the first rung runs the bracket's LRs; each next rung keeps
   ``ceil(n / eta)``, but at least `FINAL_LRS` (3), the fewest a curve and its noise can be
   read from.
-- **Survivors** (`window`): not the ``n`` best-ranked LRs, but the ``n`` consecutive grid
-  LRs centred on the rung's robust choice (`lrlab.tuning.choice`): the objective is a smooth
-  function of ``log(lr)`` with one basin, so the best of the next rung lies next to this
-  one's, and a contiguous window keeps both sides of it. With an even ``n``, the extra LR
-  goes below: the best LR of a longer run is lower than a shorter run's, if it moves at all
-  (Wu, Ren, Liao & Grosse 2018, "Understanding Short-Horizon Bias in Stochastic
-  Meta-Optimization"; measured for LLM training horizons by Bjorck et al. 2024, "Scaling
-  Optimal LR Across Token Horizons").
+- **Survivors** (`survivors`): not the ``n`` best-ranked LRs, but ``n`` grid LRs around the
+  rung's robust choice (`lrlab.tuning.choice`): the objective is a smooth function of
+  ``log(lr)`` with one basin, so the best of the next rung lies in this one's basin. When
+  the LRs within noise of this rung's best span ``n`` grid points or more, the next rung
+  spreads its ``n`` LRs over that span (what a short run could not tell apart, a longer one
+  settles); otherwise it runs the ``n`` consecutive LRs centred on the choice (`window`).
+  With an even ``n``, the extra LR goes below: the best LR of a longer run is lower than a
+  shorter run's, if it moves at all (Wu, Ren, Liao & Grosse 2018, "Understanding
+  Short-Horizon Bias in Stochastic Meta-Optimization"; measured for LLM training horizons
+  by Bjorck et al. 2024, "Scaling Optimal LR Across Token Horizons").
 - **The bracket** (`bracket`): from the LR ``m`` at the range test's smoothed loss minimum,
   ``[m / 10**2.5, m * 10**0.5]`` (3 decades) for a constant LR and ``[m / 100, m * 10]``
   for a schedule's peak. The tuned grid's best LR lay between ``m / 860`` and ``m / 1.1``
@@ -125,6 +127,29 @@ def window(indices: Sequence[int], centre: float, count: int) -> list[int]:
     )
     start = min(max(start, ordered[0]), ordered[-1] - count + 1)
     return list(range(start, start + count))
+
+
+def survivors(indices: Sequence[int], low: float, high: float, count: int) -> list[int]:
+    """The ``count`` grid indices of ``indices`` the next rung runs, from this rung's choice:
+    the LRs within noise of its best span grid positions ``low`` to ``high``. When that span
+    holds ``count`` grid points, they are spread evenly over it (the next rung, longer, settles
+    what this one could not tell apart); when it is narrower, the ``count`` consecutive
+    indices centred on it (`window`). Clamped to ``indices``.
+
+    >>> survivors(range(-12, -2), -7.4, -6.9, 3)      # narrow: the window around -7.15
+    [-8, -7, -6]
+    >>> survivors(range(-12, -2), -8.0, -3.8, 3)      # wide: spread over it
+    [-8, -6, -4]
+    >>> survivors(range(-12, -2), -13.0, -8.0, 3)     # clamped to the LRs searched
+    [-12, -10, -8]
+    """
+    ordered = sorted(indices)
+    low, high = max(low, ordered[0]), min(high, ordered[-1])
+    if count < 2 or high - low < count - 1:
+        return window(ordered, (low + high) / 2, count)
+    step = (high - low) / (count - 1)
+    picked = [math.floor(low + step * i + 0.5) for i in range(count)]
+    return [min(max(i, ordered[0]), ordered[-1]) for i in picked]
 
 
 def plan_cost(counts: Sequence[int], steps: Sequence[int], seeds: int) -> int:
