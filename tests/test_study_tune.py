@@ -79,20 +79,23 @@ def test_the_page_gives_the_verdict_and_every_cell(out: Path) -> None:
 
 
 def test_a_cell_names_how_tune_misses(tmp_path: Path) -> None:
-    def score(source: str, reached: int, steps: float | None, cost: int) -> study.Score:
-        return study.Score(source, 0.1, 5, reached, steps, 0.97, 0.96, 0.98, 0, cost, 1.0)
+    def score(
+        source: str, reached: int, steps: float | None, cost: int, final: float = 0.97
+    ) -> study.Score:
+        return study.Score(source, 0.1, 5, reached, steps, final, 0.96, 0.98, 0.95, 0, cost, 1.0)
 
     scores = {
         "grid": score("grid", 5, 100.0, 3500),
         "tune": score("tune", 5, 120.0, 800),
-        "minimum": score("minimum", 5, 100.0, 100),
+        "minimum": score("minimum", 5, 100.0, 100, final=0.94),
         "lipschitz smooth": score("lipschitz smooth", 4, None, 0),
     }
     cell = study.Cell("t", "sgd", "constant", 100, True, scores)
     assert cell.counts
     # 120 > 1.1 x 100 steps; 800 > 0.2 x 3500 steps
     assert cell.misses() == ["1.20x the grid's steps", "cost 0.23 of the grid's steps"]
-    assert cell.misses("minimum") == []
+    # 0.94 is worse than the grid's worst seed (0.95)
+    assert cell.misses("minimum") == ["final 0.94 worse than the grid's worst seed's 0.95"]
     assert cell.misses("lipschitz smooth") == ["reached 4/5"]
 
 
