@@ -206,6 +206,20 @@ def test_a_single_noisy_spike_does_not_win(
     assert abs(chosen - centre) <= 2.5
 
 
+@given(vertex=st.floats(-0.8, 0.8), curvature=st.floats(0.01, 10.0), level=st.floats(-2, 2))
+def test_three_lrs_choose_the_vertex_of_their_parabola(
+    vertex: float, curvature: float, level: float
+) -> None:
+    """A later rung runs a handful of LRs around the optimum: its curve is their parabola
+    (local quadratic), and with no noise to speak of the choice is its vertex."""
+    lrs = [grid_lr(k) for k in (-4, -3, -2)]
+    values = [level + curvature * (grid_index(lr) + 3 - vertex) ** 2 for lr in lrs]
+    choice = choose(lrs, values)
+    assert choice is not None
+    assert choice.at_edge is None
+    assert grid_index(choice.lr) == pytest.approx(-3 + vertex, abs=1 / 16)
+
+
 @given(
     count=st.integers(5, 12),
     optimum=st.floats(0.0, 1.0),
