@@ -64,6 +64,21 @@ def add_vectorize_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, what: str = "per run") -> None:
+    """The options every run of a sweep shares (``RUN_OPTIONS`` of ``lrlab compare``): its
+    budget (``--epochs`` or ``--steps``), batch size, model, split, sampling, data folder and
+    device."""
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, metavar="N", help=f"epochs {what} (task default)")
+    budget.add_argument("--steps", type=int, metavar="N", help=f"optimizer steps {what}")
+    parser.add_argument("--batch-size", type=int, metavar="B")
+    parser.add_argument("--model", metavar="NAME")
+    parser.add_argument("--split", metavar="NAME")
+    parser.add_argument("--sampling", choices=("shuffle", "replacement"))
+    parser.add_argument("--data-dir", metavar="DIR")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op threads (default 1) before torch does any work."""
     count = check_threads(threads)

@@ -9,6 +9,7 @@ from typing import Any
 
 from lrlab.cli.common import (
     add_optimistic_argument,
+    add_run_arguments,
     add_threads_argument,
     add_vectorize_argument,
     parse_lr_grid,
@@ -78,15 +79,7 @@ def add_parser(commands: Any) -> None:
         metavar="GRID",
         help="tune each optimizer's LR: '1e-3,1e-2,0.1' or LOW:HIGH:COUNT (log)",
     )
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="epochs per run (task default)")
-    budget.add_argument("--steps", type=int, metavar="N", help="optimizer steps per run")
-    parser.add_argument("--batch-size", type=int, metavar="B")
-    parser.add_argument("--model", metavar="NAME")
-    parser.add_argument("--split", metavar="NAME")
-    parser.add_argument("--sampling", choices=("shuffle", "replacement"))
-    parser.add_argument("--data-dir", metavar="DIR")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    add_run_arguments(parser)
     parser.add_argument(
         "--workers", type=int, default=None, metavar="K", help="parallel runs (default: CPU count)"
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from lrlab.cli.common import (
+    add_run_arguments,
     add_threads_argument,
     add_vectorize_argument,
     parse_key_values,
@@ -78,15 +79,7 @@ def add_parser(commands: Any) -> None:
         "--plot", metavar="FILE", help="write the evidence chart (.png, .pdf, .svg)"
     )
     parser.add_argument("--json", metavar="FILE", help="write the result as JSON")
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="a full run's epochs (task's)")
-    budget.add_argument("--steps", type=int, metavar="N", help="a full run's optimizer steps")
-    parser.add_argument("--batch-size", type=int, metavar="B")
-    parser.add_argument("--model", metavar="NAME")
-    parser.add_argument("--split", metavar="NAME")
-    parser.add_argument("--sampling", choices=("shuffle", "replacement"))
-    parser.add_argument("--data-dir", metavar="DIR")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    add_run_arguments(parser, "of a full run")
     parser.add_argument(
         "--workers",
         type=int,

@@ -81,7 +81,7 @@ from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
 from lrlab.store import Store
 from lrlab.sweep import Progress, run_missing
 from lrlab.tasks import Task, get_task, task_id
-from lrlab.tuning.choice import Choice, choose_runs, objective
+from lrlab.tuning.choice import choose_runs, objective
 from lrlab.tuning.plan import (
     HIGHEST,
     LOWEST,
@@ -478,68 +478,70 @@ def _race(
     of each rung's best (`lrlab.tuning.plan.survivors`) at ``steps[k]``; the last widened
     one LR at a time on the side where its best sits, while the budget allows. A rung where
     every trial diverged moves down."""
-    later = sum(c * s for c, s in zip(counts[1:], steps[1:], strict=True)) * len(search.seed_list)
-    indices = list(first)
-    search.planned += search.cost(indices, steps[0])
-    widened: list[str] = []
-    done: list[Rung] = []
-    while True:
-        rung = search.rung(0, steps[0], indices, widened)
-        side = _edge(rung)
-        if side is None:
-            break
-        more = _beyond(indices, side, PER_DECADE)
-        extra = search.cost(more, steps[0])
-        if not more or search.planned + extra + later > search.limit:
-            if rung.choice is None:
-                raise ValueError(
-                    f"tune: every trial diverged down to lr {grid_lr(indices[0]):.3g} and "
-                    f"the budget allows no lower; lower the range test's start "
-                    f"(range_test={{'start': ...}}) or raise budget"
-                )
-            warnings.append(
-                f"the first rung's best LR is the {'lowest' if side == 'low' else 'highest'} "
-                f"searched ({_text(grid_lr(indices[0] if side == 'low' else indices[-1]))}) and "
-                "the budget allows no wider search"
+    seeds = len(search.seed_list)
+    rest = [
+        sum(c * s for c, s in zip(counts[k + 1 :], steps[k + 1 :], strict=True)) * seeds
+        for k in range(len(steps))
+    ]
+    rung, stuck = _widening(search, 0, steps[0], list(first), PER_DECADE, rest[0], True)
+    if stuck is not None:
+        lowest = min(rung.lrs)
+        if rung.choice is None:
+            raise ValueError(
+                f"tune: every trial diverged down to lr {lowest:.3g} and the budget allows no "
+                "lower; lower the range test's start (range_test={'start': ...}) or raise budget"
             )
-            break
-        indices = sorted(indices + more)
-        search.planned += extra
-        widened.append(side)
-    done.append(rung)
-    searched = list(indices)
+        warnings.append(
+            f"the first rung's best LR is the {'lowest' if stuck == 'low' else 'highest'} "
+            f"searched ({_text(lowest if stuck == 'low' else max(rung.lrs))}) and the budget "
+            "allows no wider search"
+        )
+    done = [rung]
+    searched = sorted(round(grid_index(lr)) for lr in rung.lrs)
     for k in range(1, len(steps)):
         previous = done[-1].choice
         if previous is None:  # (every rung ends with a choice: a fallback at worst)
             raise ValueError(f"tune: rung {k} gave no choice")
         low, high = grid_index(previous.low), grid_index(previous.high)
         indices = survivors(searched, low, high, counts[k])
-        search.planned += search.cost(indices, steps[k])
-        widened = []
-        while True:
-            rung = search.rung(k, steps[k], indices, widened)
-            side = _edge(rung)
-            last = k == len(steps) - 1
-            if side is None or (not last and rung.choice is not None):
-                break
-            more = _beyond(indices, side, 1)
-            extra = search.cost(more, steps[k])
-            rest = sum(c * s for c, s in zip(counts[k + 1 :], steps[k + 1 :], strict=True)) * len(
-                search.seed_list
+        rung, _ = _widening(search, k, steps[k], indices, 1, rest[k], k == len(steps) - 1)
+        if rung.choice is None:
+            rung = Rung(rung.index, rung.steps, rung.trials, previous, rung.widened)
+            warnings.append(
+                f"every trial of rung {k + 1} ({steps[k]} steps) diverged; the answer is the "
+                "previous rung's choice"
             )
-            if not more or search.planned + extra + rest > search.limit:
-                if rung.choice is None:
-                    rung = _fallback(rung, previous)
-                    warnings.append(
-                        f"every trial of rung {k + 1} ({steps[k]} steps) diverged; the answer "
-                        "is the previous rung's choice"
-                    )
-                break
-            indices = sorted(indices + more)
-            search.planned += extra
-            widened.append(side)
         done.append(rung)
     return done
+
+
+def _widening(
+    search: _Search,
+    index: int,
+    steps: int,
+    indices: list[int],
+    count: int,
+    reserve: int,
+    at_edges: bool,
+) -> tuple[Rung, str | None]:
+    """Run rung ``index`` over ``indices`` at ``steps``; while its best sits at an edge (when
+    ``at_edges``; else only when every trial diverged) and the budget holds the ``count``
+    grid LRs beyond it plus ``reserve`` steps for the rungs after, add them and go on.
+    Returns the rung and the side it was left at an edge on (``None``: it was not)."""
+    search.planned += search.cost(indices, steps)
+    widened: list[str] = []
+    while True:
+        rung = search.rung(index, steps, indices, widened)
+        side = _edge(rung)
+        if side is None or (not at_edges and rung.choice is not None):
+            return rung, None
+        more = _beyond(indices, side, count)
+        extra = search.cost(more, steps)
+        if not more or search.planned + extra + reserve > search.limit:
+            return rung, side
+        indices = sorted(indices + more)
+        search.planned += extra
+        widened.append(side)
 
 
 def _edge(rung: Rung) -> str | None:
@@ -555,11 +557,6 @@ def _beyond(indices: Sequence[int], side: str, count: int) -> list[int]:
     if side == "low":
         return [i for i in range(indices[0] - count, indices[0]) if i >= LOWEST]
     return [i for i in range(indices[-1] + 1, indices[-1] + 1 + count) if i <= HIGHEST]
-
-
-def _fallback(rung: Rung, previous: Choice) -> Rung:
-    """A rung where every trial diverged, answered with the previous rung's choice."""
-    return Rung(rung.index, rung.steps, rung.trials, previous, rung.widened)
 
 
 def _text(lr: float) -> str:
