@@ -68,7 +68,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,7 +154,7 @@ class _Search:
     seed_list: tuple[int, ...]
     run_options: dict[str, Any]
     store: Store
-    executor: Any
+    executor: Callable[[int], Executor]
     progress: Progress | None
     vectorize: bool
     workers: int
