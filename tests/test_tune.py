@@ -673,3 +673,20 @@ def test_lrlab_find_warns_in_one_line_and_flags_json(
     assert saved["lipschitz_is_sgd_theory"] is True
     assert saved["doubtful"] is False
     assert not [line for line in out.splitlines() if line.startswith("warning:")]
+
+
+@pytest.mark.slow
+def test_tune_on_ray_fills_the_store_a_local_tune_resumes_from(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    pytest.importorskip("ray")
+    db = tmp_path / "ray.sqlite"
+    argv = ["tune", TASK, "--steps", str(STEPS), "--db", str(db)]
+    assert main([*argv, "--executor", "ray", "--workers", "2"]) == 0
+    on_ray = capsys.readouterr().out
+    assert main(argv) == 0  # locally: every trial is in the store, under the same key
+    local = capsys.readouterr().out
+    chosen = next(line for line in on_ray.splitlines() if line.startswith("chosen lr"))
+    assert chosen in local.splitlines()
+    assert "17 trials, 17 run now, 0 from" in on_ray
+    assert "17 trials, 0 run now, 17 from" in local
