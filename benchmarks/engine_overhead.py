@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -126,19 +127,20 @@ def engine(case: Case, seed: int) -> float:
 
 @dataclass(frozen=True)
 class Timing:
-    """A case timed over rounds: seconds per step of each side, and their per-round ratios."""
+    """Two sides timed over rounds: seconds (per step) of the baseline and of the candidate
+    each round, and the per-round ratios candidate / baseline."""
 
-    plains: list[float]
-    engines: list[float]
+    baselines: list[float]
+    candidates: list[float]
     ratios: list[float]
 
     @property
-    def plain(self) -> float:
-        return statistics.median(self.plains)
+    def baseline(self) -> float:
+        return statistics.median(self.baselines)
 
     @property
-    def engine(self) -> float:
-        return statistics.median(self.engines)
+    def candidate(self) -> float:
+        return statistics.median(self.candidates)
 
     @property
     def ratio(self) -> float:
@@ -151,22 +153,29 @@ class Timing:
         return q1, q3
 
 
-def time_case(case: Case, rounds: int) -> Timing:
-    """The engine against the plain loop on ``case``, after a warm-up of each (data cached,
-    kernels and allocator warm), alternating which goes first round by round so drift in
-    the machine's load hits both alike."""
-    engine(case, 0)
-    plain_loop(case, 0)
+def alternate(
+    baseline: Callable[[int], float], candidate: Callable[[int], float], rounds: int
+) -> Timing:
+    """``baseline(round)`` against ``candidate(round)`` (each returning seconds), after a
+    warm-up of each (data cached, kernels and allocator warm), alternating which goes first
+    round by round so drift in the machine's load hits both alike."""
+    candidate(0)
+    baseline(0)
     timing = Timing([], [], [])
     for round_ in range(rounds):
         if round_ % 2:
-            e, p = engine(case, round_), plain_loop(case, round_)
+            c, b = candidate(round_), baseline(round_)
         else:
-            p, e = plain_loop(case, round_), engine(case, round_)
-        timing.ratios.append(e / p)
-        timing.plains.append(p)
-        timing.engines.append(e)
+            b, c = baseline(round_), candidate(round_)
+        timing.ratios.append(c / b)
+        timing.baselines.append(b)
+        timing.candidates.append(c)
     return timing
+
+
+def time_case(case: Case, rounds: int) -> Timing:
+    """The engine (candidate) against the plain loop (baseline) on ``case``."""
+    return alternate(lambda seed: plain_loop(case, seed), lambda seed: engine(case, seed), rounds)
 
 
 def main() -> None:
@@ -193,8 +202,8 @@ def main() -> None:
         goal = f"<= {case.goal}" if case.goal else "report"
         q1, q3 = timing.quartiles()
         print(
-            f"{label:58s} {timing.plain * 1e3:13.4f} "
-            f"{timing.engine * 1e3:14.4f} {timing.ratio:6.3f} "
+            f"{label:58s} {timing.baseline * 1e3:13.4f} "
+            f"{timing.candidate * 1e3:14.4f} {timing.ratio:6.3f} "
             f"[{q1:.3f}-{q3:.3f}] {goal}"
         )
 

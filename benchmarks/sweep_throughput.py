@@ -194,8 +194,8 @@ def single_rows(rounds: int) -> None:
         timing = time_case(case, rounds)
         q1, q3 = timing.quartiles()
         print(
-            f"  {case.optimizer:9s} plain {timing.plain * 1e3:6.3f} ms/step, engine "
-            f"{timing.engine * 1e3:6.3f} ms/step, median ratio "
+            f"  {case.optimizer:9s} plain {timing.baseline * 1e3:6.3f} ms/step, engine "
+            f"{timing.candidate * 1e3:6.3f} ms/step, median ratio "
             f"{timing.ratio:.3f} [{q1:.3f}-{q3:.3f}] (goal <= {SINGLE_GOAL})"
         )
     print(f"  {load()}")

@@ -4,6 +4,8 @@ the run's generator, never at evaluation, where BatchNorm uses its running stati
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -145,3 +147,17 @@ def test_a_short_resnet_run_from_the_command_line(
     out = capsys.readouterr().out
     assert f"{task} / momentum / seed 0: done" in out
     assert f"{steps} steps, 1 epochs" in out
+
+
+def test_the_study_workloads_are_lrlabs_tasks_with_other_defaults() -> None:
+    """``examples/workloads.py``: ``digits_resnet`` trains as ``digits --model resnet`` does,
+    to the bit; ``lm_short`` is the ``lm`` task at a study's budget."""
+    root = Path(__file__).resolve().parents[1]
+    resnet = f"{root / 'examples' / 'workloads.py'}:digits_resnet"
+    assert get_task(resnet).models == ("resnet",)
+    mine = lrlab.train(resnet, optimizer="momentum", lr=0.05, steps=6, seed=3)
+    theirs = lrlab.train("digits", model="resnet", optimizer="momentum", lr=0.05, steps=6, seed=3)
+    assert mine.step_loss == theirs.step_loss
+    assert [e.val_metric for e in mine.epochs] == [e.val_metric for e in theirs.epochs]
+    lm = get_task(f"{root / 'examples' / 'workloads.py'}:lm_short")
+    assert (lm.steps, lm.epoch_steps, lm.target, lm.metric) == (240, 40, 3.3, "bits_per_byte")

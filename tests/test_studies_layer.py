@@ -34,6 +34,9 @@ STUDY_MODULES = (
     "seed004",
     "lr_finder",
     "tune",
+
+
+    "wsd",
 )
 SHARED = {"lrlab.studies.runner", "lrlab.studies.verdict", "lrlab.studies.published"}
 

@@ -1,5 +1,7 @@
 """``lrlab study lr-finder``: the range-test study end to end on a small grid (one task, one
-optimizer, two LRs, two seeds, 60-step runs), its page checked against the stored runs.
+optimizer, two LRs, two tuning seeds and two fresh ones, 60-step runs), its page checked
+against the stored runs: the grid's LR chosen on the validation split with the tuning seeds,
+every number in the tables from the fresh seeds.
 
 breast-cancer reaches its target within the first epoch at good LRs, so the cells count and
 the verdict has something to say; at 60 steps a 100-step range test costs more than the
@@ -19,6 +21,7 @@ from pathlib import Path
 import pytest
 
 import lrlab
+import lrlab.report
 from lrlab.cli import main
 from lrlab.cli.common import parse_lr_grid
 from lrlab.store import Store
@@ -26,6 +29,7 @@ from lrlab.studies import lr_finder
 
 TASK, OPTIMIZER, GRID, SEEDS, STEPS = "breast-cancer", "sgd", (0.03, 0.3), 2, 60
 RULES = ("minimum", "valley", "steepest")
+FRESH = tuple(range(lrlab.HOLDOUT_SEEDS_FROM, lrlab.HOLDOUT_SEEDS_FROM + SEEDS))
 SOURCES = (*RULES, "lipschitz paper", "lipschitz smooth")
 
 
@@ -59,8 +63,11 @@ def _spec(schedule: str) -> str | None:
     return None if schedule == "constant" else f"one_cycle(lr=1, steps={STEPS})"
 
 
-def _reached(runs: list[lrlab.StoredRun]) -> int:
-    return sum(r.record is not None and r.record.steps_to_target is not None for r in runs)
+def _reached(runs: list[lrlab.StoredRun], split: str = "test") -> int:
+    return sum(
+        r.record is not None and r.record.steps_to_target_on(split) is not None  # type: ignore[arg-type]
+        for r in runs
+    )
 
 
 def _median_steps(runs: list[lrlab.StoredRun]) -> str:
@@ -78,7 +85,7 @@ def _suggestions() -> dict[str, list[float | None]]:
     """Each source's LR per seed, from the range test through the public API, rounded as
     ``lrlab find`` prints it."""
     lrs: dict[str, list[float | None]] = {source: [] for source in SOURCES}
-    for seed in range(SEEDS):
+    for seed in FRESH:  # the range tests run from the fresh seeds' weights
         result = lrlab.find_on_task(TASK, OPTIMIZER, seed=seed, run_steps=STEPS)
         values = {name: r.lr for name, r in result.suggestions.items()}
         values |= {f"lipschitz {bound}": v for bound, v in result.lipschitz.items()}
@@ -100,28 +107,38 @@ def test_page_tables_match_the_stored_runs(study: Path) -> None:
     assert len(stored) == len({key for key in stored})  # one run per config
     for schedule in ("constant", "one-cycle"):
         spec = _spec(schedule)
-        # The tuned grid: the LR reaching the target most often, then fastest.
+        # The tuned grid: the LR reaching the target most often on the validation split with
+        # the tuning seeds, then fastest (then the better final metric, as `lrlab report`).
         by_lr = {lr: [stored[(lr, spec, seed)] for seed in range(SEEDS)] for lr in GRID}
-        best = min(
+        (summary,) = lrlab.report.summarize([r for lr in GRID for r in by_lr[lr]])
+        best = summary.lr
+        assert summary.selected_on == "validation"
+        assert best == min(
             GRID,
             key=lambda lr: (
-                -_reached(by_lr[lr]),
+                -_reached(by_lr[lr], "validation"),
                 statistics.median(
                     math.inf
-                    if r.record is None or r.record.steps_to_target is None
-                    else r.record.steps_to_target
+                    if r.record is None or r.record.steps_to_target_on("validation") is None
+                    else r.record.steps_to_target_on("validation")
                     for r in by_lr[lr]
                 ),
+                -statistics.median(r.record.final_val_metric or 0 for r in by_lr[lr]),
             ),
         )
+        scored = [stored[(best, spec, seed)] for seed in FRESH]  # type: ignore[index]
         tuned = table[(schedule, "tuned grid")]
         assert float(tuned[3]) == best
-        assert tuned[4] == f"{_reached(by_lr[best])}/{SEEDS}"
-        assert tuned[5].split(" [")[0] == _median_steps(by_lr[best])
+        assert tuned[4] == f"{_reached(scored)}/{SEEDS}"
+        assert tuned[5].split(" [")[0] == _median_steps(scored)
         for source in SOURCES:
             lrs = suggestions[source]
             row = table[(schedule, source)]
-            runs = [stored[(lr, spec, seed)] for seed, lr in enumerate(lrs) if lr is not None]
+            runs = [
+                stored[(lr, spec, seed)]
+                for seed, lr in zip(FRESH, lrs, strict=True)
+                if lr is not None
+            ]
             assert len(runs) == SEEDS, source
             low, high = min(lr for lr in lrs if lr), max(lr for lr in lrs if lr)
             middle = math.sqrt(low * high)  # the median of two on a log scale
@@ -162,7 +179,8 @@ def test_verdict_follows_the_tables(study: Path) -> None:
     # A 100-step range test costs more than 60-step runs of a 2-LR grid: the goal's cost
     # clause fails in every counted cell, and the page lists them.
     assert f"**No rule meets the goal everywhere.** `{recommended.group(1)}` misses it" in page
-    assert f"| {TASK} | {OPTIMIZER} | {len(GRID) * SEEDS} | " in page
+    # The grid's cost: its tuning runs and one scored run per seed.
+    assert f"| {TASK} | {OPTIMIZER} | {len(GRID) * SEEDS + SEEDS} | " in page
     assert "of the grid's runs" in page
 
 

@@ -31,16 +31,21 @@ from lrlab.schedules import (
     Wsd,
     register_schedule,
 )
+from lrlab.schedules import parse as parse_schedule
 
 # Public names that need torch, and the module each lives in.
 _LAZY = {
     "Task": "lrlab.tasks",
     "train": "lrlab.api",
+    "branch": "lrlab.api",
+    "Branched": "lrlab.engine.branching",
+    "train_branches": "lrlab.engine.branching",
     "compare": "lrlab.api",
     "tune": "lrlab.api",
     "TuneResult": "lrlab.api",
     "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
+    "HOLDOUT_SEEDS_FROM": "lrlab.record",
     "RunConfig": "lrlab.record",
     "HOLDOUT_SEEDS_FROM": "lrlab.record",
     "StoredRun": "lrlab.store",
@@ -58,11 +63,14 @@ _LAZY = {
     "find": "lrlab.finder",
     "find_on_task": "lrlab.finder",
     "RangeTest": "lrlab.finder",
+    "weight_decay_groups": "lrlab.engine.groups",
 }
 
 if TYPE_CHECKING:
-    from lrlab.api import Comparison, TuneResult, compare, train, tune
+    from lrlab.api import Comparison, TuneResult, branch, compare, train, tune
     from lrlab.controllers import LRController, register_controller
+    from lrlab.engine.branching import Branched, train_branches
+    from lrlab.engine.groups import weight_decay_groups
     from lrlab.finder import RangeTest, find, find_on_task
     from lrlab.lipschitz import LipschitzLR, LipschitzOptions
     from lrlab.optimizers import OPTIMIZERS, KerasSGD, make_optimizer, register_optimizer
@@ -75,6 +83,7 @@ if TYPE_CHECKING:
 __all__ = [
     "HOLDOUT_SEEDS_FROM",
     "OPTIMIZERS",
+    "Branched",
     "Comparison",
     "Constant",
     "Cosine",
@@ -108,15 +117,19 @@ __all__ = [
     "Warmup",
     "Wsd",
     "__version__",
+    "branch",
     "compare",
     "find",
     "find_on_task",
     "make_optimizer",
+    "parse_schedule",
     "register_controller",
     "register_optimizer",
     "register_schedule",
     "train",
+    "train_branches",
     "tune",
+    "weight_decay_groups",
 ]
 
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from lrlab.controllers import ScheduleController, build_controller, run_spec
 from lrlab.engine import plan, task_data, train_run
+from lrlab.engine.branching import Branched, train_branches
 from lrlab.execution import in_process_only, make_executor
 from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
 from lrlab.report import (
@@ -56,6 +57,7 @@ from lrlab.validate import (
     check_choice,
     check_input_dir,
     check_int,
+    check_number,
     check_output_path,
 )
 
@@ -114,12 +116,31 @@ def train(
     device: str = "cpu",
     data_dir: str | Path | None = None,
     observer: Observer | None = None,
+    clip_norm: float | None = None,
+    weight_decay: float | None = None,
+    decay_params: str = "all",
+    accumulation_steps: int = 1,
+    precision: str = "fp32",
+    checkpoint_dir: str | Path | None = None,
+    checkpoint_every: int | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> RunRecord:
     """Train one run and return its record (per-step loss and LR, per-epoch metrics, wall
     time, outcome). ``lr`` is the base LR (``None``: the schedule's, else the optimizer's
     default); ``schedule`` a spec string (``"cosine(lr=0.1, steps=1000)"``,
     ``"lipschitz(bound=smooth)"``) or a `Schedule`. A bad argument is a one-line
     ``ValueError`` before anything trains; a non-finite loss ends the run as ``diverged``.
+
+    Training options (see `lrlab.engine.loop`): ``clip_norm`` clips the gradients' global
+    norm (``torch.nn.utils.clip_grad_norm_``) before each update; ``weight_decay`` is the
+    optimizer's (the same as ``optimizer_args={"weight_decay": ...}``), applied to the
+    parameters ``decay_params`` names: ``"all"``, ``"matrices"`` (nanoGPT, timm) or
+    ``"no-bias-norm-embed"`` (no decay on biases, norm layers, embeddings;
+    `lrlab.engine.groups`); ``accumulation_steps`` micro-batches of ``batch_size`` per
+    update; ``precision="bf16"`` runs forward and loss under bfloat16 autocast;
+    ``checkpoint_dir`` writes mid-run checkpoints there (every ``checkpoint_every`` updates
+    or ``checkpoint_seconds`` seconds, default every 60 s) and resumes from the latest one
+    found there, ending bit for bit as an uninterrupted run (`lrlab.engine.checkpoint`).
 
     >>> record = train("quadratic", lr=0.2, schedule="exponential(lr=0.2, rate=0.99)")
     >>> record.status, round(record.step_loss[1], 4)
@@ -134,28 +155,121 @@ def train(
             "observer must have on_start, on_step and on_epoch methods (lrlab.engine.Observer), "
             f"got observer={observer!r}"
         )
-    config = RunConfig(
-        task=name,
-        optimizer=optimizer,
-        lr=lr,
-        schedule=_spec(schedule),
-        optimizer_args=_arguments(optimizer_args),
-        epochs=epochs,
-        steps=steps,
-        batch_size=batch_size,
-        seed=seed,
-        model=model,
-        split=split,
-        sampling=sampling,
-        device=device,
-        data_dir=_data_dir(data_dir),
+    config = _resolved_schedule(
+        RunConfig(
+            task=name,
+            optimizer=optimizer,
+            lr=lr,
+            schedule=_spec(schedule),
+            epochs=epochs,
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            model=model,
+            split=split,
+            sampling=sampling,
+            device=device,
+            data_dir=_data_dir(data_dir),
+            clip_norm=clip_norm,
+            decay_params=decay_params,
+            accumulation_steps=accumulation_steps,
+            precision=precision,
+            checkpoint_dir=_checkpoint_dir(checkpoint_dir),
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+            optimizer_args=_with_weight_decay(_arguments(optimizer_args), weight_decay),
+        ),
+        resolved,
     )
-    if config.schedule is not None:
-        resolved_plan = plan(config, task_data(config, resolved), resolved)
-        spec = _run_specs([config.schedule], resolved_plan)[0] or config.schedule
-        _one_lr(lr, spec, resolved_plan)
-        config = dataclasses.replace(config, schedule=spec)
     return train_run(config, observer=observer, task=resolved)
+
+
+def _resolved_schedule(config: RunConfig, task: Task) -> RunConfig:
+    """``config`` with its schedule's spec as the run records it (`_run_specs`), after
+    refusing an ``lr`` that contradicts the spec's own (`_one_lr`)."""
+    if config.schedule is None:
+        return config
+    resolved_plan = plan(config, task_data(config, task), task)
+    spec = _run_specs([config.schedule], resolved_plan)[0] or config.schedule
+    _one_lr(config.lr, spec, resolved_plan)
+    return dataclasses.replace(config, schedule=spec)
+
+
+def branch(
+    task: str | Task,
+    *,
+    branches: Sequence[tuple[int, ScheduleLike]],
+    optimizer: str = "sgd",
+    lr: float | None = None,
+    schedule: ScheduleLike = None,
+    steps: int | None = None,
+    seed: int = 0,
+    batch_size: int | None = None,
+    model: str | None = None,
+    optimizer_args: dict[str, Any] | None = None,
+    device: str = "cpu",
+    data_dir: str | Path | None = None,
+    clip_norm: float | None = None,
+    weight_decay: float | None = None,
+    decay_params: str = "all",
+    accumulation_steps: int = 1,
+    precision: str = "fp32",
+) -> Branched:
+    """Train one run (``schedule``, ``steps``; the *source*) and each of ``branches``, given
+    as ``(steps, schedule)`` pairs, continued from the source's state where its LRs part from
+    the source's: a warmup-stable-decay run and its cooldowns at shorter budgets, or several
+    cooldown shapes from one stable phase, for the price of one stable phase
+    (`lrlab.engine.branching`). The other arguments are `train`'s, shared by every run. Each
+    branch's record equals, bit for bit, the record of the same run trained from scratch
+    (``Branched.at`` says where each continued from; 0: it trained from scratch).
+
+    >>> result = branch(
+    ...     "quadratic", lr=0.1, steps=40, schedule="wsd(lr=0.1, warmup=5, decay=0.2)",
+    ...     branches=[(20, "wsd(lr=0.1, warmup=5, decay=0.2)")],
+    ... )
+    >>> result.at, len(result.branches[0].step_loss)
+    ([17], 20)
+    """
+    name, resolved = _task(task)
+    if isinstance(branches, str | bytes) or not isinstance(branches, Sequence):
+        raise ArgumentTypeError(
+            f"branches must be a list of (steps, schedule) pairs, got branches={branches!r}"
+        )
+    source = _resolved_schedule(
+        RunConfig(
+            task=name,
+            optimizer=optimizer,
+            lr=lr,
+            schedule=_spec(schedule),
+            optimizer_args=_with_weight_decay(_arguments(optimizer_args), weight_decay),
+            steps=steps,
+            batch_size=batch_size,
+            seed=seed,
+            model=model,
+            device=device,
+            data_dir=_data_dir(data_dir),
+            clip_norm=clip_norm,
+            decay_params=decay_params,
+            accumulation_steps=accumulation_steps,
+            precision=precision,
+        ),
+        resolved,
+    )
+    configs = []
+    for index, pair in enumerate(branches):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
+            raise ArgumentTypeError(
+                f"branches[{index}] must be a (steps, schedule) pair, got {pair!r}"
+            )
+        configs.append(
+            _resolved_schedule(
+                dataclasses.replace(
+                    source, steps=pair[0], schedule=_spec(pair[1], f"branches[{index}]")
+                ),
+                resolved,
+            )
+        )
+    return train_branches(source, configs, task=resolved)
 
 
 def _run_specs(specs: Sequence[str | None], resolved: Plan) -> list[str | None]:
@@ -182,6 +296,29 @@ def _one_lr(lr: float | None, spec: str, resolved: Plan) -> None:
             f"lr must be left out or be the schedule's own lr={own:g} (a spec's lr= is the "
             f"run's LR: {spec}), got lr={lr!r}"
         )
+
+
+def _with_weight_decay(optimizer_args: dict[str, Any], weight_decay: object) -> dict[str, Any]:
+    """``optimizer_args`` with ``weight_decay`` in it (given once: as the argument or inside
+    ``optimizer_args``, not both)."""
+    if weight_decay is None:
+        return optimizer_args
+    if "weight_decay" in optimizer_args:
+        raise ValueError(
+            f"give weight_decay once, as weight_decay= or in optimizer_args, got "
+            f"weight_decay={weight_decay!r} and optimizer_args weight_decay="
+            f"{optimizer_args['weight_decay']!r}"
+        )
+    check_number("", "weight_decay", weight_decay, nonnegative=True)
+    return {**optimizer_args, "weight_decay": weight_decay}
+
+
+def _checkpoint_dir(checkpoint_dir: object) -> str | None:
+    """``checkpoint_dir`` as a run config stores it (a string), checked: a folder lrlab may
+    create or write."""
+    if checkpoint_dir is None:
+        return None
+    return str(check_output_path("", "checkpoint_dir", checkpoint_dir, directory=True))
 
 
 def _arguments(optimizer_args: object) -> dict[str, Any]:
@@ -306,7 +443,13 @@ def compare(
     model (``vectorize=False``: one by one); each run's record is what it gives alone.
     ``seeds`` is a count (seeds ``0..seeds-1``) or the seeds themselves. ``run`` holds
     what every run shares: ``epochs``, ``steps``, ``batch_size``, ``model``, ``split``,
-    ``sampling``, ``device``, ``data_dir``, ``optimizer_args``. ``workers`` runs in
+    ``sampling``, ``device``, ``data_dir``, ``optimizer_args`` and the training options of
+    `train` (``clip_norm``, ``weight_decay``, ``decay_params``, ``accumulation_steps``,
+    ``precision``, ``checkpoint_dir``, ``checkpoint_every``, ``checkpoint_seconds``). With
+    checkpoints (``checkpoint_dir``, or an interval alone: then the folder is
+    ``<db stem>-checkpoints`` beside the store), each run writes its own there, and a run
+    killed mid-way resumes from its latest when the comparison runs again; such runs train
+    one by one, not vectorised. ``workers`` runs in
     parallel (default: the CPU count, or 1 for a `Task` object without a reference, which
     only this process can build; 1 runs here), ``executor="ray"`` on a Ray cluster
     (``address``, ``runtime_env``: see `lrlab.execution.RayExecutor`). Runs already finished
@@ -330,7 +473,9 @@ def compare(
     if lr_grid is not None:
         lr_grid = _sequence("lr_grid", lr_grid, "a list of LRs")
     known = {"epochs", "steps", "batch_size", "model", "split", "sampling", "device"}
-    known |= {"data_dir", "optimizer_args"}
+    known |= {"data_dir", "optimizer_args", "clip_norm", "weight_decay", "decay_params"}
+    known |= {"accumulation_steps", "precision", "checkpoint_dir", "checkpoint_every"}
+    known |= {"checkpoint_seconds"}
     for key in run:
         if key not in known:
             raise ArgumentTypeError(
@@ -340,6 +485,17 @@ def compare(
     run_options = {k: v for k, v in run.items() if v is not None}
     if "data_dir" in run_options:
         run_options["data_dir"] = _data_dir(run_options["data_dir"])
+    weight_decay = run_options.pop("weight_decay", None)
+    if weight_decay is not None:
+        run_options["optimizer_args"] = _with_weight_decay(
+            _arguments(run_options.get("optimizer_args")), weight_decay
+        )
+    if "checkpoint_dir" not in run_options and (
+        "checkpoint_every" in run_options or "checkpoint_seconds" in run_options
+    ):
+        run_options["checkpoint_dir"] = store_path.with_name(store_path.stem + "-checkpoints")
+    if "checkpoint_dir" in run_options:
+        run_options["checkpoint_dir"] = _checkpoint_dir(run_options["checkpoint_dir"])
     specs = [_spec(s, "schedules") for s in schedules]
     extra = [(o, _spec(s, "methods")) for o, s in pairs]
     # The run options, the data, the first optimizer: checked now, and the runs' length known.
@@ -377,10 +533,12 @@ def compare(
 
     executor_for(len(configs) or 1)  # its options are checked now, before anything runs
     with Store(store_path) as store:
-        ran = run_missing(
-            store, configs, executor_for, progress, vectorize=vectorize, workers=count
-        )
-        runs = store.runs(keys=[c.key() for c in configs])
+        ran = 0  # (no tuning runs when nothing is tuned: the fresh seeds are all there is)
+        if configs:
+            ran = run_missing(
+                store, configs, executor_for, progress, vectorize=vectorize, workers=count
+            )
+        runs = store.runs(keys=[c.key() for c in configs]) if configs else []
         if not optimistic:  # the chosen settings, on fresh seeds
             scored = sweep.fresh_configs(choose_lrs(runs))
             ran += run_missing(

@@ -6,7 +6,10 @@ per run::
 
     start(context)                       once, after the optimizer exists
     on_epoch_start(epoch, step)          at the start of every epoch
-    before_update(step, inputs, targets) after backward, before optimizer.step(): set the LR
+    before_update(step, inputs, targets) after backward (and clipping), before
+                                         optimizer.step(): set the LR (inputs, targets: the
+                                         update's batch; with accumulation over a loader,
+                                         its last micro-batch)
     after_update(step)                   after optimizer.step()
     on_epoch_end(epoch, step, stats)     after each epoch's metrics are measured
 
@@ -35,7 +38,8 @@ from lrlab.torch_scheduler import ScheduleLR
 @dataclass(frozen=True)
 class TrainingContext:
     """What a controller may look at: the run's model, optimizer, data (on the run's device),
-    loss kind, batching, and whether the task's metric improves upwards."""
+    loss kind, batching (``batch_size``: an update's, all its micro-batches), and whether the
+    task's metric improves upwards."""
 
     model: nn.Module
     optimizer: Optimizer
@@ -66,6 +70,11 @@ class LRController:
     def check_lr(self, lr: float) -> None:
         """Refuse, with a one-line ``ValueError``, a base LR this controller cannot start from
         (a comparison calls it with each LR of its grid before any run)."""
+
+    def check_accumulation(self, steps: int, *, streams: bool) -> None:
+        """Refuse, with a one-line ``ValueError``, updates of ``steps`` micro-batches each
+        (gradient accumulation; ``streams``: the task's batches come from a loader) when this
+        controller reads what a forward pass sees and would see only a micro-batch."""
 
     def start(self, context: TrainingContext) -> None:
         """Called once, after the optimizer is built and before the first step."""
@@ -128,6 +137,14 @@ class ScheduleController(LRController):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self._scheduler is not None and state:
+            self._scheduler.load_state_dict(state)
+
+    def skip_to(self, step: int) -> None:
+        """Set the LRs to the schedule's at update ``step``, as if ``step`` updates had
+        been made (a run continued from another run's state, `lrlab.engine.branching`)."""
+        if self._scheduler is not None:
+            state = self._scheduler.state_dict()
+            state.update(last_epoch=step, _step_count=step + 1)
             self._scheduler.load_state_dict(state)
 
 

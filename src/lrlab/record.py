@@ -36,6 +36,12 @@ METHOD_FIELDS = (
     "split",
     "sampling",
     "validation",
+    "epoch_steps",
+    "loss",
+    "clip_norm",
+    "decay_params",
+    "accumulation_steps",
+    "precision",
 )
 #: Seeds from here up are *fresh* seeds: a comparison re-runs each method's chosen setting on
 #: them, and scores it there, never on the seeds that chose it (`lrlab.compare`).
@@ -54,6 +60,15 @@ class RunConfig:
     task's validation split out of training and measures it each epoch (``False``: it trains
     on the whole training data, as every run did before validation splits existed; such runs
     stored earlier read back with ``False``).
+
+    The training options (`lrlab.engine.loop`): ``clip_norm`` clips the gradients' global
+    norm before each update (``None``: no clipping); ``decay_params`` says which parameters
+    the optimizer's ``weight_decay`` applies to (`lrlab.engine.groups.DECAY_PARAMS`);
+    ``accumulation_steps`` micro-batches of ``batch_size`` make one update; ``precision`` is
+    ``"fp32"`` or ``"bf16"`` (autocast around forward and loss). ``checkpoint_dir`` (with
+    ``checkpoint_every`` updates or ``checkpoint_seconds``) writes mid-run checkpoints a
+    killed run resumes from (`lrlab.engine.checkpoint`); like ``data_dir`` they say where,
+    not what: they are no part of the run's `key`.
     """
 
     task: str
@@ -73,6 +88,13 @@ class RunConfig:
     epoch_steps: int | None = None
     loss: str | None = None
     validation: bool = True
+    clip_norm: float | None = None
+    decay_params: str = "all"
+    accumulation_steps: int = 1
+    precision: str = "fp32"
+    checkpoint_dir: str | None = None
+    checkpoint_every: int | None = None
+    checkpoint_seconds: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,17 +127,32 @@ class RunConfig:
         """A canonical string identifying the run (everything but where the data lives).
 
         Fields added after a store was written are left out while they hold the value every
-        earlier run had (``epoch_steps``, ``loss``: ``None``; ``validation``: ``False``), so
-        the runs already stored keep their keys and resume; a run with a validation split
-        trains on other data, and its key says so."""
+        earlier run had (`_ADDED_DEFAULTS`), so the runs already
+        stored keep their keys and resume (a run with a validation split trains on other
+        data, and its key says so); where a run keeps its checkpoints is left out always (the
+        numbers do not depend on it)."""
         data = self.to_dict()
-        data.pop("data_dir")
-        for name in ("epoch_steps", "loss"):
-            if data[name] is None:
+        for name in _WHERE:
+            data.pop(name)
+        for name, default in _ADDED_DEFAULTS.items():
+            if data[name] == default:
                 data.pop(name)
-        if not data["validation"]:
-            data.pop("validation")
         return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+# RunConfig fields that say where things live, not what the run computes: no part of its key.
+_WHERE = ("data_dir", "checkpoint_dir", "checkpoint_every", "checkpoint_seconds")
+# Fields added after stores were written, with the value every earlier run had, which leaves
+# them out of a key (``validation``: runs then trained on all the training data).
+_ADDED_DEFAULTS: dict[str, object] = {
+    "epoch_steps": None,
+    "loss": None,
+    "validation": False,
+    "clip_norm": None,
+    "decay_params": "all",
+    "accumulation_steps": 1,
+    "precision": "fp32",
+}
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,57 @@ class RNGState:
             tuple((g, g.get_state()) for g in generators),
         )
 
+    def to_plain(self) -> dict[str, Any]:
+        """The state as plain data that ``torch.load(..., weights_only=True)`` reads back
+        (tensors, numbers, lists; no pickled objects): numpy's and Python's states become
+        integer tensors and numbers. `from_plain` inverts it."""
+        name, keys, position, has_gauss, gauss = self.numpy
+        version, internal, python_gauss = self.python
+        return {
+            "torch": self.torch_cpu,
+            "cuda": list(self.torch_cuda),
+            "numpy": {
+                "name": str(name),
+                "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+                "position": int(position),
+                "has_gauss": int(has_gauss),
+                "gauss": float(gauss),
+            },
+            "python": {
+                "version": int(version),
+                "internal": torch.tensor(internal, dtype=torch.int64),
+                "gauss": python_gauss,
+            },
+            "generators": [state for _, state in self.generators],
+        }
+
+    @classmethod
+    def from_plain(
+        cls, data: dict[str, Any], generators: Iterable[torch.Generator] = ()
+    ) -> RNGState:
+        """The state `to_plain` wrote, for ``generators`` (the same ones, in the same order)."""
+        numpy = data["numpy"]
+        python = data["python"]
+        owned = list(generators)
+        states = list(data["generators"])
+        if len(states) != len(owned):
+            raise ValueError(
+                f"RNG state: {len(states)} generator states for {len(owned)} generators"
+            )
+        return cls(
+            data["torch"],
+            tuple(data["cuda"]),
+            (
+                numpy["name"],
+                numpy["keys"].numpy().astype(np.uint32),
+                numpy["position"],
+                numpy["has_gauss"],
+                numpy["gauss"],
+            ),
+            (python["version"], tuple(python["internal"].tolist()), python["gauss"]),
+            tuple(zip(owned, states, strict=True)),
+        )
+
     def restore(self) -> None:
         torch.set_rng_state(self.torch_cpu)
         if self.torch_cuda:
@@ -56,6 +107,20 @@ class RNGState:
         random.setstate(self.python)
         for generator, state in self.generators:
             generator.set_state(state)
+
+
+def loader_generators(loader: object) -> list[torch.Generator]:
+    """The ``torch.Generator`` objects a ``DataLoader`` draws its order from (its own, its
+    sampler's, its batch sampler's sampler's), each once; empty for anything else (a
+    DataLoader without one draws from torch's global generator)."""
+    found: list[torch.Generator] = []
+    sampler = getattr(loader, "sampler", None)
+    batch_sampler = getattr(loader, "batch_sampler", None)
+    for owner in (loader, sampler, getattr(batch_sampler, "sampler", None)):
+        generator = getattr(owner, "generator", None)
+        if isinstance(generator, torch.Generator) and all(generator is not g for g in found):
+            found.append(generator)
+    return found
 
 
 def seed_all(seed: int, generators: Iterable[torch.Generator] = ()) -> None:

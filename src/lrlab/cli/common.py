@@ -79,6 +79,85 @@ def add_run_arguments(parser: argparse.ArgumentParser, what: str = "per run") ->
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
 
 
+def add_training_arguments(
+    parser: argparse.ArgumentParser, *, accumulation: bool = True, checkpoints: bool = True
+) -> None:
+    """The engine's training options (`lrlab.train`'s): clipping, weight decay by parameter
+    group, accumulation, precision and, where runs train, checkpoints."""
+    parser.add_argument(
+        "--clip-norm",
+        type=float,
+        metavar="X",
+        help="clip the gradients' global norm to X before each update (default: no clipping)",
+    )
+    parser.add_argument(
+        "--weight-decay",
+        type=float,
+        metavar="X",
+        help="the optimizer's weight_decay (as --optimizer-arg weight_decay=X)",
+    )
+    parser.add_argument(
+        "--decay-params",
+        choices=("all", "matrices", "no-bias-norm-embed"),
+        help="the parameters weight decay applies to: all (default), matrices (nanoGPT, "
+        "timm: no biases, no 1-D weights), no-bias-norm-embed (nor norm layers, embeddings)",
+    )
+    if accumulation:
+        parser.add_argument(
+            "--accumulation-steps",
+            type=int,
+            metavar="K",
+            help="micro-batches of --batch-size per update (default 1); steps count updates",
+        )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16"),
+        help="fp32 (default) or bf16: forward and loss under bfloat16 autocast",
+    )
+    if checkpoints:
+        parser.add_argument(
+            "--checkpoint-dir",
+            metavar="DIR",
+            help="write mid-run checkpoints here and resume a killed run from its latest "
+            "(compare: DIR holds every run's; given only an interval, <db stem>-checkpoints)",
+        )
+        parser.add_argument(
+            "--checkpoint-every",
+            type=int,
+            metavar="N",
+            help="a checkpoint every N updates (default: every 60 s)",
+        )
+        parser.add_argument(
+            "--checkpoint-seconds",
+            type=float,
+            metavar="S",
+            help="a checkpoint every S seconds",
+        )
+
+
+#: `add_training_arguments`' destinations: the run options they set.
+TRAINING_OPTIONS = (
+    "clip_norm",
+    "weight_decay",
+    "decay_params",
+    "accumulation_steps",
+    "precision",
+    "checkpoint_dir",
+    "checkpoint_every",
+    "checkpoint_seconds",
+)
+
+
+def training_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The training options given on the command line (the ones left out take the
+    library's defaults)."""
+    return {
+        name: getattr(args, name)
+        for name in TRAINING_OPTIONS
+        if getattr(args, name, None) is not None
+    }
+
+
 def set_threads(threads: int | None) -> None:
     """Set torch's intra-op threads (default 1) before torch does any work."""
     count = check_threads(threads)

@@ -11,12 +11,14 @@ from lrlab.cli.common import (
     add_optimistic_argument,
     add_run_arguments,
     add_threads_argument,
+    add_training_arguments,
     add_vectorize_argument,
     parse_lr_grid,
     parse_method,
     parse_runtime_env,
     report_folder,
     set_threads,
+    training_options,
     write_and_show_report,
 )
 
@@ -80,6 +82,7 @@ def add_parser(commands: Any) -> None:
         help="tune each optimizer's LR: '1e-3,1e-2,0.1' or LOW:HIGH:COUNT (log)",
     )
     add_run_arguments(parser)
+    add_training_arguments(parser)
     parser.add_argument(
         "--workers", type=int, default=None, metavar="K", help="parallel runs (default: CPU count)"
     )
@@ -150,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             vectorize=args.vectorize == "on",
             **{name: getattr(args, name) for name in RUN_OPTIONS},
+            **training_options(args),
         )
     except KeyboardInterrupt:
         progress.close()

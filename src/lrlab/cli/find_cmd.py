@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lrlab.cli.common import add_threads_argument, parse_key_values, plot_path, set_threads
+from lrlab.cli.common import (
+    add_threads_argument,
+    add_training_arguments,
+    parse_key_values,
+    plot_path,
+    set_threads,
+)
 
 if TYPE_CHECKING:
     from lrlab.finder import RangeTest
@@ -81,6 +87,7 @@ def add_parser(commands: Any) -> None:
         "--data-dir", metavar="DIR", help="where mnist, fashion-mnist and cifar10 live"
     )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    add_training_arguments(parser, accumulation=False, checkpoints=False)
     add_threads_argument(parser)
     parser.add_argument("--no-lipschitz", action="store_true", help="skip LipschitzLR's values")
     parser.add_argument("--plot", metavar="FILE", help="write the chart (.png, .pdf, .svg)")
@@ -100,10 +107,18 @@ def run(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     from lrlab.finder import find_on_task
 
+    optimizer_args = parse_key_values(args.optimizer_arg, "--optimizer-arg")
+    if args.weight_decay is not None:
+        if "weight_decay" in optimizer_args:
+            raise ValueError(
+                "give --weight-decay once, not also as --optimizer-arg weight_decay=..., got "
+                f"--weight-decay={args.weight_decay!r}"
+            )
+        optimizer_args["weight_decay"] = args.weight_decay
     result = find_on_task(
         args.task,
         args.optimizer,
-        optimizer_args=parse_key_values(args.optimizer_arg, "--optimizer-arg"),
+        optimizer_args=optimizer_args,
         batch_size=args.batch_size,
         model=args.model,
         split=args.split,
@@ -121,6 +136,9 @@ def run(args: argparse.Namespace) -> int:
         diverge=args.diverge,
         accumulation_steps=args.accumulation_steps,
         repeats=args.repeats,
+        decay_params=args.decay_params or "all",
+        clip_norm=args.clip_norm,
+        precision=args.precision or "fp32",
     )
     print(report(result))
     if plot is not None:

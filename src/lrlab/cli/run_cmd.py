@@ -7,7 +7,14 @@ import math
 import sys
 from typing import TYPE_CHECKING, Any
 
-from lrlab.cli.common import add_threads_argument, parse_key_values, set_threads, writing
+from lrlab.cli.common import (
+    add_threads_argument,
+    add_training_arguments,
+    parse_key_values,
+    set_threads,
+    training_options,
+    writing,
+)
 
 if TYPE_CHECKING:
     from lrlab.record import EpochStats, RunConfig, RunRecord
@@ -72,6 +79,7 @@ def add_parser(commands: Any) -> None:
         help="where mnist, fashion-mnist and cifar10 live (default $LRLAB_DATA)",
     )
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    add_training_arguments(parser)
     add_threads_argument(parser)
     parser.add_argument("--json", metavar="FILE", help="write the full run record as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -103,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         data_dir=args.data_dir,
         observer=bar,
+        **training_options(args),
     )
     if bar is not None:
         bar.close()

@@ -3,12 +3,15 @@ total steps, sampling, device, loss) and checked, before anything trains; and it
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from lrlab.engine.groups import check_decay_params
+from lrlab.engine.precision import check_precision
 from lrlab.optimizers import check_optimizer_args, optimizer_entry
 from lrlab.record import RunConfig
 from lrlab.tasks import TASKS, AnyData, StreamData, Task, get_task
@@ -19,7 +22,9 @@ from lrlab.validate import (
     check_choice,
     check_input_dir,
     check_int,
+    check_number,
     check_optional_lr,
+    check_output_path,
     check_plain,
     check_str,
 )
@@ -51,7 +56,10 @@ def resolve_device(name: str) -> torch.device:
 
 @dataclass(frozen=True)
 class Plan:
-    """A config resolved against its task's defaults and checked, before anything trains."""
+    """A config resolved against its task's defaults and checked, before anything trains.
+
+    ``batch_size`` is what one forward pass sees (a micro-batch); an update takes
+    ``accumulation_steps`` of them, and ``steps_per_epoch``/``total_steps`` count updates."""
 
     task: Task
     batch_size: int
@@ -60,6 +68,7 @@ class Plan:
     sampling: str
     device: torch.device
     loss: str | LossFn  # the task's, or the compatible kind the run asks for
+    accumulation_steps: int = 1
 
 
 def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
@@ -90,6 +99,7 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
         task.build_model(config.model)  # the error that lists the task's models
     sampling = config.sampling or task.sampling
     check_choice("run", "sampling", sampling, SAMPLINGS)
+    accumulation = _check_training_options(config)
     if isinstance(data, StreamData):
         if config.batch_size is not None:
             raise ValueError(
@@ -102,11 +112,24 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
                 "chooses its own order"
             )
         batch_size = data.batch_size or 0
-        steps_per_epoch = data.steps_per_pass
+        passes = data.steps_per_pass
+        if accumulation > passes:
+            raise ValueError(
+                f"run: accumulation_steps must be <= the batches in a pass over task "
+                f"{task.name}'s training stream ({passes}), got accumulation_steps={accumulation}"
+            )
+        steps_per_epoch = math.ceil(passes / accumulation)
     else:
         batch_size = config.batch_size if config.batch_size is not None else task.batch_size
         check_int("run", "batch_size", batch_size, minimum=1)
-        steps_per_epoch = math.ceil(data.train_size / batch_size)
+        if accumulation > 1 and (accumulation - 1) * batch_size >= data.train_size:
+            raise ValueError(
+                f"run: accumulation_steps must leave no micro-batch of an update empty "
+                f"((accumulation_steps - 1) * batch_size < {data.train_size}, task "
+                f"{task.name}'s training set, at batch_size={batch_size}), "
+                f"got accumulation_steps={accumulation}"
+            )
+        steps_per_epoch = math.ceil(data.train_size / (batch_size * accumulation))
     if config.epoch_steps is not None:
         # An epoch of that many updates, cycling the data (seed 004's 60000 / 256 steps on
         # the 4000 offline digits): the LR controllers' epochs follow it.
@@ -141,7 +164,46 @@ def plan(config: RunConfig, data: AnyData, task: Task | None = None) -> Plan:
             )
         loss = config.loss
     device = resolve_device(config.device)
-    return Plan(task, batch_size, steps_per_epoch, total, sampling, device, loss)
+    return Plan(task, batch_size, steps_per_epoch, total, sampling, device, loss, accumulation)
+
+
+#: The most micro-batches an update may take (beyond that an update is a pass of its own).
+MAX_ACCUMULATION = 65536
+
+
+def _check_training_options(config: RunConfig) -> int:
+    """The step's options (clipping, weight-decay groups, accumulation, precision) and the
+    checkpoints', checked; returns ``accumulation_steps``."""
+    if config.clip_norm is not None:
+        check_number("run", "clip_norm", config.clip_norm, positive=True)
+    check_decay_params(config.decay_params)
+    if config.decay_params != "all":
+        entry = optimizer_entry(config.optimizer)
+        if "weight_decay" not in inspect.signature(entry.cls).parameters:
+            raise ValueError(
+                f"run: decay_params={config.decay_params!r} splits the weight decay by "
+                f"parameter, and optimizer {config.optimizer!r} takes no weight_decay; use "
+                "decay_params='all'"
+            )
+    accumulation = check_int(
+        "run", "accumulation_steps", config.accumulation_steps, minimum=1, maximum=MAX_ACCUMULATION
+    )
+    check_precision("run", config.precision)
+    if config.checkpoint_dir is not None:
+        check_output_path("run", "checkpoint_dir", config.checkpoint_dir, directory=True)
+    for name in ("checkpoint_every", "checkpoint_seconds"):
+        value = getattr(config, name)
+        if value is None:
+            continue
+        if name == "checkpoint_every":
+            check_int("run", name, value, minimum=1)
+        else:
+            check_number("run", name, value, positive=True)
+        if config.checkpoint_dir is None:
+            raise ValueError(
+                f"run: {name} needs checkpoint_dir (where the checkpoints go), got {name}={value!r}"
+            )
+    return accumulation
 
 
 def host_sync_every(device: torch.device) -> int:

@@ -17,10 +17,14 @@ from typing import TYPE_CHECKING, Any, Literal, TypeGuard
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import clip_grad_norm_
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from lrlab.finder import doubt
+
+
+from lrlab.engine.precision import autocast, check_precision
 from lrlab.finder.plot import plot_range_test
 from lrlab.finder.rules import Rule, Suggestion, minimum, rule_name, steepest, valley, window
 from lrlab.finder.state import Snapshot
@@ -28,13 +32,14 @@ from lrlab.lipschitz import LipschitzLR, find_head
 from lrlab.lipschitz.bounds import LOSSES, Loss, NonPositiveBound
 from lrlab.optimizers import KerasSGD, set_optimizer_mode
 from lrlab.record import finite
-from lrlab.rng import seed_all
+from lrlab.rng import loader_generators, seed_all
 from lrlab.validate import (
     MAX_ACCUMULATION,
     MAX_REPEATS,
     MAX_STEPS,
     ArgumentTypeError,
     check_instance,
+    check_number,
 )
 
 if TYPE_CHECKING:
@@ -220,6 +225,10 @@ class RangeTest:
         the tune command to suggest); ``None`` when it shows no sign."""
         return doubt.warning(self, command)
 
+
+    clip_norm: float | None = None
+    precision: str = "fp32"
+
     @property
     def suggested_lr(self) -> float:
         """The recommended rule's median suggestion. A ``ValueError`` when no repeat gave one
@@ -263,6 +272,8 @@ class RangeTest:
                 "smoothing": self.smoothing,
                 "diverge": self.diverge,
                 "accumulation_steps": self.accumulation_steps,
+                "clip_norm": self.clip_norm,
+                "precision": self.precision,
                 "repeats": len(self.curves),
                 "seed": self.seed,
             },
@@ -313,6 +324,8 @@ def find(
     seed: int = 0,
     rules: Sequence[Rule] = DEFAULT_RULES,
     lipschitz: Loss | None = None,
+    clip_norm: float | None = None,
+    precision: str = "fp32",
 ) -> RangeTest:
     """Run an LR range test on ``model`` with ``optimizer`` and put everything back.
 
@@ -322,8 +335,13 @@ def find(
     batches (each loss divided by ``accumulation_steps`` before ``backward``: for a mean loss
     and equal batches, the same gradient and recorded loss as one batch that many times
     larger) and takes one optimizer step, with the model in train mode (a Schedule-Free
-    optimizer in its ``train()`` mode). The loss is smoothed with `smooth` (``smoothing`` is
-    the EMA's beta, 0.98 as in fastai and Lightning); the test stops when the smoothed loss
+    optimizer in its ``train()`` mode), as lrlab's engine trains: ``precision="bf16"`` runs
+    the forward pass and the loss under bfloat16 autocast (`lrlab.engine.precision`), and
+    ``clip_norm`` clips the gradients' global norm (``torch.nn.utils.clip_grad_norm_``)
+    after the backward passes, before the step. Weight decay by parameter group is the
+    optimizer's own: build it with the groups (`lrlab.weight_decay_groups`; `find_on_task`
+    does, from ``decay_params``). The loss is smoothed with `smooth` (``smoothing`` is the
+    EMA's beta, 0.98 as in fastai and Lightning); the test stops when the smoothed loss
     exceeds ``diverge`` times its best so far (4 as in fastai and Lightning; ``None`` never
     stops early; only checked while the best is positive) or a loss is NaN or infinite.
 
@@ -362,8 +380,9 @@ def find(
     without parameters, ``start``/``end`` not finite and positive or ``start >= end``,
     ``steps < 10``, an unknown ``mode``, ``smoothing`` outside [0, 1), ``diverge <= 1``,
     ``accumulation_steps``/``repeats`` < 1, a negative ``seed``, no ``rules``, an unknown
-    ``lipschitz`` loss; data that yields no batch, and a loss that is not finite on the very
-    first batch, raise too (the model restored).
+    ``lipschitz`` loss, ``clip_norm <= 0``, an unknown ``precision``; data that yields no
+    batch, and a loss that is not finite on the very first batch, raise too (the model
+    restored).
 
     Example::
 
@@ -374,6 +393,9 @@ def find(
     _check_arguments(
         start, end, steps, mode, smoothing, diverge, accumulation_steps, repeats, seed, rules
     )
+    if clip_norm is not None:
+        check_number("", "clip_norm", clip_norm, positive=True)
+    check_precision("", precision)
     if lipschitz is not None and lipschitz not in LOSSES:
         raise ValueError(
             f"lipschitz must be one of {', '.join(LOSSES)} or None, got lipschitz={lipschitz!r}"
@@ -425,7 +447,17 @@ def find(
             seed_all(seed + repeat, source.generators)
             set_optimizer_mode(optimizer, training=True)
             model.train()
-            runner = _Run(model, optimizer, loss_fn, accumulation_steps, smoothing, diverge)
+            runner = _Run(
+                model,
+                optimizer,
+                loss_fn,
+                accumulation_steps,
+                smoothing,
+                diverge,
+                clip_norm,
+                precision,
+                device,
+            )
             with torch.enable_grad():  # also when called under torch.no_grad()
                 curves.append(
                     runner.curve(lrs, ratios, source.stream(repeat, seed), seed + repeat, rules)
@@ -464,6 +496,10 @@ def sgd_family(optimizer: Optimizer) -> bool:
     return isinstance(optimizer, torch.optim.SGD | KerasSGD) or type(optimizer).__name__ in (
         "SGDScheduleFree",
         "SGDScheduleFreeReference",
+
+
+        clip_norm=None if clip_norm is None else float(clip_norm),
+        precision=precision,
     )
 
 
@@ -555,17 +591,7 @@ class _BatchSource:
         self.data, self.limit, self.device = data, limit, device
         self.loader = data if isinstance(data, DataLoader) else None
         self._items: list[Any] | None = None
-        generators: list[torch.Generator] = []
-        if self.loader is not None:
-            sampler = self.loader.sampler
-            batch_sampler = self.loader.batch_sampler
-            for owner in (self.loader, sampler, getattr(batch_sampler, "sampler", None)):
-                generator = getattr(owner, "generator", None)
-                if isinstance(generator, torch.Generator) and all(
-                    generator is not g for g in generators
-                ):
-                    generators.append(generator)
-        self.generators = generators
+        self.generators = loader_generators(self.loader) if self.loader is not None else []
 
     def _read(self) -> list[Any]:
         """An iterable's batches, read once (at most ``limit``)."""
@@ -616,6 +642,9 @@ class _Run:
     accumulation_steps: int
     smoothing: float
     diverge: float | None
+    clip_norm: float | None = None
+    precision: str = "fp32"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
     def curve(
         self,
@@ -642,6 +671,8 @@ class _Run:
                 smoothed.append(math.nan)
                 stop = "non-finite"
                 break
+            if self.clip_norm is not None:
+                clip_grad_norm_(self.model.parameters(), self.clip_norm)
             self.optimizer.step()
             current = ema.add(value)
             smoothed.append(current)
@@ -681,7 +712,8 @@ class _Run:
         total = 0.0
         for _ in range(k):
             inputs, targets = next(batches)
-            loss = self.loss_fn(self.model(inputs), targets)
+            with autocast(self.precision, self.device):
+                loss = self.loss_fn(self.model(inputs), targets)
             value = float(loss.item())
             if not math.isfinite(value):
                 return value

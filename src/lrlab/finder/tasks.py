@@ -12,6 +12,7 @@ from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
 from lrlab.engine import plan, task_data
+from lrlab.engine.groups import decay_groups, group_dict
 from lrlab.finder.core import RangeTest, find
 from lrlab.optimizers import make_optimizer, set_optimizer_mode
 from lrlab.record import RunConfig
@@ -69,6 +70,7 @@ def find_on_task(
     lipschitz: bool = True,
     epochs: int | None = None,
     run_steps: int | None = None,
+    decay_params: str = "all",
     **options: Any,
 ) -> RangeTest:
     """`lrlab.find` on ``task`` (a name, a ``file.py:function`` reference or a `Task`; a
@@ -79,7 +81,10 @@ def find_on_task(
     unless ``lipschitz=False``. ``options`` go to `lrlab.find` (``start``, ``end``,
     ``steps``, ``repeats``... of the test). ``epochs`` or ``run_steps`` is the budget of the
     run the LR is meant for (``lrlab run``'s ``--epochs``/``--steps``; default the task's),
-    recorded in ``extra`` to size a one-cycle schedule.
+    recorded in ``extra`` to size a one-cycle schedule. The training options are the run's:
+    ``decay_params`` splits the optimizer's weight decay by parameter group as the engine
+    does (`lrlab.engine.groups`); ``clip_norm``, ``precision`` and ``accumulation_steps``
+    (in ``options``) go to `lrlab.find` and are checked as a run checks them.
 
     The result's ``extra`` holds the task, optimizer, batch size, steps per epoch and the
     run's total steps.
@@ -98,6 +103,12 @@ def find_on_task(
         data_dir=data_dir,
         epochs=epochs,
         steps=run_steps,
+        decay_params=decay_params,
+        **{
+            key: options[key]
+            for key in ("clip_norm", "precision", "accumulation_steps")
+            if key in options
+        },
     )
     data = task_data(config, resolved_task)
     resolved = plan(config, data, resolved_task)
@@ -105,7 +116,12 @@ def find_on_task(
         torch.manual_seed(seed)
         network = resolved.task.build_model(model)
     network.to(resolved.device).train()
-    built = make_optimizer(optimizer, network.parameters(), **config.optimizer_args)
+    params = (
+        network.parameters()
+        if decay_params == "all"
+        else [group_dict(part, decays) for part, decays in decay_groups(network, decay_params)]
+    )
+    built = make_optimizer(optimizer, params, **config.optimizer_args)
     set_optimizer_mode(built, training=True)
     result = find(
         network,
@@ -124,4 +140,6 @@ def find_on_task(
         "steps_per_epoch": resolved.steps_per_epoch,
         "total_steps": resolved.total_steps,
     }
+    if decay_params != "all":
+        extra["decay_params"] = decay_params
     return dataclasses.replace(result, extra=extra)

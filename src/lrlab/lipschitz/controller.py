@@ -41,6 +41,24 @@ class LipschitzController(LRController):
                 "it computes with lipschitz(loss=...)"
             )
 
+    def check_accumulation(self, steps: int, *, streams: bool) -> None:
+        """K is computed for a batch of the update's size: a pass over the tensors in batches
+        of that size (``source=eval``) can, the training forwards (``every=batch``,
+        ``source=train``) and a loader's own batches see micro-batches only."""
+        if steps == 1:
+            return
+        if self.every == "batch" or self.options.source == "train" or streams:
+            where = (
+                "the task's loader"
+                if streams
+                else f"every={self.every}, source={self.options.source}"
+            )
+            raise ValueError(
+                f"lipschitz: K needs the update's whole batch, and with {where} it sees "
+                f"micro-batches; use source=eval on a task of tensors, or accumulation_steps=1, "
+                f"got accumulation_steps={steps}"
+            )
+
     def start(self, context: TrainingContext) -> None:
         loss = self.options.loss or context.loss
         if loss is None:  # check_task refused this before the run started

@@ -81,7 +81,10 @@ class LipschitzLR:
     The options are one `lrlab.lipschitz.LipschitzOptions` (``options=``), or its fields by
     keyword (``loss="cross_entropy", bound="paper"``), shared with the engine's
     ``lipschitz(...)`` spec and the Keras callback. ``l2`` is the L2 coefficient lambda of a
-    ``(lambda / 2) ||w||^2`` term; ``None`` takes the optimizer's ``weight_decay``. Every
+    ``(lambda / 2) ||w||^2`` term over every weight; ``None`` takes the optimizer's
+    ``weight_decay`` (the largest of its param groups'), over the weights of the groups that
+    decay (weight decay by parameter group leaves biases and norms out of the term, and out
+    of the largest weight the paper's bound adds). Every
     param group gets the LR times its initial ratio to the first group. With
     ``torch.distributed`` initialised, the statistics are summed over the ranks
     (``process_group``), so every rank sets the LR one process would on the union of the
@@ -133,6 +136,11 @@ class LipschitzLR:
         self._world = stats.world(process_group)
         self.head_name, self.head = find_head(model, head if head is not None else options.head)
         self.l2 = options.l2 if options.l2 is not None else _optimizer_weight_decay(optimizer)
+        # The weights the L2 term covers: every parameter for a given l2, else those of the
+        # param groups that decay (biases and norms left out by `decay_params` are not).
+        self._penalised = (
+            list(model.parameters()) if options.l2 is not None else _decayed(optimizer, model)
+        )
         self.rule = Rule.of(options, self.l2)
         loss, bound, variant = options.loss, options.bound, options.variant
         needs = stats.Needs(
@@ -326,7 +334,7 @@ class LipschitzLR:
             fourth = flat.square()
             parts.append(torch.dot(fourth, fourth))
         if needs.outputs:
-            out = output.detach().reshape(-1)
+            out = stats.detached(output).reshape(-1)
             parts.append(torch.dot(out, out))
         grams = stats.gram(a)[None] if needs.gram else None
         m = float(a.shape[0])
@@ -351,9 +359,10 @@ class LipschitzLR:
         self._apply(lr, record)
 
     def _max_weight(self) -> float:
-        if self.l2 == 0:
+        """The largest Frobenius norm of a weight tensor the L2 term covers."""
+        if self.l2 == 0 or not self._penalised:
             return 0.0
-        params = [p.detach() for p in self.model.parameters()]
+        params = [p.detach() for p in self._penalised]
         return float(torch.stack(torch._foreach_norm(params)).max())
 
     def _rate(
@@ -391,8 +400,26 @@ def _check_objects(optimizer: object, model: object, data: object) -> None:
 
 
 def _optimizer_weight_decay(optimizer: Optimizer) -> float:
-    """The L2 coefficient the optimizer adds to the gradient (AdamW's decoupled decay is not
-    part of the loss, so it does not count)."""
+    """The L2 coefficient the optimizer adds to the gradient: the largest ``weight_decay`` of
+    its param groups (with weight decay by parameter group, the decayed group's; AdamW's
+    decoupled decay is not part of the loss, so it does not count)."""
     if isinstance(optimizer, torch.optim.AdamW):
         return 0.0
-    return float(optimizer.param_groups[0].get("weight_decay", 0.0) or 0.0)
+    return max(float(g.get("weight_decay", 0.0) or 0.0) for g in optimizer.param_groups)
+
+
+def _decayed(optimizer: Optimizer, model: nn.Module) -> list[Tensor]:
+    """The model's parameters that the optimizer's param groups with a ``weight_decay``
+    above 0 hold: themselves, or as views of a flat tensor a group holds in their place
+    (`lrlab.engine.flat`), found by where their memory lies."""
+    spans = [
+        (t.data_ptr(), t.data_ptr() + t.numel() * t.element_size())
+        for group in optimizer.param_groups
+        if float(group.get("weight_decay", 0.0) or 0.0) > 0
+        for t in group["params"]
+    ]
+    return [
+        p
+        for p in model.parameters()
+        if p.numel() and any(low <= p.data_ptr() < high for low, high in spans)
+    ]

@@ -27,10 +27,17 @@ class Needs:
     gram: bool = False  # [A, 1]^T [A, 1] (the exact spectral norm)
 
 
+def detached(values: Tensor) -> Tensor:
+    """``values`` detached, in float32 at least: under bfloat16 or float16 autocast the head
+    sees half-precision activations, whose dot products would keep three digits."""
+    values = values.detach()
+    return values.float() if values.dtype in (torch.bfloat16, torch.float16) else values
+
+
 def flat_rows(activations: Tensor) -> Tensor:
     """The activation matrix ``A``: one row per sample (a sequence model's extra leading
     dimensions become rows too)."""
-    a = activations.detach()
+    a = detached(activations)
     return a.reshape(-1, a.shape[-1]) if a.dim() != 2 else a
 
 
@@ -54,14 +61,14 @@ class StatsBuffer:
         return len(self._m)
 
     def add(self, activations: Tensor, outputs: Tensor | None) -> None:
-        flat = activations.detach().reshape(-1)
+        flat = detached(activations).reshape(-1)
         self._m.append(flat.numel() // activations.shape[-1])
         self._columns[A2].append(torch.dot(flat, flat))
         if self.needs.fourth:
             squares = flat.square()
             self._columns[A4].append(torch.dot(squares, squares))
         if self.needs.outputs and outputs is not None:
-            out = outputs.detach().reshape(-1)
+            out = detached(outputs).reshape(-1)
             self._columns[OUT2].append(torch.dot(out, out))
         if self.needs.gram:
             self._grams.append(gram(activations))

@@ -65,11 +65,15 @@ class PlateauController(LRController):
             )
 
     def state_dict(self) -> dict[str, Any]:
-        return self.scheduler.state_dict() if self.scheduler is not None else {}
+        """The scheduler's state and the reductions so far (the run's summary)."""
+        if self.scheduler is None:
+            return {}
+        return {"scheduler": self.scheduler.state_dict(), "reductions": list(self.reductions)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if self.scheduler is not None and state:
-            self.scheduler.load_state_dict(state)
+            self.scheduler.load_state_dict(state["scheduler"])
+            self.reductions = [dict(r) for r in state["reductions"]]
 
     def summary(self) -> dict[str, Any]:
         """The mode used and every reduction: after which epoch, at which step, to which LR."""

@@ -294,11 +294,13 @@ def write_plots(
             stem += "-2"
         stems.add(stem)
         if any(len(s.grid_records) > 1 for s in group):  # a grid to draw against
-            ax = plot_lr_sensitivity(group, "test")
-            ax.set_title(f"{group[0].task_name or task}: final test metric against the LR")
-            name = f"{stem}-lr-sensitivity.png"
-            save_figure(ax.figure, out / name)
-            written[f"{task}:sensitivity"] = [name]
+            validated = any(r.has_validation for s in group for _, rs in s.grid_records for r in rs)
+            for metric in ("validation", "test") if validated else ("test",):
+                ax = plot_lr_sensitivity(group, metric)
+                ax.set_title(f"{group[0].task_name or task}: final {metric} metric against the LR")
+                name = f"{stem}-lr-sensitivity{'-validation' if metric == 'validation' else ''}.png"
+                save_figure(ax.figure, out / name)
+                written[f"{task}:sensitivity-{metric}"] = [name]
         for kind, title in titles.items():
             name = f"{stem}-{kind}.png"
             ax = (

@@ -148,12 +148,24 @@ def terminal_table(summaries: Sequence[Summary], width: int | None = None) -> st
 
 
 def provenance(summaries: Sequence[Summary]) -> list[str]:
-    """Where a task's numbers come from: one line when every method's do from the same
-    place, else one line per method (`Summary.provenance`)."""
-    texts = {s.provenance for s in summaries}
+    """Where a task's numbers come from (`Summary.provenance`): one line per distinct
+    provenance, naming the methods it holds for (the tuned or the untuned methods as a group
+    where it holds for all of them)."""
+    texts: dict[str, list[Summary]] = {}
+    for summary in summaries:
+        texts.setdefault(summary.provenance, []).append(summary)
     if len(texts) == 1:
-        return [f"Numbers: {texts.pop()}; test split."]
-    return [f"Numbers of {s.label}: {s.provenance}; test split." for s in summaries]
+        return [f"Numbers: {next(iter(texts))}; test split."]
+    lines = []
+    for text, group in texts.items():
+        kinds = {s.group for s in group}
+        everyone = [s for s in summaries if s.group in kinds]
+        if len(kinds) == 1 and len(group) == len(everyone) and len(group) > 1:
+            who = "the tuned methods" if kinds == {"tuned"} else "the untuned methods"
+        else:
+            who = ", ".join(s.label for s in group)
+        lines.append(f"Numbers of {who}: {text}; test split.")
+    return lines
 
 
 def _console(width: int | None) -> Any:
@@ -295,8 +307,13 @@ def markdown(
             lines += ["", "Failures: " + "; ".join(sorted(set(errors)))]
         for title, name in (
             (
+                "Final validation metric against the LR, where each LR was chosen (median "
+                "and interquartile band over the tuning seeds)",
+                "sensitivity-validation",
+            ),
+            (
                 "Final test metric against the LR (median and interquartile band over seeds)",
-                "sensitivity",
+                "sensitivity-test",
             ),
             ("Training loss (smoothed, median over seeds)", "loss"),
             ("Learning rate per epoch", "lr"),

@@ -2,14 +2,16 @@
 It writes docs/lr-finder.md (``lrlab study lr-finder --out docs``), the measurement that chose
 `lrlab.RangeTest.suggested_lr`'s rule.
 
-For every task x optimizer x seed, `lrlab.find_on_task` runs the range test from the weights
-that seed's run starts with (lrlab's defaults: 100 steps from 1e-7 to 10), and each rule's
-suggestion, and LipschitzLR's paper and smooth values at the same weights, are trained with
-as a constant LR and as the peak of a one-cycle schedule over the task's budget. Against them:
-the same optimizer at every LR of a log grid (`GRID`: 0.001 ... 1, docs/lipschitz.md's),
-constant and one-cycle, on every seed; the grid's best LR is chosen as `lrlab report` chooses
-it (most targets reached, then fewest median steps, then best final metric, on the same
-seeds).
+Under lrlab's honest protocol (`lrlab.compare`): the same optimizer at every LR of a log grid
+(`GRID`: 0.001 ... 1, docs/lipschitz.md's), constant and one-cycle, runs on the tuning seeds
+``0..S-1``, and the grid's LR is chosen as `lrlab report` chooses it, on the validation split
+(most targets reached, then fewest median steps, then best final metric); it is then trained
+on the fresh seeds ``1000..1000+S-1``. For every task x optimizer x fresh seed,
+`lrlab.find_on_task` runs the range test from the weights that seed's run starts with (on the
+training data only: lrlab's defaults, 100 steps from 1e-7 to 10), and each rule's suggestion,
+and LipschitzLR's paper and smooth values at the same weights, are trained on that seed as a
+constant LR and as the peak of a one-cycle schedule over the task's budget. Every number is
+scored on the fresh seeds' test split, which chose nothing.
 
 Runs go through lrlab's process pool into a SQLite store (`lrlab.studies.runner.run_configs`),
 so an interrupted study resumes where it stopped (finished runs are not redone). `run_study`
@@ -101,7 +103,7 @@ def range_tests(
     tests = []
     for task in tasks:
         for optimizer in optimizers:
-            for seed in range(seeds):
+            for seed in fresh_seeds(seeds):
                 result = lrlab.find_on_task(
                     task, optimizer, seed=seed, smoothing=smoothings[0], run_steps=steps
                 )
@@ -142,11 +144,16 @@ def run_config(
     return RunConfig(task, optimizer, lr=lr, schedule=spec, seed=seed, steps=steps)
 
 
-def configs(
+def fresh_seeds(count: int) -> range:
+    """The fresh seeds everything is scored on (`lrlab.HOLDOUT_SEEDS_FROM` up)."""
+    return range(lrlab.HOLDOUT_SEEDS_FROM, lrlab.HOLDOUT_SEEDS_FROM + count)
+
+
+def grid_configs(
     tests: Sequence[Test], seeds: int, grid: Sequence[float], steps: int | None = None
 ) -> list[RunConfig]:
-    """Every run the study trains: the grid for each task, optimizer, schedule and seed, and
-    each range test's suggestions on its seed."""
+    """The tuning runs: the grid for each task, optimizer and schedule on the tuning seeds
+    ``0..seeds-1``."""
     wanted: dict[str, RunConfig] = {}
     totals = {t.task: t.total_steps for t in tests}
     pairs = sorted({(t.task, t.optimizer) for t in tests})
@@ -157,6 +164,49 @@ def configs(
                 for seed in range(seeds):
                     config = run_config(task, optimizer, lr, spec, seed, steps)
                     wanted[config.key()] = config
+    return list(wanted.values())
+
+
+def chosen_lrs(
+    tests: Sequence[Test],
+    stored: Sequence[StoredRun],
+    seeds: int,
+    grid: Sequence[float],
+    steps: int | None = None,
+) -> dict[tuple[str, str, str], float]:
+    """Each cell's (task, optimizer, schedule) grid LR, chosen on the validation split with
+    the tuning seeds (`lrlab.report.summarize`)."""
+    runs = {run.config.key(): run for run in stored}
+    totals = {t.task: t.total_steps for t in tests}
+    chosen = {}
+    for task, optimizer in sorted({(t.task, t.optimizer) for t in tests}):
+        for schedule in SCHEDULES:
+            spec = schedule_spec(schedule, totals[task])
+            grid_runs = [
+                runs[run_config(task, optimizer, lr, spec, seed, steps).key()]
+                for lr in grid
+                for seed in range(seeds)
+            ]
+            (summary,) = summarize(grid_runs)
+            chosen[(task, optimizer, schedule)] = float(summary.lr or math.nan)
+    return chosen
+
+
+def fresh_configs(
+    tests: Sequence[Test],
+    chosen: dict[tuple[str, str, str], float],
+    seeds: int,
+    steps: int | None = None,
+) -> list[RunConfig]:
+    """The scored runs, on the fresh seeds: each cell's chosen grid LR, and each range
+    test's suggestions on its own seed."""
+    wanted: dict[str, RunConfig] = {}
+    totals = {t.task: t.total_steps for t in tests}
+    for (task, optimizer, schedule), lr in chosen.items():
+        spec = schedule_spec(schedule, totals[task])
+        for seed in fresh_seeds(seeds):
+            config = run_config(task, optimizer, lr, spec, seed, steps)
+            wanted[config.key()] = config
     for test in tests:
         for schedule in SCHEDULES:
             spec = schedule_spec(schedule, test.total_steps)
@@ -240,8 +290,10 @@ def analyse(
     grid: Sequence[float],
     steps: int | None = None,
 ) -> list[Cell]:
-    """The cells (task x optimizer x schedule) from the stored runs: the tuned grid's best
-    LR and each source's runs."""
+    """The cells (task x optimizer x schedule) from the stored runs: the tuned grid's LR
+    (chosen on the tuning seeds' validation split) and each source's runs, all on the fresh
+    seeds. A method's cost counts what chose its LR (the grid's runs; the range tests) plus
+    one scored run per seed, for both alike."""
     runs = {run.config.key(): run for run in stored}
     by_pair: dict[tuple[str, str], list[Test]] = defaultdict(list)
     for test in tests:
@@ -257,13 +309,17 @@ def analyse(
                 for seed in range(seeds)
             ]
             (summary,) = summarize(grid_runs)
-            best = [r for r in grid_runs if r.config.lr == summary.lr]
+            lr = float(summary.lr or math.nan)
+            best = [
+                runs[run_config(task, optimizer, lr, spec, seed, steps).key()]
+                for seed in fresh_seeds(seeds)
+            ]
             tuned = Row(
                 "tuned grid",
-                [summary.lr or math.nan],
+                [lr],
                 best,
-                sum(r.record.wall_time for r in grid_runs if r.record),
-                float(len(grid_runs)),
+                sum(r.record.wall_time for r in [*grid_runs, *best] if r.record),
+                float(len(grid_runs) + len(best)),
             )
             cell = Cell(task, optimizer, schedule, seeds, tuned)
             for source in sources:
@@ -422,14 +478,19 @@ redone; the task list is an argument, so new tasks can be added):
   (fastai's smoothing, burn-in and stop); this page chooses among them and tunes none of them
   on these tasks.
 - The baseline: the same optimizer and schedule at every LR of the grid {grid} ({n} log-spaced
-  values, as in docs/lipschitz.md) x {seeds} seeds; its best LR is chosen the way `lrlab
-  report` chooses (most targets reached, then fewest median steps to target, then best median
-  final metric), **on the same seeds it is scored on**: an optimistic baseline.
+  values, as in docs/lipschitz.md) x {seeds} tuning seeds; its LR is chosen the way `lrlab
+  compare` chooses, **on the validation split** (a tenth of the training data held out: most
+  targets reached, then fewest median steps to target, then best median final metric), and
+  then trained on the {seeds} fresh seeds. The range tests run from the fresh seeds' initial
+  weights, on their training data only. **Every number below is scored on the fresh seeds'
+  test split**, which chose nothing (the first edition of this page chose the grid's LR on
+  the seeds and test split it reported: an optimistic baseline).
 - The goal (lrlab issue 9): the recommended rule reaches the target on {seeds}/{seeds} seeds
   wherever the tuned grid does, with median steps to target <= {goal_steps}x the tuned best's,
   at <= 1/5 of the grid's cost, counted in runs of the task's budget (a range test plus one
-  run per seed, against {n} runs per seed; a range-test step costs a training step, see
-  `benchmarks/range_test_overhead.py`), with the seconds shown beside.
+  scored run per seed, against {n} tuning runs plus one scored run per seed; a range-test step
+  costs a training step, see `benchmarks/range_test_overhead.py`), with the seconds shown
+  beside.
 - Steps to target are counted at epoch ends, as everywhere in lrlab; a miss counts as
   infinitely many steps. Seconds are wall-clock seconds of the runs (`RunRecord.wall_time`) plus
   the range tests', on a 2-core machine shared with other jobs (noisy; the counts in runs are
@@ -849,10 +910,12 @@ def run_study(
     tests = range_tests(
         settings.tasks, settings.optimizers, seeds, settings.smoothings, steps, echo
     )
-    wanted = configs(tests, seeds, settings.grid, steps)
-    _, stored = run_configs(
-        settings.db, wanted, workers=workers, vectorize=False, progress=progress
-    )
+    tuning = grid_configs(tests, seeds, settings.grid, steps)
+    _, tuned = run_configs(settings.db, tuning, workers=workers, vectorize=False, progress=progress)
+    chosen = chosen_lrs(tests, tuned, seeds, settings.grid, steps)
+    scored = fresh_configs(tests, chosen, seeds, steps)
+    _, fresh = run_configs(settings.db, scored, workers=workers, vectorize=False, progress=progress)
+    stored = [*tuned, *fresh]
     sources = [*rule_names(tests, settings.smoothings), *LIPSCHITZ]
     cells = analyse(tests, stored, seeds, sources, settings.grid, steps)
     folder = settings.out / NAME

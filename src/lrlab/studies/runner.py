@@ -75,13 +75,21 @@ class Options:
 
 
 #: The bound of each count option (epochs bound too: every epoch is at least one step).
-_MAXIMA = {"workers": MAX_WORKERS, "seeds": MAX_SEEDS, "epochs": MAX_STEPS, "steps": MAX_STEPS}
+_MAXIMA = {
+    "workers": MAX_WORKERS,
+    "seeds": MAX_SEEDS,
+    "tuning_seeds": MAX_SEEDS,
+    "epochs": MAX_STEPS,
+    "steps": MAX_STEPS,
+    "budgets": MAX_STEPS,
+    "warmup": MAX_STEPS,
+}
 
 
-def check_count(name: str, value: object) -> int:
-    """``value`` when it is an int in ``[1, bound]`` (the bound of ``name``'s kind of count);
-    else a one-line error naming ``name``."""
-    return check_int("", name, value, minimum=1, maximum=_MAXIMA[name])
+def check_count(name: str, value: object, minimum: int = 1) -> int:
+    """``value`` when it is an int in ``[minimum, bound]`` (the bound of ``name``'s kind of
+    count); else a one-line error naming ``name``."""
+    return check_int("", name, value, minimum=minimum, maximum=_MAXIMA[name])
 
 
 @dataclass(frozen=True)

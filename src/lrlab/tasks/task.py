@@ -704,6 +704,16 @@ class MetricSum:
         self._targets.append(targets)
         self.count += int(targets.shape[0])
 
+    def state(self) -> dict[str, Any]:
+        """What was added so far (for a checkpoint taken mid-epoch)."""
+        return {"outputs": list(self._outputs), "targets": list(self._targets), "count": self.count}
+
+    def load(self, state: dict[str, Any], device: torch.device) -> None:
+        """Restore what `state` returned, the tensors on ``device``."""
+        self._outputs = [t.to(device) for t in state["outputs"]]
+        self._targets = [t.to(device) for t in state["targets"]]
+        self.count = int(state["count"])
+
     def value(self) -> float | None:
         if self.count == 0:
             return None

@@ -6,7 +6,9 @@ data), an optimizer of the same family with the same options switched on, and th
 of LR controller (a schedule, or LipschitzLR watching the same layer). They may differ in
 seed, LR, schedule, and the numeric values of the optimizer's hyperparameters (momentum 0.9
 beside 0.5, betas, eps...). A run that cannot join any group is returned with the reason,
-one line, and trains one by one.
+one line, and trains one by one: so do runs with the engine's training options (gradient
+clipping, accumulation, bfloat16 autocast, weight decay by parameter group, checkpoints;
+`_alone`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,9 @@ def _inspect(config: RunConfig) -> Member | str:
     if data.augment is not None or task.augmentations.get(config.model or task.default_model):
         return "the task augments batches with each run's own random draws"
     resolved = plan(config, data, task)
+    reason = _alone(config)
+    if reason is not None:
+        return reason
     if (
         (config.epoch_steps is not None or task.epoch_steps is not None)
         and resolved.sampling == "shuffle"
@@ -149,6 +154,30 @@ def _inspect(config: RunConfig) -> Member | str:
     )
     size = _member_bytes(facts, rule, group, resolved, kind, data.train_size)
     return Member(config, resolved, key, kind, path, head_name, size)
+
+
+def _alone(config: RunConfig) -> str | None:
+    """Why the engine's training options keep ``config`` out of a group (``None``: they
+    do not). Each would need a stacked form bit for bit a run alone's, which the stacked
+    rules and models do not have: a global norm summed per member in the single run's order,
+    micro-batches, autocast kernels, two param groups per member, a checkpoint per member."""
+    if config.clip_norm is not None:
+        return f"clip_norm={config.clip_norm!r}: gradient clipping trains runs one by one"
+    if config.accumulation_steps != 1:
+        return (
+            f"accumulation_steps={config.accumulation_steps!r}: gradient accumulation trains "
+            "runs one by one"
+        )
+    if config.precision != "fp32":
+        return f"precision={config.precision!r}: autocast trains runs one by one"
+    if config.decay_params != "all":
+        return (
+            f"decay_params={config.decay_params!r}: the stacked update rules hold one param "
+            "group per member"
+        )
+    if config.checkpoint_dir is not None:
+        return "checkpoint_dir: mid-run checkpoints are written by runs trained one by one"
+    return None
 
 
 def _controller_kind(controller: LRController | None) -> tuple[Kind | None, str | None]:
