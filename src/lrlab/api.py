@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrlab.controllers import ScheduleController, build_controller, run_spec
-from lrlab.engine import plan, task_data, train_run
+from lrlab.engine import check_task, plan, task_data, train_run
 from lrlab.execution import in_process_only, make_executor
 from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
 from lrlab.report import (
@@ -148,11 +148,13 @@ def train(
         device=device,
         data_dir=_data_dir(data_dir),
     )
+    data = task_data(config, resolved)
+    resolved_plan = plan(config, data, resolved)
     if config.schedule is not None:
-        resolved_plan = plan(config, task_data(config, resolved), resolved)
         spec = _run_specs([config.schedule], resolved_plan)[0] or config.schedule
         _one_lr(lr, spec, resolved_plan)
         config = dataclasses.replace(config, schedule=spec)
+    check_task(config, resolved, data, resolved_plan)
     return train_run(config, observer=observer, task=resolved)
 
 
@@ -346,7 +348,8 @@ def compare(
         optimizer=(list(optimizers) or [o for o, _ in extra] or ["sgd"])[0],
         **run_options,
     )
-    resolved_plan = plan(probe, task_data(probe, resolved), resolved)
+    data = task_data(probe, resolved)
+    resolved_plan = plan(probe, data, resolved)
     extra_specs = _run_specs([s for _, s in extra], resolved_plan)
     sweep = Sweep(
         task=name,
@@ -374,6 +377,7 @@ def compare(
         )
 
     executor_for(len(configs) or 1)  # its options are checked now, before anything runs
+    check_task(probe, resolved, data, resolved_plan)  # one batch, here, before any worker
     with Store(store_path) as store:
         ran = run_missing(
             store, configs, executor_for, progress, vectorize=vectorize, workers=count

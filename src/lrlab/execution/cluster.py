@@ -36,10 +36,8 @@ import importlib
 import importlib.util
 import logging
 import os
-import site
 import socket
 import sys
-import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -49,7 +47,7 @@ from lrlab.errors import describe, first_line
 from lrlab.execution.base import GroupRunner, OnResult, Outcome, Result
 from lrlab.execution.worker import init_worker, run_one
 from lrlab.record import RunConfig, RunRecord
-from lrlab.registry import import_plugins, plugin_sources
+from lrlab.registry import import_plugins, installed_locations, plugin_sources
 from lrlab.tasks import get_task
 from lrlab.tasks.catalog import is_reference, reference_file
 from lrlab.validate import ArgumentTypeError, check_int, check_number
@@ -360,10 +358,7 @@ def _module_location(name: str) -> Path | None:
     else:
         return None  # built in, frozen or compiled: installed, not the user's
     location = location.resolve()
-    paths = sysconfig.get_paths()
-    installed = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
-    installed += [*site.getsitepackages(), site.getusersitepackages()]
-    if any(location.is_relative_to(Path(p).resolve()) for p in installed if p):
+    if any(location.is_relative_to(Path(p).resolve()) for p in installed_locations()):
         return None
     return location
 

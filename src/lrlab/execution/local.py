@@ -12,10 +12,12 @@ included), so a killed sweep leaves none.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -36,10 +38,19 @@ if TYPE_CHECKING:
     from lrlab.tasks import Task
 
 
-def _init_pool_worker(threads: int, plugins: Sequence[str] = ()) -> None:
-    """A pool worker's set-up: `init_worker`, and a thread that ends the worker as soon as
-    the process that started it is gone, however it went (a SIGKILL runs no clean-up, and a
-    worker busy with a run would otherwise train on, then wait forever for its next one)."""
+def _init_pool_worker(
+    threads: int, plugins: Sequence[str] = (), start_method: str | None = None
+) -> None:
+    """A pool worker's set-up: Ctrl-C ignored (the parent handles it and ends the workers;
+    it was blocked while the worker started, `_quiet_start`), the parent's start method for
+    the processes a run starts (a ``DataLoader``'s workers fork, as in the user's own
+    program, rather than inherit spawn from this process's own start), `init_worker`, and a
+    thread that ends the worker as soon as the process that started it is gone, however it
+    went (a SIGKILL runs no clean-up, and a worker busy with a run would otherwise train on,
+    then wait forever for its next one)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    multiprocessing.set_start_method(start_method, force=True)
     parent = multiprocessing.parent_process()
     if parent is not None:
         sentinel = parent.sentinel  # readable once the parent has exited
@@ -136,26 +147,60 @@ class LocalPool:
             workers,
             mp_context=context,
             initializer=_init_pool_worker,
-            initargs=(self.threads, self.plugins),
+            initargs=(self.threads, self.plugins, multiprocessing.get_start_method(True)),
         ) as pool:
-            flight: dict[Future[list[Result]], Sequence[RunConfig]] = {}
-            exhausted = False
-            while not exhausted or flight:
-                while not exhausted and len(flight) < workers:
-                    group = next(queue, None)
-                    if group is None:
-                        exhausted = True
+            try:
+                flight: dict[Future[list[Result]], Sequence[RunConfig]] = {}
+                exhausted = False
+                while not exhausted or flight:
+                    while not exhausted and len(flight) < workers:
+                        group = next(queue, None)
+                        if group is None:
+                            exhausted = True
+                            break
+                        with _quiet_start():  # (submit starts a worker when none is free)
+                            future = pool.submit(unit, [c.to_dict() for c in group])
+                        flight[future] = group
+                    if not flight:
                         break
-                    flight[pool.submit(unit, [c.to_dict() for c in group])] = group
-                if not flight:
-                    break
-                finished, _ = wait(flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    try:
-                        results = future.result()
-                    except BrokenProcessPool:
-                        return list(flight.values())
-                    group = flight.pop(future)
-                    for config, result in zip(group, results, strict=True):
-                        on_result(Outcome.of(config, result))
+                    finished, _ = wait(flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        try:
+                            results = future.result()
+                        except BrokenProcessPool:
+                            return list(flight.values())
+                        group = flight.pop(future)
+                        for config, result in zip(group, results, strict=True):
+                            on_result(Outcome.of(config, result))
+            except BaseException:  # Ctrl-C, or on_result failed: end the workers, now
+                _kill_workers(pool)
+                raise
         return None
+
+
+@contextlib.contextmanager
+def _quiet_start() -> Iterator[None]:
+    """SIGINT blocked in this thread while the block starts processes, so each starts with it
+    blocked (a signal mask survives fork and exec) and a Ctrl-C during its start-up (an
+    import of torch, seconds) cannot print its ``KeyboardInterrupt`` traceback; here the
+    signal waits and arrives once the block ends. The worker then ignores it
+    (`_init_pool_worker`)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL the pool's worker processes (they ignore Ctrl-C, and a pool's shutdown would
+    wait for their runs to finish) and let the pool drop its queue. (``_processes`` is the
+    pool's own map of pid to process; no public way reaches them.)"""
+    processes = dict(getattr(pool, "_processes", None) or {})
+    for process in processes.values():
+        with contextlib.suppress(OSError, ValueError):
+            process.kill()
+    for process in processes.values():
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            process.join(5)
+    pool.shutdown(wait=False, cancel_futures=True)
