@@ -91,15 +91,15 @@ import torch
 from lrlab.tasks import get_task
 
 MEETING = os.environ["LRLAB_TEST_MEETING"]
-_met = []
+_calls = []
 
 
 def _mse(outputs, targets):
-    if not _met:
+    _calls.append(True)
+    if len(_calls) == 2:  # (the first is lrlab's check of the task, before the sweep)
         open(os.path.join(MEETING, str(os.getpid())), "w").close()
         while len(os.listdir(MEETING)) < 2:
             time.sleep(0.02)
-        _met.append(True)
     return torch.nn.functional.mse_loss(outputs, targets)
 
 

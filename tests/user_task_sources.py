@@ -294,3 +294,62 @@ def mistake_line(task: str) -> int:
     lines = [i for i, text in enumerate(MISTAKES.splitlines(), 1) if marker in text]
     assert len(lines) == 1, (marker, lines)
     return lines[0]
+
+
+# A task file whose training data is a Dataset class defined in the file, read through a
+# DataLoader with two worker processes started by the given start method (None: the
+# platform's default). ``slow_*`` tasks sleep a little per sample (runs then last long enough
+# to be interrupted mid-way).
+WORKER_TASKS = """
+import os
+import time
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+import lrlab
+
+
+class Blobs(Dataset):
+    def __init__(self, n, seed, pause=0.0):
+        generator = torch.Generator().manual_seed(seed)
+        self.x = torch.randn(n, 4, generator=generator)
+        self.y = (self.x[:, 0] > 0).long()
+        self.pause = pause
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        if self.pause:
+            time.sleep(self.pause)
+        return self.x[i], self.y[i]
+
+
+def _blobs(context, pause=0.0, epochs=1):
+    return lrlab.Task(
+        name=f"blobs-{context}",
+        model=lambda: nn.Linear(4, 2),
+        train=DataLoader(Blobs(64, 0, pause), batch_size=16, shuffle=True, num_workers=2,
+                         multiprocessing_context=context),
+        test=DataLoader(Blobs(32, 1), batch_size=32),
+        epochs=epochs,
+    )
+
+
+def default():
+    return _blobs(None)
+
+
+def spawn():
+    return _blobs("spawn")
+
+
+def forkserver():
+    return _blobs("forkserver")
+
+
+def slow_default():
+    return _blobs(None, pause=0.05, epochs=50)
+"""

@@ -205,13 +205,19 @@ def _data_dir(data_dir: object) -> str | None:
 class Comparison:
     """What `compare` found: ``summaries`` ranked per task (best first), every stored run of
     the grid, the store it lives in and how many runs ran now (the rest came from the
-    store)."""
+    store); `failed` lists the runs an error ended (``len(comparison.failed)``: how many)."""
 
     summaries: list[Summary]
     runs: list[StoredRun]
     db: Path
     ran: int
     optimistic: bool = False
+
+    @property
+    def failed(self) -> list[StoredRun]:
+        """The runs of the comparison that failed (an error ended them: their ``error`` says
+        which); diverged runs are results, not failures. ``compare`` again retries them."""
+        return [run for run in self.runs if run.status == "failed"]
 
     @property
     def ranking(self) -> list[str]:
@@ -311,7 +317,10 @@ def compare(
     only this process can build; 1 runs here), ``executor="ray"`` on a Ray cluster
     (``address``, ``runtime_env``: see `lrlab.execution.RayExecutor`). Runs already finished
     in ``db`` are not redone; failed ones are retried. Every argument is checked before
-    anything runs.
+    anything runs, and a task of the user's on one batch (`lrlab.engine.check_task`: a
+    mistake is a one-line `lrlab.errors.TaskError`). A run that fails later (an error in the
+    middle of training) is stored as failed with its error and does not stop the others:
+    `Comparison.failed` lists them.
     """
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
