@@ -7,7 +7,9 @@ next one only when they have room to start it (a sweep claims each run in the st
 moment). A run that raises becomes a ``failed`` outcome carrying the error; it never stops the
 others. A worker process that dies (killed, out of memory) fails only the run that killed it,
 and a pool's workers exit on their own when the process that started them dies (SIGKILL
-included), so a killed sweep leaves none.
+included), ending the processes they started (a ``DataLoader``'s workers) first, so a killed
+sweep leaves none. A Ctrl-C is the parent's: the workers ignore it (`_quiet_start`), and the
+parent kills them and theirs.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import torch
 
 from lrlab.execution.base import OnResult, Outcome, Result
 from lrlab.execution.worker import init_worker, run_one, run_unit
+from lrlab.keeper import descendants, kill_tree
 from lrlab.record import RunConfig
 from lrlab.registry import plugin_sources
 from lrlab.validate import check_int
@@ -57,6 +60,7 @@ def _init_pool_worker(
 
         def watch() -> None:
             wait_for([sentinel])
+            kill_tree(descendants(os.getpid()))  # its DataLoader's workers, now, too
             os._exit(1)
 
         threading.Thread(target=watch, name="lrlab-parent-watch", daemon=True).start()
@@ -193,13 +197,12 @@ def _quiet_start() -> Iterator[None]:
 
 
 def _kill_workers(pool: ProcessPoolExecutor) -> None:
-    """SIGKILL the pool's worker processes (they ignore Ctrl-C, and a pool's shutdown would
-    wait for their runs to finish) and let the pool drop its queue. (``_processes`` is the
+    """SIGKILL the pool's worker processes and the processes they started (they ignore
+    Ctrl-C, and a pool's shutdown would wait for their runs to finish) and let the pool drop
+    its queue. (``_processes`` is the
     pool's own map of pid to process; no public way reaches them.)"""
     processes = dict(getattr(pool, "_processes", None) or {})
-    for process in processes.values():
-        with contextlib.suppress(OSError, ValueError):
-            process.kill()
+    kill_tree([p for pid in processes for p in (pid, *descendants(pid))])
     for process in processes.values():
         with contextlib.suppress(OSError, ValueError, AssertionError):
             process.join(5)
