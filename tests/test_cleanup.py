@@ -142,29 +142,31 @@ POOL = ["loaders.py:slow_default", "--optimizers", "sgd,adam", "--holdout-seeds"
 POOL += ["--workers", "2", "--db", "runs.sqlite"]
 
 
+SIGNALS = [signal.SIGKILL, signal.SIGTERM, signal.SIGINT]
+
+
+def _expected_code(signum: int) -> int:
+    return 130 if signum == signal.SIGINT else -signum
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT])
-def test_a_pool_sweep_killed_mid_run_leaves_nothing(task_file: Path, signum: int) -> None:
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("moment", ["starting", "running"])
+def test_a_pool_sweep_killed_leaves_nothing(task_file: Path, signum: int, moment: str) -> None:
+    """Killed while its workers start (importing torch) or while they run, their DataLoaders'
+    workers busy."""
     sweep = Sweep(POOL, task_file)
-    sweep.wait_until(lambda tree: len(_workers(tree)) >= 2 and _loader_workers(sweep) >= 2, 120)
+    if moment == "starting":
+        sweep.wait_until(lambda tree: len(_workers(tree)) >= 1, 120)
+    else:
+        sweep.wait_until(lambda tree: len(_workers(tree)) >= 2 and _loader_workers(sweep) >= 2, 120)
     code, err = sweep.finish(signum)
+    assert code == _expected_code(signum), err
     assert _loader_workers(sweep) == 0
     if signum == signal.SIGINT:
-        assert code == 130, err
         assert "Traceback" not in err, err
+        assert "KeyboardInterrupt" not in err, err
         assert "interrupted:" in err, err
-    else:
-        assert code == -signal.SIGKILL
-
-
-@pytest.mark.slow
-def test_ctrl_c_while_the_workers_start_prints_no_traceback(task_file: Path) -> None:
-    sweep = Sweep(POOL, task_file)
-    sweep.wait_until(lambda tree: len(_workers(tree)) >= 1, 120)  # (importing torch: seconds)
-    code, err = sweep.finish(signal.SIGINT)
-    assert code == 130, err
-    assert "Traceback" not in err, err
-    assert "KeyboardInterrupt" not in err, err
 
 
 RAY = ["quadratic", "--optimizers", "sgd,adam", "--holdout-seeds", "2", "--steps", "200000"]
@@ -172,19 +174,27 @@ RAY += ["--vectorize", "off", "--executor", "ray", "--workers", "2", "--db", "ru
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT])
-def test_a_ray_sweep_killed_mid_run_leaves_nothing(tmp_path: Path, signum: int) -> None:
+@pytest.mark.parametrize("signum", SIGNALS, ids=lambda s: signal.Signals(s).name)
+@pytest.mark.parametrize("moment", ["starting", "running"])
+def test_a_ray_sweep_killed_leaves_nothing(tmp_path: Path, signum: int, moment: str) -> None:
+    """Killed while the local Ray instance starts (its keeper up, Ray's processes coming) or
+    while runs run on its workers, its agents up."""
     pytest.importorskip("ray")
     sweep = Sweep(RAY, tmp_path)
-    # The keeper, its Ray instance (the agents too) and a run under way on a Ray worker.
-    sweep.wait_until(
-        lambda tree: (
-            any("ray::run_on_worker" in c for c in tree.values())
-            and any("ray::DashboardAgent" in c for c in tree.values())
-        ),
-        180,
-    )
+    if moment == "starting":
+        sweep.wait_until(lambda tree: any("gcs_server" in c for c in tree.values()), 180)
+    else:
+        sweep.wait_until(
+            lambda tree: (
+                any("ray::run_on_worker" in c for c in tree.values())
+                and any("ray::DashboardAgent" in c for c in tree.values())
+            ),
+            180,
+        )
     code, err = sweep.finish(signum)
-    assert code == (130 if signum == signal.SIGINT else -signal.SIGKILL), err
+    if signum == signal.SIGTERM:  # (Ray's driver handles SIGTERM itself, its own way)
+        assert code != 0, err
+    else:
+        assert code == _expected_code(signum), err
     if signum == signal.SIGINT:
         assert "Traceback" not in err, err

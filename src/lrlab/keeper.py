@@ -151,15 +151,27 @@ class LocalRay:
 
 def main(argv: list[str]) -> int:
     """The keeper: a local Ray instance of ``argv[0]`` CPUs, its GCS address printed as one
-    JSON line (``{"address": ...}`` or ``{"error": ...}``), ended with all it started when
-    standard input ends."""
+    JSON line (``{"address": ..., "auth": ...}`` or ``{"error": ...}``), ended with all it
+    started when standard input ends (even while Ray is still starting)."""
     reply = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # (what Ray prints goes to standard error; standard output is the reply)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _become_subreaper()
-    try:
-        import ray
+    import ray
 
+    started = threading.Event()
+
+    def watch() -> None:
+        _wait_for_end_of_input()
+        if started.is_set():  # a graceful shutdown first, for a while
+            shutdown = threading.Thread(target=ray.shutdown, daemon=True)
+            shutdown.start()
+            shutdown.join(SHUTDOWN_GRACE)
+        _end_all()
+        os._exit(0)
+
+    threading.Thread(target=watch, name="lrlab-keeper-watch", daemon=True).start()
+    try:
         ray.init(
             num_cpus=int(argv[0]),
             include_dashboard=False,
@@ -173,12 +185,9 @@ def main(argv: list[str]) -> int:
         _say(reply, {"error": f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")})
         _end_all()
         return 1
+    started.set()
     _say(reply, {"address": address, "auth": auth})
-    _wait_for_end_of_input()
-    shutdown = threading.Thread(target=ray.shutdown, daemon=True)
-    shutdown.start()
-    shutdown.join(SHUTDOWN_GRACE)
-    _end_all()
+    threading.Event().wait()  # (until the watch ends the process)
     return 0
 
 
