@@ -80,7 +80,7 @@ class Sweep:
         now = {pid: _cmdline(pid) for pid in descendants(self.process.pid)}
         self.seen.update(now)
         for pid, command in now.items():
-            if "lrlab.keeper" in command:
+            if "lrlab/keeper.py" in command:
                 self.sessions.add(pid)  # the keeper's session holds the Ray instance
         return now
 

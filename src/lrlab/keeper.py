@@ -6,7 +6,7 @@ are none to find) and ended with SIGKILL (`kill_tree`): a local pool's workers a
 ``DataLoader`` workers they started go at once, even busy ones.
 
 A local Ray instance (``compare --executor ray`` without ``--address``) runs in a keeper
-process, ``python -m lrlab.keeper CPUS`` (`LocalRay` starts it). Ray's ``ray.init`` starts the
+process, this file run as a script (`LocalRay` starts it). Ray's ``ray.init`` starts the
 GCS and the raylet bound to the process that calls it (``PR_SET_PDEATHSIG``: they die with it,
 ``ray/_private/services.py``, ``start_ray_process(fate_share=...)``), but the raylet's agents
 (``ray::DashboardAgent``, ``ray::RuntimeEnvAgent``) and its workers are the raylet's children:
@@ -98,8 +98,10 @@ class LocalRay:
     ``timeout`` seconds, are a one-line ``ValueError``."""
 
     def __init__(self, cpus: int, timeout: float = 120.0) -> None:
+        # This file run as a script (``-P``: its folder not on ``sys.path``): it needs only the
+        # standard library and Ray, not lrlab importable in a fresh interpreter.
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "lrlab.keeper", str(cpus)],
+            [sys.executable, "-P", str(Path(__file__).resolve()), str(cpus)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             start_new_session=True,  # (a terminal's Ctrl-C is the driver's to handle)

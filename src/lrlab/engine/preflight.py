@@ -150,11 +150,6 @@ class _Check:
             transform = data.transform
             if transform is not None:
                 inputs = self._call("its input transform raised", lambda: transform(inputs))
-            augment = self.task.augmentations.get(self.config.model or self.task.default_model)
-            augment = augment or data.augment
-            if augment is not None:
-                generator = torch.Generator().manual_seed(0)
-                inputs = self._call("its augmentation raised", lambda: augment(inputs, generator))
             return inputs.to(self.plan.device), targets.to(self.plan.device)
         self._check_length(data.train)
         return self._first_batch(data.train, "training")
