@@ -44,7 +44,9 @@ def _running(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
-ARGV = ["compare", "quadratic", "--optimizers", "sgd,adam", "--seeds", "2", "--workers", "2"]
+# (no LR grid: nothing tuned, each method runs on the fresh seeds 1000 and 1001)
+ARGV = ["compare", "quadratic", "--optimizers", "sgd,adam", "--holdout-seeds", "2"]
+ARGV += ["--workers", "2"]
 
 
 @pytest.mark.slow
@@ -123,7 +125,7 @@ def _compare(task: str, db: str, meeting: str, results: Any) -> None:
     import lrlab
 
     comparison = lrlab.compare(
-        task, optimizers=["sgd", "adam", "momentum"], seeds=4, db=db, workers=1
+        task, optimizers=["sgd", "adam", "momentum"], holdout_seeds=4, db=db, workers=1
     )
     results.put((os.getpid(), comparison.ran, len(comparison.runs)))
 

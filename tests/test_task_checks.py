@@ -199,3 +199,36 @@ def test_a_dataloader_that_needs_its_worker_init_fn_is_not_refused() -> None:
         epochs=1,
     )
     _check(task, RunConfig(task="opened", optimizer="sgd"))
+
+
+def test_a_mistake_that_shows_later_fails_its_run_and_the_comparison_says_so(
+    tmp_path: Path,
+) -> None:
+    """The check passes on the first batch (the loss's 1st call); the loss then raises at
+    every 5th call: each run makes 4 (64 samples in batches of 16), so the 1st run fails at
+    its last step and the 3rd at its first, stored as failed with the error, the others go
+    on, and `Comparison.failed` lists the two."""
+    calls: list[int] = []
+
+    def wearing(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        if len(calls) % 5 == 0:
+            raise RuntimeError(f"worn out at call {len(calls)}")
+        return F.cross_entropy(outputs, targets)
+
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(0))
+    task = lrlab.Task(
+        name="wearing",
+        model=lambda: nn.Linear(4, 2),
+        train=(x, (x[:, 0] > 0).long()),
+        loss=wearing,
+        metric="accuracy",
+        batch_size=16,
+        epochs=1,
+    )
+    result = lrlab.compare(task, optimizers=["sgd", "adam"], holdout_seeds=2, db=tmp_path / "r.db")
+    assert sorted(run.status for run in result.runs) == ["done", "done", "failed", "failed"]
+    assert sorted(run.error or "" for run in result.failed) == [
+        "RuntimeError: worn out at call 10",
+        "RuntimeError: worn out at call 5",
+    ]
