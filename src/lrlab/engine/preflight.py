@@ -291,8 +291,6 @@ class _Check:
     def _check_held_out(self, model: nn.Module, role: str, batches: Iterable[Any]) -> None:
         """The first batch of a held-out set through the model in eval mode, the loss and
         the metric, as the evaluation at an epoch's end runs them."""
-        if isinstance(batches, TaskData | StreamData):  # (never: the sets are batches)
-            return
         inputs, targets = self._first_batch(batches, role)
         model.eval()
         try:
