@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrlab.controllers import ScheduleController, build_controller, run_spec
-from lrlab.engine import plan, task_data, train_run
+from lrlab.engine import check_task, plan, task_data, train_run
 from lrlab.engine.branching import Branched, train_branches
 from lrlab.execution import in_process_only, make_executor
 from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
@@ -181,6 +181,8 @@ def train(
         ),
         resolved,
     )
+    data = task_data(config, resolved)
+    check_task(config, resolved, data, plan(config, data, resolved))
     return train_run(config, observer=observer, task=resolved)
 
 
@@ -269,6 +271,8 @@ def branch(
                 resolved,
             )
         )
+    data = task_data(source, resolved)
+    check_task(source, resolved, data, plan(source, data, resolved))
     return train_branches(source, configs, task=resolved)
 
 
@@ -342,13 +346,19 @@ def _data_dir(data_dir: object) -> str | None:
 class Comparison:
     """What `compare` found: ``summaries`` ranked per task (best first), every stored run of
     the grid, the store it lives in and how many runs ran now (the rest came from the
-    store)."""
+    store); `failed` lists the runs an error ended (``len(comparison.failed)``: how many)."""
 
     summaries: list[Summary]
     runs: list[StoredRun]
     db: Path
     ran: int
     optimistic: bool = False
+
+    @property
+    def failed(self) -> list[StoredRun]:
+        """The runs of the comparison that failed (an error ended them: their ``error`` says
+        which); diverged runs are results, not failures. ``compare`` again retries them."""
+        return [run for run in self.runs if run.status == "failed"]
 
     @property
     def ranking(self) -> list[str]:
@@ -454,7 +464,10 @@ def compare(
     only this process can build; 1 runs here), ``executor="ray"`` on a Ray cluster
     (``address``, ``runtime_env``: see `lrlab.execution.RayExecutor`). Runs already finished
     in ``db`` are not redone; failed ones are retried. Every argument is checked before
-    anything runs.
+    anything runs, and a task of the user's on one batch (`lrlab.engine.check_task`: a
+    mistake is a one-line `lrlab.errors.TaskError`). A run that fails later (an error in the
+    middle of training) is stored as failed with its error and does not stop the others:
+    `Comparison.failed` lists them.
     """
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
@@ -504,7 +517,8 @@ def compare(
         optimizer=(list(optimizers) or [o for o, _ in extra] or ["sgd"])[0],
         **run_options,
     )
-    resolved_plan = plan(probe, task_data(probe, resolved), resolved)
+    data = task_data(probe, resolved)
+    resolved_plan = plan(probe, data, resolved)
     extra_specs = _run_specs([s for _, s in extra], resolved_plan)
     sweep = Sweep(
         task=name,
@@ -532,6 +546,7 @@ def compare(
         )
 
     executor_for(len(configs) or 1)  # its options are checked now, before anything runs
+    check_task(probe, resolved, data, resolved_plan)  # one batch, here, before any worker
     with Store(store_path) as store:
         ran = 0  # (no tuning runs when nothing is tuned: the fresh seeds are all there is)
         if configs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from lrlab.cli.common import (
@@ -28,8 +29,14 @@ def add_parser(commands: Any) -> None:
         "compare",
         help="run optimizers x schedules x seeds on a task, store every run, rank them",
         description="Run the grid, storing each finished run in a SQLite file; the same command "
-        "again skips finished runs (a killed sweep resumes). Then print the ranking and write "
-        "the report (Markdown, CSV, PNG plots).",
+        "again skips finished runs (a killed sweep resumes) and retries failed ones. Then print "
+        "the ranking and write the report (Markdown, CSV, PNG plots). A task of your own is "
+        "checked on one batch first.",
+        epilog="exit status: 0 every run finished (a diverged run is a result); 1 some runs "
+        "failed (an error ended them: each is stored with its error, the report is written, and "
+        "a line on stderr says how many and why); 2 the command, the task or the store is wrong "
+        "(one line on stderr, nothing ran); 130 interrupted (Ctrl-C: the runs finished so far "
+        "are stored, the same command resumes).",
     )
     parser.add_argument(
         "task",
@@ -164,4 +171,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     elapsed = f"({time.perf_counter() - start:.0f} s)"
-    return write_and_show_report(result.runs, db, out, elapsed, optimistic=args.optimistic)
+    write_and_show_report(result.runs, db, out, elapsed, optimistic=args.optimistic)
+    failed = result.failed
+    if not failed:
+        return 0
+    errors = Counter(run.error or "no error recorded" for run in failed)
+    error = errors.most_common(1)[0][0]
+    which = f"all with {error}" if len(errors) == 1 else f"{len(errors)} errors, e.g. {error}"
+    print(
+        f"lrlab: {len(failed)} of {len(result.runs)} runs failed ({which}; each in runs.csv); "
+        "the same command again retries them",
+        file=sys.stderr,
+    )
+    return 1
