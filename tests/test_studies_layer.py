@@ -34,8 +34,6 @@ STUDY_MODULES = (
     "seed004",
     "lr_finder",
     "tune",
-
-
     "wsd",
 )
 SHARED = {"lrlab.studies.runner", "lrlab.studies.verdict", "lrlab.studies.published"}

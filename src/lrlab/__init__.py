@@ -47,7 +47,6 @@ _LAZY = {
     "RunRecord": "lrlab.record",
     "HOLDOUT_SEEDS_FROM": "lrlab.record",
     "RunConfig": "lrlab.record",
-    "HOLDOUT_SEEDS_FROM": "lrlab.record",
     "StoredRun": "lrlab.store",
     "register_optimizer": "lrlab.optimizers",
     "register_controller": "lrlab.controllers",

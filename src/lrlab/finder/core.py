@@ -21,10 +21,8 @@ from torch.nn.utils import clip_grad_norm_
 from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
-from lrlab.finder import doubt
-
-
 from lrlab.engine.precision import autocast, check_precision
+from lrlab.finder import doubt
 from lrlab.finder.plot import plot_range_test
 from lrlab.finder.rules import Rule, Suggestion, minimum, rule_name, steepest, valley, window
 from lrlab.finder.state import Snapshot
@@ -208,6 +206,8 @@ class RangeTest:
     lipschitz_seconds: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
     adaptive: bool = False
+    clip_norm: float | None = None
+    precision: str = "fp32"
 
     @property
     def doubts(self) -> tuple[doubt.Doubt, ...]:
@@ -224,10 +224,6 @@ class RangeTest:
         """One line saying why the test is in doubt, pointing to ``lrlab tune`` (``command``:
         the tune command to suggest); ``None`` when it shows no sign."""
         return doubt.warning(self, command)
-
-
-    clip_norm: float | None = None
-    precision: str = "fp32"
 
     @property
     def suggested_lr(self) -> float:
@@ -486,6 +482,8 @@ def find(
         seconds=seconds,
         lipschitz_seconds=lipschitz_seconds,
         adaptive=not sgd_family(optimizer),
+        clip_norm=None if clip_norm is None else float(clip_norm),
+        precision=precision,
     )
 
 
@@ -496,10 +494,6 @@ def sgd_family(optimizer: Optimizer) -> bool:
     return isinstance(optimizer, torch.optim.SGD | KerasSGD) or type(optimizer).__name__ in (
         "SGDScheduleFree",
         "SGDScheduleFreeReference",
-
-
-        clip_norm=None if clip_norm is None else float(clip_norm),
-        precision=precision,
     )
 
 
