@@ -312,7 +312,7 @@ def test_sigkill_mid_sweep_loses_nothing_and_resumes(tmp_path: Path) -> None:
         f"{tmp_path / 'held.py'}:make_task",
         "--optimizers",
         "sgd,held-sgd",
-        "--seeds",
+        "--holdout-seeds",  # nothing is tuned: the runs are the 3 fresh seeds'
         "3",
         "--epochs",
         "2",
