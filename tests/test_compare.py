@@ -165,7 +165,7 @@ def test_a_raising_run_is_stored_as_failed_and_the_sweep_goes_on(
     """The paper's MSE bound on standardised regression targets: K_a - ||y|| < 0, which
     LipschitzLR refuses inside the run (no max_lr)."""
     db = tmp_path / "runs.sqlite"
-    code, _out, _ = _compare(
+    code, _out, err = _compare(
         capsys,
         "regression",
         "--optimizers",
@@ -183,7 +183,9 @@ def test_a_raising_run_is_stored_as_failed_and_the_sweep_goes_on(
         "--holdout-seeds",
         "2",
     )
-    assert code == 0
+    assert code == 1  # some runs failed: said on stderr's last line
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("lrlab: 2 of 4 runs failed (all with NonPositiveBound: "), last
     with Store(db) as store:
         runs = store.runs()
     failed = [r for r in runs if r.status == "failed"]
@@ -310,7 +312,7 @@ def test_sigkill_mid_sweep_loses_nothing_and_resumes(tmp_path: Path) -> None:
         f"{tmp_path / 'held.py'}:make_task",
         "--optimizers",
         "sgd,held-sgd",
-        "--seeds",
+        "--holdout-seeds",  # nothing is tuned: the runs are the 3 fresh seeds'
         "3",
         "--epochs",
         "2",

@@ -1,7 +1,10 @@
 """The Python API under misuse: every malformed call below, generated across `lrlab.train`,
-`lrlab.compare`, `lrlab.find`, `lrlab.Task`, `lrlab.ScheduleLR` and `lrlab.PlateauLR`, must
-raise a ``TypeError`` (a wrong type) or a ``ValueError`` (a wrong value) whose message is one
-line naming the parameter, before anything trains, and write nothing (every file of the
+`lrlab.compare`, `lrlab.find`, `lrlab.Task`, `lrlab.ScheduleLR` and `lrlab.PlateauLR`, and
+users' tasks with the classic mistakes through `lrlab.train`, `lrlab.compare` and
+`lrlab.find_on_task`, must raise a ``TypeError`` (a wrong type) or a ``ValueError`` (a wrong
+value; a task's mistake is a `lrlab.errors.TaskError`) whose message is one line naming the
+parameter (for a task's mistake, the user's file and line), before anything trains, and
+write nothing (every file of the
 working folder byte-identical, none added). The counts per class are in `CLASSES`;
 `test_the_suite_tries_enough` keeps them honest.
 """
@@ -21,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 import lrlab
+from tests.user_task_sources import BAD_TASKS, MISTAKES
 
 Case = tuple[str, Callable[[], object]]  # (the parameter the message must name, the call)
 
@@ -247,12 +251,33 @@ def _schedulers() -> Iterator[Case]:
         yield "metric", lambda value=value: lrlab.PlateauLR(_optimizer()).step(value)  # type: ignore[arg-type]
 
 
+# -- users' own tasks with the classic mistakes ------------------------------------------------
+
+
+def _user_tasks() -> Iterator[Case]:
+    """Each mistake of `tests.user_task_sources.BAD_TASKS` through every entry point that
+    trains, by reference and as a `Task` object: a `lrlab.errors.TaskError` whose one line
+    names the user's file (the working folder's ``mistakes.py``) and line."""
+    from lrlab.tasks import get_task
+
+    for name in BAD_TASKS:
+        reference = f"mistakes.py:{name}"
+        yield "mistakes.py:", lambda r=reference: lrlab.train(r)
+        yield "mistakes.py:", lambda r=reference: lrlab.train(get_task(r), optimizer="adam")
+        yield "mistakes.py:", lambda r=reference: lrlab.find_on_task(r, steps=20)
+        yield (
+            "mistakes.py:",
+            lambda r=reference: lrlab.compare(r, optimizers=["sgd"], workers=2, db="runs.sqlite"),
+        )
+
+
 CLASSES: dict[str, list[Case]] = {
     "train": list(_train()),
     "compare": list(_compare()),
     "find": list(_find()),
     "Task": list(_task()),
     "schedulers": list(_schedulers()),
+    "user_tasks": list(_user_tasks()),
 }
 CASES = [(kind, name, action) for kind, cases in CLASSES.items() for name, action in cases]
 
@@ -284,6 +309,7 @@ def work(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     db.execute("CREATE TABLE people (name TEXT)")
     db.commit()
     db.close()
+    (tmp_path / "mistakes.py").write_text(MISTAKES)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -9,8 +9,11 @@ file, a corrupt lrlab store, task files that misbehave...), under a deadline so 
 blocks fails instead of hanging the suite. Issue 22's classes: special paths (FIFO, device,
 system folder, folder, empty, URI-like, trailing ``/``) for every path option, every count
 option of every command past its bound or not an integer, nonsense that used to run,
-empty values, and stores another process holds locked. The classes and how many inputs each
-tries are in `CLASSES`; `test_the_suite_tries_enough` keeps the count honest.
+empty values, stores another process holds locked, and users' own tasks with the classic
+mistakes (labels out of range, a model returning a tuple, a loss without a gradient, a
+Dataset that raises...: `tests.user_task_sources.BAD_TASKS`) through every command that
+trains, whose one line must name the user's ``file:line``. The classes and how many inputs
+each tries are in `CLASSES`; `test_the_suite_tries_enough` keeps the count honest.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pytest
 
 from lrlab import store as store_module
 from lrlab.cli import main
+from tests.user_task_sources import BAD_TASKS, MISTAKES, mistake_line
 
 BIG_INT = "1" * 400
 NUMBERS = [BIG_INT, "-" + BIG_INT, "1e309", "-1e309", "1e400", "9" * 4000]
@@ -528,6 +532,24 @@ def _locks() -> Iterator[list[str]]:
                 ]  # fmt: skip
 
 
+# -- issue 22: users' own tasks with the classic mistakes ----------------------------------------
+
+
+def _user_tasks() -> Iterator[list[str]]:
+    """Each mistake of `tests.user_task_sources.BAD_TASKS` through every command that trains,
+    with the options that change where and how: the one-line error names mistakes.py:LINE."""
+    for name in BAD_TASKS:
+        task = f"mistakes.py:{name}"
+        yield ["run", task, "--optimizer", "sgd", "--quiet"]
+        yield ["run", task, "--optimizer", "adam", "--schedule", "cosine(lr=0.01)", "--quiet"]
+        yield ["find", task, "--no-lipschitz"]
+        yield ["find", task, "--repeats", "2", "--steps", "20"]
+        compare = ["compare", task, "--optimizers", "sgd,adam", "--db", "x.db"]
+        yield compare
+        yield [*compare, "--workers", "2", "--vectorize", "off"]
+        yield [*compare, "--lr-grid", "0.01,0.1", "--seeds", "2", "--workers", "2"]
+
+
 CLASSES = {
     "overflow": list(_overflow()),
     "overflow_at_step": list(_overflow_at_step()),
@@ -542,6 +564,7 @@ CLASSES = {
     "nonsense": list(_nonsense()),
     "empty": list(_empty()),
     "locks": list(_locks()),
+    "user_tasks": list(_user_tasks()),
 }
 CASES = [(name, argv) for name, cases in CLASSES.items() for argv in cases]
 
@@ -594,6 +617,7 @@ def _traps(folder: Path) -> None:
     db.close()
     (folder / "metrics.csv").write_text("loss\n1.0\n0.5\n")
     (folder / "tasks.py").write_text(USER_TASKS)
+    (folder / "mistakes.py").write_text(MISTAKES)
     for name, code in EXITS.items():
         (folder / name).write_text(f"import sys\n\nsys.exit({code})\n")
 
@@ -693,5 +717,8 @@ def test_malformed_input_is_one_line_exit_2_and_writes_nothing(
     assert err.startswith("lrlab"), err
     assert ": error: " in err
     assert "Traceback" not in err
+    if kind == "user_tasks":  # the user's file and line
+        task = argv[1].rpartition(":")[2]
+        assert err.rstrip().endswith(f"(mistakes.py:{mistake_line(task)})"), err
     assert after == before
     assert sorted(os.listdir("/dev")) == system

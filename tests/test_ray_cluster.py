@@ -386,8 +386,11 @@ def run_sweeps(cluster: Cluster, lap: Callable[[str], None]) -> None:
     sweep = driver(cluster, task, root / "a.sqlite", *GRID, *ray_args)
     deadline = time.monotonic() + STARTUP
 
+    def runs_started() -> list[list[str]]:  # (the driver builds a model too: its task check)
+        return [line for line in log_lines(log)[before:] if int(line[1]) != sweep.pid]
+
     def on_worker() -> list[list[str]]:
-        return [line for line in log_lines(log)[before:] if int(line[2]) == worker]
+        return [line for line in runs_started() if int(line[2]) == worker]
 
     while len(on_worker()) < 2:
         assert sweep.poll() is None, finish(sweep)[1]
@@ -395,14 +398,14 @@ def run_sweeps(cluster: Cluster, lap: Callable[[str], None]) -> None:
         time.sleep(0.02)
     killed = cluster.kill_node("worker")
     killed_time = time.time()
-    killed_at, in_flight = len(log_lines(log)), on_worker()[-1]
+    killed_at, in_flight = len(runs_started()), on_worker()[-1]
     rc, output = finish(sweep)
     assert rc == 0, output
     assert stored(root / "a.sqlite") == expected  # the same runs, the same numbers
     lines = outcome_lines(output)
     assert len(lines) == len(set(lines)) == 8, lines  # each stored once
-    ran = log_lines(log)[before:]
-    after = ran[killed_at - before :]
+    ran = runs_started()
+    after = ran[killed_at:]
     assert {int(line[2]) for line in ran} == {head, worker}  # both nodes ran runs
     assert after
     assert all(int(line[2]) == head for line in after)  # then the head only

@@ -33,6 +33,7 @@ STUDY_MODULES = (
     "seed003",
     "seed004",
     "lr_finder",
+    "tune",
     "wsd",
 )
 SHARED = {"lrlab.studies.runner", "lrlab.studies.verdict", "lrlab.studies.published"}

@@ -41,6 +41,8 @@ _LAZY = {
     "Branched": "lrlab.engine.branching",
     "train_branches": "lrlab.engine.branching",
     "compare": "lrlab.api",
+    "tune": "lrlab.api",
+    "TuneResult": "lrlab.api",
     "Comparison": "lrlab.api",
     "RunRecord": "lrlab.record",
     "HOLDOUT_SEEDS_FROM": "lrlab.record",
@@ -64,7 +66,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from lrlab.api import Comparison, branch, compare, train
+    from lrlab.api import Comparison, TuneResult, branch, compare, train, tune
     from lrlab.controllers import LRController, register_controller
     from lrlab.engine.branching import Branched, train_branches
     from lrlab.engine.groups import weight_decay_groups
@@ -110,6 +112,7 @@ __all__ = [
     "Step",
     "StoredRun",
     "Task",
+    "TuneResult",
     "Warmup",
     "Wsd",
     "__version__",
@@ -124,6 +127,7 @@ __all__ = [
     "register_schedule",
     "train",
     "train_branches",
+    "tune",
     "weight_decay_groups",
 ]
 

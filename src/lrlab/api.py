@@ -1,10 +1,11 @@
-"""The public API: `train` one run, `compare` a grid, both on lrlab's tasks or yours.
+"""The public API: `train` one run, `compare` a grid, `tune` an LR, on lrlab's tasks or yours.
 
-`train` returns the run's `RunRecord`; `compare` runs optimizers x schedules x seeds (x an LR
-grid), stores every run in a SQLite file (a run already there is not redone, so a killed
-comparison resumes), and returns a `Comparison`: the ranking, per-method summaries, the runs,
-``to_pandas()`` and the report's plots. The ``lrlab run`` and ``lrlab compare`` commands are
-thin layers over these two.
+`train` returns the run's `RunRecord`; `tune` (`lrlab.tuning`) the LR a tuned grid would
+choose, at a fifth of its cost, as a `TuneResult`; `compare` runs optimizers x schedules x
+seeds (x an LR grid), stores every run in a SQLite file (a run already there is not redone,
+so a killed comparison resumes), and returns a `Comparison`: the ranking, per-method
+summaries, the runs, ``to_pandas()`` and the report's plots. The ``lrlab run``, ``lrlab
+compare`` and ``lrlab tune`` commands are thin layers over these.
 
 ``task`` is an `lrlab.Task`, a built-in task's name, or a reference
 ``path/to/file.py:function`` / ``package.module:function`` whose function returns a Task. A
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lrlab.controllers import ScheduleController, build_controller, run_spec
-from lrlab.engine import plan, task_data, train_run
+from lrlab.engine import check_task, plan, task_data, train_run
 from lrlab.engine.branching import Branched, train_branches
 from lrlab.execution import in_process_only, make_executor
 from lrlab.record import HOLDOUT_SEEDS_FROM, RunConfig, RunRecord
@@ -48,6 +49,7 @@ from lrlab.schedules import Schedule
 from lrlab.store import Store
 from lrlab.sweep import Progress, Sweep, run_missing
 from lrlab.tasks import get_task, task_id
+from lrlab.tuning import TuneResult, tune
 from lrlab.validate import (
     MAX_SEEDS,
     ArgumentTypeError,
@@ -69,7 +71,7 @@ if TYPE_CHECKING:
     from lrlab.store import StoredRun
     from lrlab.tasks import Task
 
-__all__ = ["Comparison", "compare", "train"]
+__all__ = ["Comparison", "TuneResult", "compare", "train", "tune"]
 
 ScheduleLike = str | Schedule | None
 
@@ -179,6 +181,8 @@ def train(
         ),
         resolved,
     )
+    data = task_data(config, resolved)
+    check_task(config, resolved, data, plan(config, data, resolved))
     return train_run(config, observer=observer, task=resolved)
 
 
@@ -267,6 +271,8 @@ def branch(
                 resolved,
             )
         )
+    data = task_data(source, resolved)
+    check_task(source, resolved, data, plan(source, data, resolved))
     return train_branches(source, configs, task=resolved)
 
 
@@ -340,13 +346,19 @@ def _data_dir(data_dir: object) -> str | None:
 class Comparison:
     """What `compare` found: ``summaries`` ranked per task (best first), every stored run of
     the grid, the store it lives in and how many runs ran now (the rest came from the
-    store)."""
+    store); `failed` lists the runs an error ended (``len(comparison.failed)``: how many)."""
 
     summaries: list[Summary]
     runs: list[StoredRun]
     db: Path
     ran: int
     optimistic: bool = False
+
+    @property
+    def failed(self) -> list[StoredRun]:
+        """The runs of the comparison that failed (an error ended them: their ``error`` says
+        which); diverged runs are results, not failures. ``compare`` again retries them."""
+        return [run for run in self.runs if run.status == "failed"]
 
     @property
     def ranking(self) -> list[str]:
@@ -452,7 +464,10 @@ def compare(
     only this process can build; 1 runs here), ``executor="ray"`` on a Ray cluster
     (``address``, ``runtime_env``: see `lrlab.execution.RayExecutor`). Runs already finished
     in ``db`` are not redone; failed ones are retried. Every argument is checked before
-    anything runs.
+    anything runs, and a task of the user's on one batch (`lrlab.engine.check_task`: a
+    mistake is a one-line `lrlab.errors.TaskError`). A run that fails later (an error in the
+    middle of training) is stored as failed with its error and does not stop the others:
+    `Comparison.failed` lists them.
     """
     name, resolved = _task(task)
     seed_list = _seeds(seeds)
@@ -502,7 +517,8 @@ def compare(
         optimizer=(list(optimizers) or [o for o, _ in extra] or ["sgd"])[0],
         **run_options,
     )
-    resolved_plan = plan(probe, task_data(probe, resolved), resolved)
+    data = task_data(probe, resolved)
+    resolved_plan = plan(probe, data, resolved)
     extra_specs = _run_specs([s for _, s in extra], resolved_plan)
     sweep = Sweep(
         task=name,
@@ -530,6 +546,7 @@ def compare(
         )
 
     executor_for(len(configs) or 1)  # its options are checked now, before anything runs
+    check_task(probe, resolved, data, resolved_plan)  # one batch, here, before any worker
     with Store(store_path) as store:
         ran = 0  # (no tuning runs when nothing is tuned: the fresh seeds are all there is)
         if configs:

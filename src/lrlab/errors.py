@@ -9,7 +9,7 @@ who must be able to act on it without a traceback.
 
 from __future__ import annotations
 
-__all__ = ["DataError", "DataNotFoundError", "describe", "first_line"]
+__all__ = ["DataError", "DataNotFoundError", "TaskError", "describe", "first_line"]
 
 
 class DataError(ValueError):
@@ -24,6 +24,15 @@ class DataNotFoundError(DataError):
 
     The message says which directories were searched and how to provide the data (copy the
     files there, or the ``lrlab download`` command that fetches them).
+    """
+
+
+class TaskError(ValueError):
+    """A user's task fails on its first batch (`lrlab.engine.preflight.check_task`): the model,
+    the loss, the metric or the data raise or return what a run cannot use.
+
+    The message names the task, what failed and the user's ``file:line``; the original
+    exception is its ``__cause__``.
     """
 
 

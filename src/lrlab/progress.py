@@ -52,17 +52,24 @@ class SweepProgress:
         return self._bar
 
     def grouped(self, groups: list[int], alone: list[tuple[RunConfig, str]]) -> None:
-        """One line on how the runs train; with ``--verbose``, why each lone run is alone."""
-        if not groups:
+        """One line on how the runs train, groups or none; with ``--verbose``, why the runs
+        that train alone are alone, counted by reason (``vectorised: no group (66 runs
+        alone): 66 a DataLoader's batches ...``)."""
+        reasons = Counter(reason for _, reason in alone)
+        if groups:
+            line = (
+                f"vectorised: {sum(groups)} runs in {len(groups)} group(s) of "
+                f"{min(groups)}-{max(groups)}, {len(alone)} alone"
+            )
+        elif alone:
+            line = f"vectorised: no group ({len(alone)} runs alone)"
+            if self.verbose:
+                line += ": " + "; ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+                reasons = Counter()  # (said on this line)
+        else:
             return
-        members = sum(groups)
-        print(
-            f"{self.label}vectorised: {members} runs in {len(groups)} group(s) of "
-            f"{min(groups)}-{max(groups)}, {len(alone)} alone",
-            file=sys.stderr,
-        )
+        print(f"{self.label}{line}", file=sys.stderr)
         if self.verbose:
-            reasons = Counter(reason for _, reason in alone)
             for reason, count in reasons.most_common():
                 print(f"  {count} alone: {reason}", file=sys.stderr)
 

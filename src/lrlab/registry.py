@@ -20,8 +20,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
+import keyword
+import site
 import sys
+import sysconfig
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -147,7 +151,7 @@ def caller_source(depth: int = 1) -> str:
     module = frame.f_globals.get("__name__", "")
     if module == "lrlab" or module.startswith("lrlab."):
         return ""
-    if module in ("__main__", "__mp_main__") or module.startswith("lrlab_plugin_"):
+    if module in ("__main__", "__mp_main__") or module in _FILES:
         path = frame.f_globals.get("__file__")
         return str(Path(path).resolve()) if path else ""
     return str(module)
@@ -174,30 +178,48 @@ def import_plugins(sources: list[str] | tuple[str, ...]) -> None:
             importlib.import_module(source)
 
 
+#: Every file `import_file` imported in this process: its module name -> the file.
+_FILES: dict[str, Path] = {}
+
+
 def import_file(path: str | Path, *, what: str = "plugin") -> object:
     """Import a Python file by path (once per process) and return the module; a file that
     does not exist, fails to import or exits while importing (``sys.exit``) is a one-line
-    ``ValueError`` naming it."""
+    ``ValueError`` naming it.
+
+    The file is imported as Python would import it from a script beside it: its folder goes
+    first on ``sys.path`` (its siblings import as they do when it runs as a script), and the
+    module is named after the file (``my_tasks.py`` -> ``my_tasks``) when that name is free
+    (`module_name`). Classes and functions defined in it then pickle by a name every child
+    process can import: a ``DataLoader``'s workers, started by ``spawn`` or ``forkserver``,
+    receive the parent's ``sys.path`` with the process object (``multiprocessing.spawn.
+    get_preparation_data``) and import the module from there, as they would a user's own
+    module; under ``fork`` they inherit it. A name that is taken (an installed or standard
+    module, or another file of that name imported before) falls back to a private name,
+    ``lrlab_plugin_<hash of the path>``, which only this process and its forks know.
+    """
     file = Path(path).expanduser().resolve()
     if not file.is_file():
         raise ValueError(f"{what} file {str(path)!r} does not exist")
-    name = "lrlab_plugin_" + hashlib.sha1(str(file).encode()).hexdigest()[:12]
-    if name in sys.modules:
-        return sys.modules[name]
+    for known, source in _FILES.items():
+        if source == file and known in sys.modules:
+            return sys.modules[known]
+    name = module_name(file)
+    existing = sys.modules.get(name)
+    if existing is not None:  # the user's program imported it already, by that name
+        _FILES[name] = file
+        return existing
     spec = importlib.util.spec_from_file_location(name, file)
     if spec is None or spec.loader is None:
         raise ValueError(f"{what} file {str(path)!r} cannot be imported as Python")
     module = importlib.util.module_from_spec(spec)
+    _put_folder_on_path(file.parent)
     sys.modules[name] = module
-    # Imports of the file's siblings work as they do when it runs as a script.
-    folder = str(file.parent)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
+    _FILES[name] = file  # (what it registers while it runs names the file: `caller_source`)
     try:
         spec.loader.exec_module(module)
     except BaseException as error:
-        del sys.modules[name]
+        del sys.modules[name], _FILES[name]
         if isinstance(error, KeyboardInterrupt):
             raise
         if isinstance(error, SystemExit):  # its script part ran: not an exit of lrlab's own
@@ -207,3 +229,79 @@ def import_file(path: str | Path, *, what: str = "plugin") -> object:
             ) from None
         raise ValueError(f"{what} file {str(path)!r} raised on import: {describe(error)}") from None
     return module
+
+
+def module_name(file: Path) -> str:
+    """The name `import_file` gives ``file`` (an absolute path): its stem, when a child
+    process with this process's ``sys.path`` (the file's folder on it, `_put_folder_on_path`)
+    imports exactly this file by that name and the name is no other module's (none of that
+    name imported, built in, in the standard library or installed); else
+    ``lrlab_plugin_<hash of the path>``.
+
+    >>> module_name(Path("/nonexistent/my-tasks.py"))[:13]  # not an identifier
+    'lrlab_plugin_'
+    >>> module_name(Path("/nonexistent/json.py"))[:13]  # the standard library's
+    'lrlab_plugin_'
+    """
+    stem = file.stem
+    private = "lrlab_plugin_" + hashlib.sha1(str(file).encode()).hexdigest()[:12]
+    if not stem.isidentifier() or keyword.iskeyword(stem) or stem.startswith("lrlab"):
+        return private
+    loaded = sys.modules.get(stem)
+    if loaded is not None:
+        origin = getattr(loaded, "__file__", None)
+        return stem if origin and Path(origin).resolve() == file else private
+    if stem in sys.builtin_module_names or importlib.machinery.FrozenImporter.find_spec(stem):
+        return private
+    found = importlib.machinery.PathFinder.find_spec(stem, _path_with(file.parent))
+    if found is None or found.origin != str(file):
+        return private
+    other = importlib.machinery.PathFinder.find_spec(stem, installed_locations())
+    return private if other is not None else stem
+
+
+def installed_locations() -> list[str]:
+    """The folders of the standard library and of installed packages (site-packages)."""
+    paths = sysconfig.get_paths()
+    places = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
+    places += [*site.getsitepackages(), site.getusersitepackages()]
+    return [place for place in dict.fromkeys(places) if place]
+
+
+def _entry_folder(entry: str) -> Path | None:
+    """The folder a ``sys.path`` entry names (``""``: the current one)."""
+    try:
+        return Path(entry or ".").resolve()
+    except (OSError, RuntimeError):
+        return None
+
+
+def _path_with(folder: Path) -> list[str]:
+    """``sys.path`` as `_put_folder_on_path` leaves it for ``folder``."""
+    if any(_entry_folder(entry) == folder for entry in sys.path):
+        return list(sys.path)
+    if _shadows(folder):
+        return [*sys.path, str(folder)]
+    return [str(folder), *sys.path]
+
+
+def _shadows(folder: Path) -> bool:
+    """Whether a file or package in ``folder`` has the name of a module `import_file` named
+    after a file elsewhere (a child process importing that name would find this folder's)."""
+    return any(
+        source.parent != folder
+        and not name.startswith("lrlab_plugin_")
+        and importlib.machinery.PathFinder.find_spec(name, [str(folder)]) is not None
+        for name, source in _FILES.items()
+    )
+
+
+def _put_folder_on_path(folder: Path) -> None:
+    """``folder`` on ``sys.path``: first, as a script's own folder is, unless it would shadow
+    a module `import_file` named after a file elsewhere (`_shadows`): then last."""
+    if any(_entry_folder(entry) == folder for entry in sys.path):
+        return
+    if _shadows(folder):
+        sys.path.append(str(folder))
+    else:
+        sys.path.insert(0, str(folder))

@@ -12,10 +12,26 @@ Errors, and which ones a user sees as one line (exit code 2) rather than a trace
   a parent that is a file, no such file), a full disk, a device. Printed as one line naming
   the file when the error has one. (``BrokenPipeError``, a reader that went away, exits 0.)
 - Usage errors (an unknown flag, a value argparse cannot convert) are argparse's, one line.
+- A task of the user's is checked on one batch before anything trains
+  (`lrlab.engine.check_task`): its mistakes (labels out of range, a model that returns a
+  tuple, a loss without a gradient...) are `lrlab.errors.TaskError`, a ``ValueError`` whose
+  line names the user's ``file:line``.
 - Anything else (``TypeError``, ``KeyError``, ``OverflowError``, ``RecursionError``...) is a
   bug in lrlab, since user input is checked before it can reach such an error: it keeps its
-  traceback so it can be reported. ``LRLAB_TRACEBACK=1`` shows the traceback of the two
-  kinds above too.
+  traceback so it can be reported. ``LRLAB_TRACEBACK=1`` shows the traceback of the kinds
+  above too (for a task's mistake, the user's own traceback first).
+
+Exit codes, for every command:
+
+- 0: done. For ``compare``: every run finished; a diverged run is a result, not an error.
+- 1: ``compare`` ran, but some runs failed (an error ended them mid-training; each is
+  stored with its error, the report is written, a line on stderr says how many and the
+  commonest error; the same command again retries them).
+- 2: a user error before anything ran: a bad argument, task, spec, data file or store
+  (one line on stderr).
+- 130: interrupted (Ctrl-C): a sweep's finished runs are stored and the same command
+  resumes. After a Ctrl-C or a SIGKILL, no process the command started outlives it by more
+  than a few seconds (pool workers and their ``DataLoader`` workers, a local Ray instance).
 """
 
 from __future__ import annotations
@@ -36,6 +52,7 @@ from lrlab.cli import (
     schedule_cmd,
     study_cmd,
     tasks_cmd,
+    tune_cmd,
 )
 from lrlab.cli.common import OneLineParser, flag_message
 from lrlab.errors import first_line
@@ -50,6 +67,7 @@ _COMMANDS = (
     reproduce_cmd,
     study_cmd,
     find_cmd,
+    tune_cmd,
 )
 
 

@@ -64,6 +64,21 @@ def add_vectorize_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_run_arguments(parser: argparse.ArgumentParser, what: str = "per run") -> None:
+    """The options every run of a sweep shares (``RUN_OPTIONS`` of ``lrlab compare``): its
+    budget (``--epochs`` or ``--steps``), batch size, model, split, sampling, data folder and
+    device."""
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--epochs", type=int, metavar="N", help=f"epochs {what} (task default)")
+    budget.add_argument("--steps", type=int, metavar="N", help=f"optimizer steps {what}")
+    parser.add_argument("--batch-size", type=int, metavar="B")
+    parser.add_argument("--model", metavar="NAME")
+    parser.add_argument("--split", metavar="NAME")
+    parser.add_argument("--sampling", choices=("shuffle", "replacement"))
+    parser.add_argument("--data-dir", metavar="DIR")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+
+
 def add_training_arguments(
     parser: argparse.ArgumentParser, *, accumulation: bool = True, checkpoints: bool = True
 ) -> None:
@@ -253,6 +268,21 @@ def parse_method(text: str) -> tuple[str, str | None]:
         raise ValueError(f"--method must look like OPTIMIZER[:SCHEDULE], got --method={text!r}")
     schedule = schedule.strip()
     return optimizer.strip(), (None if schedule.lower() in ("", "none", "constant") else schedule)
+
+
+def parse_runtime_env(text: str | None) -> dict[str, Any] | None:
+    """``--runtime-env JSON`` (a Ray job's runtime_env): a JSON object, or ``None``."""
+    import json
+
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = None
+    if not isinstance(value, dict):
+        raise ValueError(f"--runtime-env must be a JSON object, got --runtime-env={text!r}")
+    return value
 
 
 def parse_lr_grid(text: str) -> tuple[float, ...]:

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
+from collections import Counter
 from typing import Any
 
 from lrlab.cli.common import (
     add_optimistic_argument,
+    add_run_arguments,
     add_threads_argument,
     add_training_arguments,
     add_vectorize_argument,
     parse_lr_grid,
     parse_method,
+    parse_runtime_env,
     report_folder,
     set_threads,
     training_options,
@@ -27,8 +29,14 @@ def add_parser(commands: Any) -> None:
         "compare",
         help="run optimizers x schedules x seeds on a task, store every run, rank them",
         description="Run the grid, storing each finished run in a SQLite file; the same command "
-        "again skips finished runs (a killed sweep resumes). Then print the ranking and write "
-        "the report (Markdown, CSV, PNG plots).",
+        "again skips finished runs (a killed sweep resumes) and retries failed ones. Then print "
+        "the ranking and write the report (Markdown, CSV, PNG plots). A task of your own is "
+        "checked on one batch first.",
+        epilog="exit status: 0 every run finished (a diverged run is a result); 1 some runs "
+        "failed (an error ended them: each is stored with its error, the report is written, and "
+        "a line on stderr says how many and why); 2 the command, the task or the store is wrong "
+        "(one line on stderr, nothing ran); 130 interrupted (Ctrl-C: the runs finished so far "
+        "are stored, the same command resumes).",
     )
     parser.add_argument(
         "task",
@@ -80,15 +88,7 @@ def add_parser(commands: Any) -> None:
         metavar="GRID",
         help="tune each optimizer's LR: '1e-3,1e-2,0.1' or LOW:HIGH:COUNT (log)",
     )
-    budget = parser.add_mutually_exclusive_group()
-    budget.add_argument("--epochs", type=int, metavar="N", help="epochs per run (task default)")
-    budget.add_argument("--steps", type=int, metavar="N", help="optimizer steps per run")
-    parser.add_argument("--batch-size", type=int, metavar="B")
-    parser.add_argument("--model", metavar="NAME")
-    parser.add_argument("--split", metavar="NAME")
-    parser.add_argument("--sampling", choices=("shuffle", "replacement"))
-    parser.add_argument("--data-dir", metavar="DIR")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda", "auto"))
+    add_run_arguments(parser)
     add_training_arguments(parser)
     parser.add_argument(
         "--workers", type=int, default=None, metavar="K", help="parallel runs (default: CPU count)"
@@ -121,18 +121,6 @@ def _schedules(text: str) -> tuple[str | None, ...]:
     if not items:
         raise ValueError(f"--schedules must name at least one schedule, got --schedules={text!r}")
     return tuple(None if item.lower() in ("none", "constant") else item for item in items)
-
-
-def _runtime_env(text: str | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError:
-        value = None
-    if not isinstance(value, dict):
-        raise ValueError(f"--runtime-env must be a JSON object, got --runtime-env={text!r}")
-    return value
 
 
 RUN_OPTIONS = ("epochs", "steps", "batch_size", "model", "split", "sampling", "device", "data_dir")
@@ -168,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
             threads=args.threads or 1,
             executor=args.executor,
             address=args.address,
-            runtime_env=_runtime_env(args.runtime_env),
+            runtime_env=parse_runtime_env(args.runtime_env),
             progress=progress,
             vectorize=args.vectorize == "on",
             **{name: getattr(args, name) for name in RUN_OPTIONS},
@@ -183,4 +171,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return 130
     elapsed = f"({time.perf_counter() - start:.0f} s)"
-    return write_and_show_report(result.runs, db, out, elapsed, optimistic=args.optimistic)
+    write_and_show_report(result.runs, db, out, elapsed, optimistic=args.optimistic)
+    failed = result.failed
+    if not failed:
+        return 0
+    errors = Counter(run.error or "no error recorded" for run in failed)
+    error = errors.most_common(1)[0][0]
+    which = f"all with {error}" if len(errors) == 1 else f"{len(errors)} errors, e.g. {error}"
+    print(
+        f"lrlab: {len(failed)} of {len(result.runs)} runs failed ({which}; each in runs.csv); "
+        "the same command again retries them",
+        file=sys.stderr,
+    )
+    return 1

@@ -28,7 +28,10 @@ def add_parser(commands: Any) -> None:
         "to --end, stop when the smoothed loss blows up, and print each rule's suggestion "
         "(median and range over --repeats data orders), LipschitzLR's values at the same "
         "weights, and schedule specs using the recommended LR. Model, optimizer and RNGs are "
-        "restored afterwards, so this is the run `lrlab run TASK --seed S` would start.",
+        "restored afterwards, so this is the run `lrlab run TASK --seed S` would start. A "
+        "curve that cannot place an LR (flat, noisy, a minimum at the chart's edge, repeats "
+        "a decade apart) prints a warning and sets doubtful in --json; `lrlab tune` measures "
+        "the LR with short trained runs instead, at a few runs' cost.",
     )
     parser.add_argument(
         "task",
@@ -198,8 +201,14 @@ def report(result: RangeTest) -> str:
     ]
     names = [n for n in result.suggestions if n != result.recommended] + [result.recommended]
     rows: list[tuple[str, float | None, str, str]] = []
+    theory = (
+        f"SGD theory ({extra.get('optimizer') or 'this optimizer'} scales its own steps), at "
+        "the initial weights"
+        if result.adaptive
+        else "theory, at the initial weights"
+    )
     for bound, value in result.lipschitz.items():
-        rows.append((f"lipschitz {bound}", value, "", "theory, at the initial weights"))
+        rows.append((f"lipschitz {bound}", value, "", theory))
     for name in names:
         rule = result.suggestions[name]
         spread = f"{_lr(rule.low)} - {_lr(rule.high)}" if repeats > 1 else ""
@@ -213,4 +222,15 @@ def report(result: RangeTest) -> str:
         per_epoch = int(extra.get("steps_per_epoch", max(1, total // 10)))
         lines += ["", f"suggested_lr = {lr:.3g} ({result.recommended})"]
         lines += [f"  {spec}" for spec in specs(lr, total, per_epoch)]
+    doubt = result.warning(tune_command(result))
+    if doubt is not None:
+        lines += ["", doubt]
     return "\n".join(lines)
+
+
+def tune_command(result: RangeTest) -> str:
+    """The ``lrlab tune`` command for the task and optimizer of ``result`` (a range test of
+    `lrlab.find_on_task`; generic words for one of `lrlab.find`)."""
+    task = result.extra.get("task") or "TASK"
+    optimizer = result.extra.get("optimizer") or "NAME"
+    return f"lrlab tune {task} --optimizer {optimizer}"

@@ -126,6 +126,53 @@ def _run_lr_finder(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tune_arguments(parser: argparse.ArgumentParser) -> None:
+    from lrlab.studies import tune as study  # (no torch at import: it loads lazily)
+
+    parser.add_argument("--tasks", default=",".join(study.TASKS), metavar="LIST")
+    parser.add_argument("--optimizers", default=",".join(study.OPTIMIZERS), metavar="LIST")
+    parser.add_argument(
+        "--schedules", default=",".join(study.SCHEDULES), metavar="LIST", help="constant,one_cycle"
+    )
+    parser.add_argument(
+        "--seeds", type=int, default=study.SEEDS, metavar="N", help="the grid's tuning seeds"
+    )
+    parser.add_argument(
+        "--holdout", type=int, default=study.HOLDOUT, metavar="N", help="fresh seeds (1000 up)"
+    )
+    parser.add_argument("--lr-grid", default="1e-3:1:7", metavar="GRID", help="the grid's LRs")
+    parser.add_argument("--steps", type=int, metavar="N", help="every run's budget in steps")
+    parser.add_argument("--out", default="studies", metavar="DIR", help="where tune.md goes")
+    parser.add_argument("--db", metavar="FILE", help="the run store (OUT/tune/runs.sqlite)")
+    parser.add_argument("--workers", type=int, metavar="K", help="parallel runs (CPU count)")
+
+
+def _run_tune(args: argparse.Namespace) -> int:
+    from lrlab.progress import SweepProgress
+    from lrlab.studies.tune import run_study
+    from lrlab.validate import check_output_path
+
+    out = check_output_path("", "out", args.out, directory=True)
+    db = check_output_path("", "db", args.db) if args.db is not None else None
+    set_threads(None)
+    page = run_study(
+        Path(out),
+        tasks=_names(args.tasks, "--tasks"),
+        optimizers=_names(args.optimizers, "--optimizers"),
+        schedules=_names(args.schedules, "--schedules"),
+        seeds=args.seeds,
+        holdout=args.holdout,
+        lr_grid=parse_lr_grid(args.lr_grid),
+        steps=args.steps,
+        workers=args.workers if args.workers is not None else (os.cpu_count() or 1),
+        db=db,
+        progress=SweepProgress(verbose=False, label="tune study: "),
+        echo=lambda line: print(line, file=sys.stderr),
+    )
+    print(f"wrote {page}", file=sys.stderr)
+    return 0
+
+
 def _wsd_arguments(parser: argparse.ArgumentParser) -> None:
     from lrlab.studies import wsd as study
 
@@ -212,6 +259,16 @@ STUDIES: dict[str, Study] = {
             "(--db): a rerun skips finished runs.",
             arguments=_lr_finder_arguments,
             run=_run_lr_finder,
+        ),
+        Study(
+            "tune",
+            help="lrlab tune's choice against the full grid's, on fresh seeds (docs/tune.md)",
+            description="For every task x optimizer x schedule, run lrlab tune and the 7-LR "
+            "grid (its LR chosen on the validation split), then both choices, the range test's "
+            "and LipschitzLR's, on fresh seeds scored on the test split; write OUT/tune.md and "
+            "OUT/tune/cells.csv. Runs are stored (--db): a rerun skips finished runs.",
+            arguments=_tune_arguments,
+            run=_run_tune,
         ),
         Study(
             "wsd",

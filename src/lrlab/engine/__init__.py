@@ -1,9 +1,10 @@
 """The training engine: one run of (task, optimizer, LR controller, seed, budget) -> `RunRecord`.
 
 `lrlab.engine.planning` resolves and checks a run's config against its task before anything
-trains; `lrlab.engine.loop` is the training loop (`train_run`); `lrlab.engine.bookkeeping`
-writes what a run records, for this loop and the vectorised one alike; `lrlab.engine.flat`
-lays a run's parameters out as one flat tensor.
+trains, and `lrlab.engine.preflight` checks a user's task on one batch (`check_task`);
+`lrlab.engine.loop` is the training loop (`train_run`); `lrlab.engine.bookkeeping` writes
+what a run records, for this loop and the vectorised one alike; `lrlab.engine.flat` lays a
+run's parameters out as one flat tensor.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from lrlab.engine.planning import (
     resolve_device,
     task_data,
 )
+from lrlab.engine.preflight import check_task
 
 __all__ = [
     "COMPATIBLE_LOSSES",
@@ -26,6 +28,7 @@ __all__ = [
     "Bookkeeper",
     "Observer",
     "Plan",
+    "check_task",
     "host_sync_every",
     "new_record",
     "plan",

@@ -36,10 +36,8 @@ import importlib
 import importlib.util
 import logging
 import os
-import site
 import socket
 import sys
-import sysconfig
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -48,8 +46,9 @@ from typing import Any
 from lrlab.errors import describe, first_line
 from lrlab.execution.base import GroupRunner, OnResult, Outcome, Result
 from lrlab.execution.worker import init_worker, run_one
+from lrlab.keeper import AUTH_MODE, LocalRay
 from lrlab.record import RunConfig, RunRecord
-from lrlab.registry import import_plugins, plugin_sources
+from lrlab.registry import import_plugins, installed_locations, plugin_sources
 from lrlab.tasks import get_task
 from lrlab.tasks.catalog import is_reference, reference_file
 from lrlab.validate import ArgumentTypeError, check_int, check_number
@@ -151,7 +150,7 @@ class RayExecutor:
         if not units:
             return
         code = UserCode.of([c.task for unit in units for c in unit], self.plugins)
-        started_here = connect(self.address, code.runtime_env(self.runtime_env), self.local_cpus)
+        disconnect = connect(self.address, code.runtime_env(self.runtime_env), self.local_cpus)
         try:
             check_workers(self.address, code, self.cpus_per_run, self.connect_timeout)
             remote = ray.remote(num_cpus=self.cpus_per_run, max_retries=self.max_retries)(
@@ -177,8 +176,8 @@ class RayExecutor:
                     for config, result in zip(unit, results, strict=True):
                         on_result(Outcome.of(config, result))
         finally:
-            if started_here:
-                ray.shutdown()
+            if disconnect is not None:
+                disconnect()
 
     def _lost(self, error: Exception) -> str:
         """A run Ray gave up on: its process or node died ``max_retries + 1`` times, or (a
@@ -360,10 +359,7 @@ def _module_location(name: str) -> Path | None:
     else:
         return None  # built in, frozen or compiled: installed, not the user's
     location = location.resolve()
-    paths = sysconfig.get_paths()
-    installed = [paths[key] for key in ("stdlib", "platstdlib", "purelib", "platlib")]
-    installed += [*site.getsitepackages(), site.getusersitepackages()]
-    if any(location.is_relative_to(Path(p).resolve()) for p in installed if p):
+    if any(location.is_relative_to(Path(p).resolve()) for p in installed_locations()):
         return None
     return location
 
@@ -443,31 +439,58 @@ def _probe() -> Callable[[dict[str, Any]], str | None]:
 
 def connect(
     address: str | None, runtime_env: dict[str, Any], local_cpus: int | None = None
-) -> bool:
-    """``ray.init`` for ``address`` with ``runtime_env``, after the checks above; returns
-    whether it connected here (``False``: Ray was already initialised by the caller, whose
-    session is used as it is). Every failure is a one-line ``ValueError``."""
+) -> Callable[[], None] | None:
+    """``ray.init`` for ``address`` with ``runtime_env``, after the checks above; returns how
+    to disconnect (``None``: Ray was already initialised by the caller, whose session is used
+    as it is). ``address=None`` starts a local instance of ``local_cpus`` CPUs in a keeper
+    process (`lrlab.keeper.LocalRay`), which ends it, and everything it started, when this
+    process disconnects or dies. Every failure is a one-line ``ValueError``."""
     import ray
 
     if ray.is_initialized():
-        return False
+        return None
     if address is not None and address not in ("auto", "local"):
         host, port = _host_port(address)
         _check_reachable(address, host, port)
         if not address.startswith("ray://"):
             _check_token(address)
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
-    if address is None:
-        options.update(include_dashboard=False, num_cpus=local_cpus or os.cpu_count() or 1)
     if runtime_env:
         options["runtime_env"] = runtime_env
+    keeper = LocalRay(local_cpus or os.cpu_count() or 1) if address is None else None
+    if keeper is not None and keeper.auth and AUTH_MODE not in os.environ:
+        _set_auth_mode(keeper.auth)
     try:
-        ray.init(address=address, **options)
+        ray.init(address=keeper.address if keeper is not None else address, **options)
     except Exception as error:
         if ray.is_initialized():
             ray.shutdown()
+        if keeper is not None:
+            keeper.stop()
         raise ValueError(f"cannot connect to {where(address)}: {describe(error)}") from None
-    return True
+
+    def disconnect() -> None:
+        try:
+            ray.shutdown()
+        finally:
+            if keeper is not None:
+                keeper.stop()
+
+    return disconnect
+
+
+def _set_auth_mode(mode: str) -> None:
+    """What ``ray.init`` does in the process that starts an instance, done in the driver that
+    connects to the keeper's: Ray's authentication mode set for this process (and its
+    children) and Ray's cached configuration read again (Ray's own
+    ``authentication_token_setup._enable_token_auth``; skipped where this Ray has no such
+    configuration)."""
+    os.environ[AUTH_MODE] = mode
+    try:
+        from ray._raylet import Config  # type: ignore[attr-defined]
+    except ImportError:
+        return
+    Config.initialize("")
 
 
 def _host_port(address: str) -> tuple[str, int]:

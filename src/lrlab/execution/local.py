@@ -7,15 +7,19 @@ next one only when they have room to start it (a sweep claims each run in the st
 moment). A run that raises becomes a ``failed`` outcome carrying the error; it never stops the
 others. A worker process that dies (killed, out of memory) fails only the run that killed it,
 and a pool's workers exit on their own when the process that started them dies (SIGKILL
-included), so a killed sweep leaves none.
+included), ending the processes they started (a ``DataLoader``'s workers) first, so a killed
+sweep leaves none. A Ctrl-C is the parent's: the workers ignore it (`_quiet_start`), and the
+parent kills them and theirs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import itertools
 import multiprocessing
 import os
+import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -28,6 +32,7 @@ import torch
 
 from lrlab.execution.base import OnResult, Outcome, Result
 from lrlab.execution.worker import init_worker, run_one, run_unit
+from lrlab.keeper import descendants, kill_tree
 from lrlab.record import RunConfig
 from lrlab.registry import plugin_sources
 from lrlab.validate import check_int
@@ -36,16 +41,26 @@ if TYPE_CHECKING:
     from lrlab.tasks import Task
 
 
-def _init_pool_worker(threads: int, plugins: Sequence[str] = ()) -> None:
-    """A pool worker's set-up: `init_worker`, and a thread that ends the worker as soon as
-    the process that started it is gone, however it went (a SIGKILL runs no clean-up, and a
-    worker busy with a run would otherwise train on, then wait forever for its next one)."""
+def _init_pool_worker(
+    threads: int, plugins: Sequence[str] = (), start_method: str | None = None
+) -> None:
+    """A pool worker's set-up: Ctrl-C ignored (the parent handles it and ends the workers;
+    it was blocked while the worker started, `_quiet_start`), the parent's start method for
+    the processes a run starts (a ``DataLoader``'s workers fork, as in the user's own
+    program, rather than inherit spawn from this process's own start), `init_worker`, and a
+    thread that ends the worker as soon as the process that started it is gone, however it
+    went (a SIGKILL runs no clean-up, and a worker busy with a run would otherwise train on,
+    then wait forever for its next one)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    multiprocessing.set_start_method(start_method, force=True)
     parent = multiprocessing.parent_process()
     if parent is not None:
         sentinel = parent.sentinel  # readable once the parent has exited
 
         def watch() -> None:
             wait_for([sentinel])
+            kill_tree(descendants(os.getpid()))  # its DataLoader's workers, now, too
             os._exit(1)
 
         threading.Thread(target=watch, name="lrlab-parent-watch", daemon=True).start()
@@ -136,26 +151,59 @@ class LocalPool:
             workers,
             mp_context=context,
             initializer=_init_pool_worker,
-            initargs=(self.threads, self.plugins),
+            initargs=(self.threads, self.plugins, multiprocessing.get_start_method(True)),
         ) as pool:
-            flight: dict[Future[list[Result]], Sequence[RunConfig]] = {}
-            exhausted = False
-            while not exhausted or flight:
-                while not exhausted and len(flight) < workers:
-                    group = next(queue, None)
-                    if group is None:
-                        exhausted = True
+            try:
+                flight: dict[Future[list[Result]], Sequence[RunConfig]] = {}
+                exhausted = False
+                while not exhausted or flight:
+                    while not exhausted and len(flight) < workers:
+                        group = next(queue, None)
+                        if group is None:
+                            exhausted = True
+                            break
+                        with _quiet_start():  # (submit starts a worker when none is free)
+                            future = pool.submit(unit, [c.to_dict() for c in group])
+                        flight[future] = group
+                    if not flight:
                         break
-                    flight[pool.submit(unit, [c.to_dict() for c in group])] = group
-                if not flight:
-                    break
-                finished, _ = wait(flight, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    try:
-                        results = future.result()
-                    except BrokenProcessPool:
-                        return list(flight.values())
-                    group = flight.pop(future)
-                    for config, result in zip(group, results, strict=True):
-                        on_result(Outcome.of(config, result))
+                    finished, _ = wait(flight, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        try:
+                            results = future.result()
+                        except BrokenProcessPool:
+                            return list(flight.values())
+                        group = flight.pop(future)
+                        for config, result in zip(group, results, strict=True):
+                            on_result(Outcome.of(config, result))
+            except BaseException:  # Ctrl-C, or on_result failed: end the workers, now
+                _kill_workers(pool)
+                raise
         return None
+
+
+@contextlib.contextmanager
+def _quiet_start() -> Iterator[None]:
+    """SIGINT blocked in this thread while the block starts processes, so each starts with it
+    blocked (a signal mask survives fork and exec) and a Ctrl-C during its start-up (an
+    import of torch, seconds) cannot print its ``KeyboardInterrupt`` traceback; here the
+    signal waits and arrives once the block ends. The worker then ignores it
+    (`_init_pool_worker`)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _kill_workers(pool: ProcessPoolExecutor) -> None:
+    """SIGKILL the pool's worker processes and the processes they started (they ignore
+    Ctrl-C, and a pool's shutdown would wait for their runs to finish) and let the pool drop
+    its queue. (``_processes`` is the
+    pool's own map of pid to process; no public way reaches them.)"""
+    processes = dict(getattr(pool, "_processes", None) or {})
+    kill_tree([p for pid in processes for p in (pid, *descendants(pid))])
+    for process in processes.values():
+        with contextlib.suppress(OSError, ValueError, AssertionError):
+            process.join(5)
+    pool.shutdown(wait=False, cancel_futures=True)

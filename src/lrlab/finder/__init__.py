@@ -12,8 +12,10 @@ from lrlab.finder.core import (
     RuleResult,
     find,
     lr_ramp,
+    sgd_family,
     smooth,
 )
+from lrlab.finder.doubt import Doubt, doubts
 from lrlab.finder.rules import Rule, Suggestion, minimum, rule_name, steepest, valley, window
 from lrlab.finder.tasks import find_on_task, task_batches
 
@@ -21,15 +23,18 @@ __all__ = [
     "DEFAULT_RULES",
     "RECOMMENDED",
     "Curve",
+    "Doubt",
     "RangeTest",
     "Rule",
     "RuleResult",
     "Suggestion",
+    "doubts",
     "find",
     "find_on_task",
     "lr_ramp",
     "minimum",
     "rule_name",
+    "sgd_family",
     "smooth",
     "steepest",
     "task_batches",

@@ -22,12 +22,13 @@ from torch.optim import Optimizer
 from torch.utils.data import DataLoader
 
 from lrlab.engine.precision import autocast, check_precision
+from lrlab.finder import doubt
 from lrlab.finder.plot import plot_range_test
 from lrlab.finder.rules import Rule, Suggestion, minimum, rule_name, steepest, valley, window
 from lrlab.finder.state import Snapshot
 from lrlab.lipschitz import LipschitzLR, find_head
 from lrlab.lipschitz.bounds import LOSSES, Loss, NonPositiveBound
-from lrlab.optimizers import set_optimizer_mode
+from lrlab.optimizers import KerasSGD, set_optimizer_mode
 from lrlab.record import finite
 from lrlab.rng import loader_generators, seed_all
 from lrlab.validate import (
@@ -183,7 +184,10 @@ class RangeTest:
     first), LipschitzLR's LR at the initial weights for ``bound="paper"`` and
     ``bound="smooth"`` when asked for (``None`` where the bound is not positive, e.g. the
     paper's MSE bound), the settings, and the seconds spent (the range test with its snapshot
-    and restores, and the LipschitzLR pass apart)."""
+    and restores, and the LipschitzLR pass apart). ``adaptive``: the optimizer is not of
+    SGD's family (plain, momentum, Nesterov, Schedule-Free SGD), so LipschitzLR's values are
+    SGD theory for it. `doubts` says when the curve cannot place an LR
+    (`lrlab.finder.doubt`)."""
 
     lrs: tuple[float, ...]
     curves: tuple[Curve, ...]
@@ -201,8 +205,25 @@ class RangeTest:
     seconds: float
     lipschitz_seconds: float = 0.0
     extra: Mapping[str, Any] = field(default_factory=dict)
+    adaptive: bool = False
     clip_norm: float | None = None
     precision: str = "fp32"
+
+    @property
+    def doubts(self) -> tuple[doubt.Doubt, ...]:
+        """The signs that this test cannot place an LR: a flat or noisy curve, a spread over
+        repeats wider than a decade, a minimum at the chart's edge (`lrlab.finder.doubt`)."""
+        return doubt.doubts(self)
+
+    @property
+    def doubtful(self) -> bool:
+        """Whether the test shows any sign of doubt (`doubts`)."""
+        return bool(self.doubts)
+
+    def warning(self, command: str | None = None) -> str | None:
+        """One line saying why the test is in doubt, pointing to ``lrlab tune`` (``command``:
+        the tune command to suggest); ``None`` when it shows no sign."""
+        return doubt.warning(self, command)
 
     @property
     def suggested_lr(self) -> float:
@@ -235,7 +256,10 @@ class RangeTest:
                 name: {"lr": r.lr, "low": r.low, "high": r.high, "values": list(r.values)}
                 for name, r in self.suggestions.items()
             },
+            "doubtful": self.doubtful,
+            "doubts": [{"kind": d.kind, "value": d.value, "detail": d.detail} for d in self.doubts],
             "lipschitz": dict(self.lipschitz),
+            "lipschitz_is_sgd_theory": self.adaptive,
             "settings": {
                 "start": self.start,
                 "end": self.end,
@@ -457,8 +481,19 @@ def find(
         seed=seed,
         seconds=seconds,
         lipschitz_seconds=lipschitz_seconds,
+        adaptive=not sgd_family(optimizer),
         clip_norm=None if clip_norm is None else float(clip_norm),
         precision=precision,
+    )
+
+
+def sgd_family(optimizer: Optimizer) -> bool:
+    """Whether ``optimizer`` steps along the gradient itself (``torch.optim.SGD`` with or
+    without momentum, Keras' momentum, Schedule-Free SGD): the optimizers LipschitzLR's
+    theory is about. Adam, RMSprop, Adagrad and the rest rescale each coordinate."""
+    return isinstance(optimizer, torch.optim.SGD | KerasSGD) or type(optimizer).__name__ in (
+        "SGDScheduleFree",
+        "SGDScheduleFreeReference",
     )
 
 

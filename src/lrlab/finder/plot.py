@@ -85,7 +85,8 @@ def plot_range_test(result: RangeTest, ax: Axes | None = None) -> Axes:
                 color="black",
                 linestyle=_LIPSCHITZ_STYLE.get(bound, "--"),
                 linewidth=1.2,
-                label=f"LipschitzLR {bound} {value:.3g}",
+                label=f"LipschitzLR {bound} {value:.3g}"
+                + (" (SGD theory)" if result.adaptive else ""),
             )
 
     ax.set_xscale("log")

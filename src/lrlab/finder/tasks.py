@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler
 
-from lrlab.engine import plan, task_data
+from lrlab.engine import check_task, plan, task_data
 from lrlab.engine.groups import decay_groups, group_dict
 from lrlab.finder.core import RangeTest, find
 from lrlab.optimizers import make_optimizer, set_optimizer_mode
@@ -112,6 +112,7 @@ def find_on_task(
     )
     data = task_data(config, resolved_task)
     resolved = plan(config, data, resolved_task)
+    check_task(config, resolved_task, data, resolved)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         network = resolved.task.build_model(model)

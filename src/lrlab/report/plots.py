@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from lrlab.plots import new_axes, save_figure
 from lrlab.report.summary import Summary, by_task, file_stem, final_spread, smooth_curve
 from lrlab.validate import check_choice
@@ -74,7 +76,8 @@ def plot_loss_curves(
     elif tops:
         ax.set_ylim(0, max(tops) * 1.1)
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small")
+    if ax.get_legend_handles_labels()[0]:  # (none when every run failed)
+        ax.legend(fontsize="x-small")
     return ax
 
 
@@ -113,7 +116,8 @@ def plot_per_epoch(summaries: Sequence[Summary], what: str, ax: Any = None) -> A
     if what != "lr" and target is not None:
         ax.axhline(target, color="0.3", linestyle="--", linewidth=1, label=f"target {target:g}")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small")
+    if ax.get_legend_handles_labels()[0]:  # (none when every run failed)
+        ax.legend(fontsize="x-small")
     return ax
 
 
@@ -213,13 +217,25 @@ def plot_lr_sensitivity(summaries: Sequence[Summary], metric: str = "test", ax: 
                 markeredgecolor="black",
                 linestyle="none",
             )
-    ax.set_xscale("log")
+    if any(_placed(line) for line in ax.get_lines()):
+        ax.set_xscale("log")
+    else:  # no run finished (every one failed): nothing against the LR to draw
+        ax.text(0.5, 0.5, "no finished run", transform=ax.transAxes, ha="center", va="center")
     ax.set_xlabel("learning rate (chosen: star)")
     name = summaries[0].metric if summaries else "metric"
     ax.set_ylabel(f"final {metric} {name} (median, IQR over seeds)")
     ax.grid(True, alpha=0.3)
-    ax.legend(fontsize="x-small")
+    if ax.get_legend_handles_labels()[0]:  # (none when every run failed)
+        ax.legend(fontsize="x-small")
     return ax
+
+
+def _placed(line: Any) -> bool:
+    """Whether a line has a point at a positive LR with a finite value (what a log axis of
+    LRs can show)."""
+    x = np.asarray(line.get_xdata(), dtype=float)
+    y = np.asarray(line.get_ydata(), dtype=float)
+    return bool(np.any((x > 0) & np.isfinite(x) & np.isfinite(y)))
 
 
 def _curve_label(summary: Summary, summaries: Sequence[Summary]) -> str:

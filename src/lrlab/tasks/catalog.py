@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -358,7 +359,7 @@ def get_task(name: str | Task) -> Task:
     if task is not None:
         return task
     if is_reference(name):
-        return _task_from_reference(name)
+        return _task_from_reference(name, _folder_of(name))
     close = difflib.get_close_matches(name, list(TASKS), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(
@@ -394,8 +395,16 @@ def reference_file(reference: str) -> str | None:
     return target if target.endswith(".py") or "/" in target or "\\" in target else None
 
 
+def _folder_of(reference: str) -> str:
+    """What a reference's meaning depends on besides its text: the current folder, for a
+    relative ``file.py:function`` (the same text names another file elsewhere)."""
+    file = reference_file(reference)
+    return os.getcwd() if file is not None and not os.path.isabs(file) else ""
+
+
 @functools.lru_cache(maxsize=32)
-def _task_from_reference(reference: str) -> Task:
+def _task_from_reference(reference: str, folder: str) -> Task:
+    """The task ``reference`` builds, once per process and ``folder`` (`_folder_of`)."""
 
     target, _, function = reference.rpartition(":")
     if reference_file(reference) is not None:
@@ -421,12 +430,18 @@ def _task_from_reference(reference: str) -> Task:
     return replace(task, reference=reference)
 
 
-@functools.lru_cache(maxsize=8)
 def load_task_data(
     name: str, split: str | None, data_dir: str | None, validation: bool = True
 ) -> AnyData:
     """A task's data (by name or reference), cached per process (a sweep's runs of one task
     share it; tensors are never modified in place by the engine)."""
+    return _task_data(name, split, data_dir, validation, _folder_of(name))
+
+
+@functools.lru_cache(maxsize=8)
+def _task_data(
+    name: str, split: str | None, data_dir: str | None, validation: bool, folder: str
+) -> AnyData:
     return get_task(name).load(split, Path(data_dir) if data_dir else None, validation)
 
 
