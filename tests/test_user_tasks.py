@@ -466,7 +466,8 @@ def test_the_example_runs_and_compares_from_the_command_line(
         holdout_seeds=2,
     )
     assert result.ran == 0  # every run came from the store
-    assert len(result.runs) == 6  # the scored runs: 3 methods x 2 fresh seeds
+    # 2 optimizers x 2 LRs x 2 tuning seeds, then 3 methods x 2 fresh seeds
+    assert len(result.runs) == 8 + 6
     assert {r.record.task_name for r in result.runs if r.record} == {"digits-cnn"}
     assert (tmp_path / "runs-report" / "digits-cnn-loss.png").is_file()
 
