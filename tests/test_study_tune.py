@@ -23,7 +23,7 @@ def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("study")
     argv = ["study", "tune", "--tasks", TASK, "--optimizers", OPTIMIZER, "--workers", "1"]
     argv += ["--lr-grid", ",".join(map(str, GRID)), "--seeds", str(SEEDS)]
-    argv += ["--holdout", str(HOLDOUT), "--steps", str(STEPS), "--out", str(folder)]
+    argv += ["--holdout-seeds", str(HOLDOUT), "--steps", str(STEPS), "--out", str(folder)]
     assert main(argv) == 0
     return folder
 
@@ -70,7 +70,7 @@ def test_the_study_scores_every_source_on_fresh_seeds(out: Path) -> None:
 def test_the_page_gives_the_verdict_and_every_cell(out: Path) -> None:
     page = (out / "tune.md").read_text()
     assert page.startswith("# lrlab tune, measured")
-    assert f"lrlab study tune --tasks {TASK} --seeds {SEEDS} --holdout {HOLDOUT}" in page
+    assert f"lrlab study tune --tasks {TASK} --seeds {SEEDS} --holdout-seeds {HOLDOUT}" in page
     assert "## Verdict" in page
     for schedule in study.SCHEDULES:
         assert f"- {TASK}, {OPTIMIZER}, {schedule}: " in page

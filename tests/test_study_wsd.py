@@ -24,7 +24,8 @@ FRESH = tuple(range(lrlab.HOLDOUT_SEEDS_FROM, lrlab.HOLDOUT_SEEDS_FROM + SEEDS))
 def study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("study")
     argv = ["study", "wsd", "--task", TASK, "--optimizer", OPTIMIZER, "--workers", "1"]
-    argv += ["--budgets", ",".join(map(str, BUDGETS)), "--seeds", str(SEEDS), "--warmup", "3"]
+    argv += ["--budgets", ",".join(map(str, BUDGETS)), "--holdout-seeds", str(SEEDS)]
+    argv += ["--warmup", "3"]
     argv += ["--lr-grid", ",".join(map(str, GRID)), "--out", str(out)]
     assert main(argv) == 0
     return out
@@ -116,7 +117,8 @@ def test_verdicts_are_the_seed_by_seed_comparison(study: Path) -> None:
 
 def test_a_rerun_trains_nothing_again(study: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["study", "wsd", "--task", TASK, "--optimizer", OPTIMIZER, "--workers", "1"]
-    argv += ["--budgets", ",".join(map(str, BUDGETS)), "--seeds", str(SEEDS), "--warmup", "3"]
+    argv += ["--budgets", ",".join(map(str, BUDGETS)), "--holdout-seeds", str(SEEDS)]
+    argv += ["--warmup", "3"]
     argv += ["--lr-grid", ",".join(map(str, GRID)), "--out", str(study), "--no-branch"]
     before = (study / "wsd.md").read_text()
     assert main(argv) == 0
@@ -136,6 +138,7 @@ def test_a_rerun_trains_nothing_again(study: Path, capsys: pytest.CaptureFixture
         (["--warmup", "20", "--budgets", "20,40"], "warmup must end before the shortest"),
         (["--lr-grid=-1,0.1"], "lr"),
         (["--seeds", "0"], "seeds must be >= 1"),
+        (["--holdout-seeds", "0"], "--holdout-seeds must be >= 1"),
         (["--task", "nope"], "nope"),
         (["--optimizer", "nope"], "nope"),
     ],

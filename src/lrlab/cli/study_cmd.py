@@ -138,7 +138,11 @@ def _tune_arguments(parser: argparse.ArgumentParser) -> None:
         "--seeds", type=int, default=study.SEEDS, metavar="N", help="the grid's tuning seeds"
     )
     parser.add_argument(
-        "--holdout", type=int, default=study.HOLDOUT, metavar="N", help="fresh seeds (1000 up)"
+        "--holdout-seeds",
+        type=int,
+        default=study.HOLDOUT_SEEDS,
+        metavar="M",
+        help="fresh seeds 1000..1000+M-1, every number is scored on",
     )
     parser.add_argument("--lr-grid", default="1e-3:1:7", metavar="GRID", help="the grid's LRs")
     parser.add_argument("--steps", type=int, metavar="N", help="every run's budget in steps")
@@ -161,7 +165,7 @@ def _run_tune(args: argparse.Namespace) -> int:
         optimizers=_names(args.optimizers, "--optimizers"),
         schedules=_names(args.schedules, "--schedules"),
         seeds=args.seeds,
-        holdout=args.holdout,
+        holdout_seeds=args.holdout_seeds,
         lr_grid=parse_lr_grid(args.lr_grid),
         steps=args.steps,
         workers=args.workers if args.workers is not None else (os.cpu_count() or 1),
@@ -187,14 +191,18 @@ def _wsd_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"the run lengths in steps ({','.join(map(str, study.BUDGETS))})",
     )
     parser.add_argument(
-        "--seeds", type=int, default=study.SEEDS, metavar="N", help=f"fresh seeds ({study.SEEDS})"
+        "--seeds",
+        type=int,
+        default=study.SEEDS,
+        metavar="N",
+        help=f"tuning seeds 0..N-1, the peak LRs are chosen with ({study.SEEDS})",
     )
     parser.add_argument(
-        "--tuning-seeds",
+        "--holdout-seeds",
         type=int,
-        default=study.TUNING_SEEDS,
-        metavar="N",
-        help=f"seeds the peak LRs are chosen with ({study.TUNING_SEEDS})",
+        default=study.HOLDOUT_SEEDS,
+        metavar="M",
+        help=f"fresh seeds 1000..1000+M-1, every number is scored on ({study.HOLDOUT_SEEDS})",
     )
     parser.add_argument(
         "--lr-grid",
@@ -233,7 +241,7 @@ def _run_wsd(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         budgets=budgets,
         seeds=args.seeds,
-        tuning_seeds=args.tuning_seeds,
+        holdout_seeds=args.holdout_seeds,
         lr_grid=parse_lr_grid(args.lr_grid),
         warmup=args.warmup,
         workers=args.workers if args.workers is not None else (os.cpu_count() or 1),

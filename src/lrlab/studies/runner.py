@@ -78,7 +78,7 @@ class Options:
 _MAXIMA = {
     "workers": MAX_WORKERS,
     "seeds": MAX_SEEDS,
-    "tuning_seeds": MAX_SEEDS,
+    "holdout_seeds": MAX_SEEDS,
     "epochs": MAX_STEPS,
     "steps": MAX_STEPS,
     "budgets": MAX_STEPS,

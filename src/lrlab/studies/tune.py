@@ -12,7 +12,7 @@ For every task x optimizer x schedule (a constant LR, or a one-cycle peak):
   tune's own range test) and LipschitzLR's ``smooth`` value at the initial weights, each as
   the constant LR or the one-cycle peak;
 
-then every source's LR on the fresh seeds `lrlab.HOLDOUT_SEEDS_FROM` and up (``holdout``
+then every source's LR on the fresh seeds `lrlab.HOLDOUT_SEEDS_FROM` and up (``holdout_seeds``
 of them), scored on the test split: targets reached, median steps to target, median final
 metric. No choice is scored on the data or the seeds that chose it. Cost: training steps
 (the grid's runs; tune's trials and range test) and the seconds of those runs.
@@ -48,7 +48,7 @@ TASKS = ("iris", "digits", "mnist5k", "breast-cancer", "regression")
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "one_cycle")
 SEEDS = 5
-HOLDOUT = 5
+HOLDOUT_SEEDS = 5
 GRID = (0.001, 0.00316228, 0.01, 0.0316228, 0.1, 0.316228, 1.0)
 GOAL_STEPS = 1.1
 GOAL_COST = 0.2
@@ -198,7 +198,7 @@ def study_cell(
     db: Path,
     grid: Sequence[float],
     seeds: int,
-    holdout: int,
+    holdout_seeds: int,
     steps: int | None,
     workers: int,
     progress: Progress | None,
@@ -218,7 +218,7 @@ def study_cell(
         "minimum": paste(minimum.lr) if minimum is not None and minimum.lr else None,
         "lipschitz smooth": paste(value) if (value := tuned.lipschitz.get("smooth")) else None,
     }
-    fresh = range(lrlab.HOLDOUT_SEEDS_FROM, lrlab.HOLDOUT_SEEDS_FROM + holdout)
+    fresh = range(lrlab.HOLDOUT_SEEDS_FROM, lrlab.HOLDOUT_SEEDS_FROM + holdout_seeds)
     configs = {
         source: [run_config(task, optimizer, schedule, lr, s, total, steps) for s in fresh]
         for source, lr in lrs.items()
@@ -259,7 +259,7 @@ def run_study(
     optimizers: Sequence[str] = OPTIMIZERS,
     schedules: Sequence[str] = SCHEDULES,
     seeds: int = SEEDS,
-    holdout: int = HOLDOUT,
+    holdout_seeds: int = HOLDOUT_SEEDS,
     lr_grid: Sequence[float] = GRID,
     steps: int | None = None,
     workers: int = 1,
@@ -269,7 +269,7 @@ def run_study(
 ) -> Path:
     """Run the study and write ``out/tune.md`` (and ``out/tune/cells.csv``); return the
     page's path. ``tasks`` x ``optimizers`` x ``schedules`` (``constant``, ``one_cycle``);
-    the grid on ``seeds`` tuning seeds over ``lr_grid``; every source scored on ``holdout``
+    the grid on ``seeds`` tuning seeds over ``lr_grid``; every source scored on ``holdout_seeds``
     fresh seeds; ``steps`` overrides the tasks' budgets. Runs are kept in ``db`` (default
     ``out/tune/runs.sqlite``) and not redone; ``echo`` gets a line per finished cell.
     Every argument is checked before anything runs."""
@@ -284,8 +284,7 @@ def run_study(
         if schedule not in SCHEDULES:
             raise ValueError(f"schedules must be among {', '.join(SCHEDULES)}, got {schedule!r}")
     check_count("seeds", seeds)
-    if isinstance(holdout, bool) or not isinstance(holdout, int) or not 1 <= holdout <= 1000:
-        raise ValueError(f"holdout must be an integer in [1, 1000], got holdout={holdout!r}")
+    check_count("holdout_seeds", holdout_seeds)
     check_count("workers", workers)
     if steps is not None:
         check_count("steps", steps)
@@ -306,7 +305,7 @@ def run_study(
                     db=store,
                     grid=lr_grid,
                     seeds=seeds,
-                    holdout=holdout,
+                    holdout_seeds=holdout_seeds,
                     steps=steps,
                     workers=workers,
                     progress=progress,
@@ -316,7 +315,7 @@ def run_study(
                     echo(f"{task} / {optimizer} / {schedule}: " + _verdict_line(cell))
     write_csv(cells, folder / "cells.csv")
     page = Path(out) / f"{NAME}.md"
-    page.write_text(document(cells, tasks, seeds, holdout, lr_grid, steps), encoding="utf-8")
+    page.write_text(document(cells, tasks, seeds, holdout_seeds, lr_grid, steps), encoding="utf-8")
     return page
 
 
@@ -335,7 +334,7 @@ def document(
     cells: Sequence[Cell],
     tasks: Sequence[str],
     seeds: int,
-    holdout: int,
+    holdout_seeds: int,
     lr_grid: Sequence[float],
     steps: int | None,
 ) -> str:
@@ -355,13 +354,14 @@ def document(
         "Regenerate (finished runs are kept in `tune/runs.sqlite` and not redone):",
         "",
         "```bash",
-        f"lrlab study tune --tasks {','.join(tasks)} --seeds {seeds} --holdout {holdout}"
-        + (f" --steps {steps}" if steps is not None else ""),
+        f"lrlab study tune --tasks {','.join(tasks)} --seeds {seeds} "
+        f"--holdout-seeds {holdout_seeds}" + (f" --steps {steps}" if steps is not None else ""),
         "```",
         "",
         f"The grid: {', '.join(f'{lr:g}' for lr in lr_grid)} x {seeds} tuning seeds, its LR "
         f"chosen on the validation split; tune, the range test's `minimum` and LipschitzLR's "
-        f"`smooth` value beside it; every source's LR on {holdout} fresh seeds (1000 and up), "
+        f"`smooth` value beside it; every source's LR on {holdout_seeds} fresh seeds (1000 and "
+        "up), "
         f"scored on the test split{budget}.",
         "",
         "## Verdict",

@@ -56,8 +56,8 @@ NAME = "wsd"
 TASK = "lm"
 OPTIMIZER = "adamw"
 BUDGETS = (200, 400, 800)
-SEEDS = 3
-TUNING_SEEDS = 1
+HOLDOUT_SEEDS = 3
+SEEDS = 1
 LR_GRID = (5e-4, 1e-3, 2e-3, 4e-3)
 WARMUP = 20
 COSINE = "cosine"
@@ -86,8 +86,8 @@ class Settings:
     task: str
     optimizer: str
     budgets: tuple[int, ...]
-    seeds: int
-    tuning_seeds: int
+    seeds: int  # tuning seeds
+    holdout_seeds: int  # fresh seeds
     lr_grid: tuple[float, ...]
     warmup: int
     out: Path
@@ -108,8 +108,8 @@ class Settings:
             parts.append(f"--budgets {','.join(map(str, self.budgets))}")
         if self.seeds != SEEDS:
             parts.append(f"--seeds {self.seeds}")
-        if self.tuning_seeds != TUNING_SEEDS:
-            parts.append(f"--tuning-seeds {self.tuning_seeds}")
+        if self.holdout_seeds != HOLDOUT_SEEDS:
+            parts.append(f"--holdout-seeds {self.holdout_seeds}")
         if self.lr_grid != LR_GRID:
             parts.append(f"--lr-grid {','.join(f'{v:g}' for v in self.lr_grid)}")
         if self.warmup != WARMUP:
@@ -143,9 +143,9 @@ def tune_peaks(settings: Settings, workers: int, progress: Progress | None) -> d
     result = lrlab.compare(
         settings.task,
         methods=[(settings.optimizer, spec(label, middle, settings.warmup)) for label in SCHEDULES],
-        seeds=settings.tuning_seeds,
+        seeds=settings.seeds,
         lr_grid=settings.lr_grid,
-        holdout_seeds=settings.seeds,
+        holdout_seeds=settings.holdout_seeds,
         steps=middle,
         db=settings.db,
         workers=workers,
@@ -174,7 +174,7 @@ def configs(settings: Settings, peaks: dict[str, float]) -> list[RunConfig]:
         )
         for budget in settings.budgets
         for label in SCHEDULES
-        for seed in fresh_seeds(settings.seeds)
+        for seed in fresh_seeds(settings.holdout_seeds)
     ]
 
 
@@ -184,7 +184,7 @@ def cells(settings: Settings, peaks: dict[str, float], stored: Sequence[StoredRu
     for budget in settings.budgets:
         for label in SCHEDULES:
             by_seed = {}
-            for seed in fresh_seeds(settings.seeds):
+            for seed in fresh_seeds(settings.holdout_seeds):
                 key = RunConfig(
                     settings.task,
                     settings.optimizer,
@@ -375,9 +375,9 @@ def document(
         "run, linearly or in the `1 - sqrt` shape (`lrlab.Wsd`).",
         f"- Each schedule's peak LR is chosen by `lrlab compare` on the **validation split** "
         f"at {settings.middle} steps over {', '.join(f'{v:g}' for v in settings.lr_grid)} "
-        f"with {settings.tuning_seeds} tuning seed(s); every schedule then runs at its peak at "
-        f"every budget on {settings.seeds} **fresh seeds** "
-        f"({', '.join(map(str, fresh_seeds(settings.seeds)))}), and every number below is "
+        f"with {settings.seeds} tuning seed(s); every schedule then runs at its peak at "
+        f"every budget on {settings.holdout_seeds} **fresh seeds** "
+        f"({', '.join(map(str, fresh_seeds(settings.holdout_seeds)))}), and every number below is "
         f"their final {metric} on the **test split**, which chose nothing.",
         f'- "Matches or beats": per fresh seed, within {tolerance:g} {metric} of the '
         "schedule it is compared with on the same seed (about the seed-to-seed spread of the "
@@ -412,7 +412,7 @@ def run_study(
     optimizer: str = OPTIMIZER,
     budgets: Sequence[int] = BUDGETS,
     seeds: int = SEEDS,
-    tuning_seeds: int = TUNING_SEEDS,
+    holdout_seeds: int = HOLDOUT_SEEDS,
     lr_grid: Sequence[float] = LR_GRID,
     warmup: int = WARMUP,
     workers: int = 1,
@@ -425,7 +425,7 @@ def run_study(
 
     Every argument is checked before anything runs; runs are stored in ``db`` (default
     ``out/wsd/runs.sqlite``), so a rerun resumes."""
-    settings = _settings(out, task, optimizer, budgets, seeds, tuning_seeds, lr_grid, warmup, db)
+    settings = _settings(out, task, optimizer, budgets, seeds, holdout_seeds, lr_grid, warmup, db)
     check_count("workers", workers)
     check_store(settings.db)
     peaks = tune_peaks(settings, workers, progress)
@@ -479,7 +479,7 @@ def _branches(settings: Settings, peaks: dict[str, float], table: list[Cell]) ->
     longest = settings.budgets[-1]
     at = {(c.label, c.budget): c for c in table}
     out, seconds = [], 0.0
-    for seed in fresh_seeds(settings.seeds):
+    for seed in fresh_seeds(settings.holdout_seeds):
         source, *branches = (
             RunConfig(
                 settings.task,
@@ -512,7 +512,7 @@ def _branches(settings: Settings, peaks: dict[str, float], table: list[Cell]) ->
                     None if scratch is None else scratch.final_metric,
                 )
             )
-    return Branching(out, seconds, sum(settings.budgets) * settings.seeds)
+    return Branching(out, seconds, sum(settings.budgets) * settings.holdout_seeds)
 
 
 def _settings(
@@ -521,7 +521,7 @@ def _settings(
     optimizer: str,
     budgets: Sequence[int],
     seeds: int,
-    tuning_seeds: int,
+    holdout_seeds: int,
     lr_grid: Sequence[float],
     warmup: int,
     db: str | Path | None,
@@ -535,7 +535,7 @@ def _settings(
         check_count("budgets", budget)
     ordered = tuple(sorted(set(budgets)))
     check_count("seeds", seeds)
-    check_count("tuning_seeds", tuning_seeds)
+    check_count("holdout_seeds", holdout_seeds)
     check_count("warmup", warmup, minimum=0)
     if warmup >= ordered[0] - round(0.2 * ordered[0]):
         raise ValueError(
@@ -551,7 +551,7 @@ def _settings(
         optimizer,
         ordered,
         seeds,
-        tuning_seeds,
+        holdout_seeds,
         tuple(float(v) for v in lr_grid),
         warmup,
         folder,
